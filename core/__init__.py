@@ -1,0 +1,1 @@
+"""Augmentation Lab core: augmentation, data, models and training. Never imports streamlit."""

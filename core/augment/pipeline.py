@@ -1,0 +1,188 @@
+"""A pipeline is an ordered list of steps (Compose semantics), stored as plain JSON.
+
+The same object drives the preview grid, the training loop and both code exports, so what a
+user previews is exactly what a run trains with.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from . import ops as _ops  # noqa: F401  (registers every augmentation)
+from .schema import AugmentError, get_op
+
+STEP_KEYS = {"op", "params", "enabled"}
+JSON_KEYS = {"steps", "seed"}
+
+
+@dataclass(frozen=True)
+class Step:
+    op: str
+    params: dict = field(default_factory=dict)  # validated and complete (defaults filled in)
+    enabled: bool = True
+
+    @classmethod
+    def make(cls, op: str, params: dict | None = None, enabled: bool = True) -> "Step":
+        return cls(op, get_op(op).validate(params or {}), enabled)
+
+    def to_dict(self) -> dict:
+        return {"op": self.op, "params": _jsonable(self.params), "enabled": self.enabled}
+
+
+def _jsonable(params: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    steps: tuple[Step, ...] = ()
+
+    # ---- building and editing (each returns a new pipeline) -----------------------------------
+
+    @classmethod
+    def empty(cls) -> "Pipeline":
+        return cls()
+
+    @classmethod
+    def of(cls, *items: tuple[str, dict] | str) -> "Pipeline":
+        """Pipeline.of("hflip", ("pad_crop", {"padding": 4}))"""
+        return cls(tuple(Step.make(i) if isinstance(i, str) else Step.make(*i) for i in items))
+
+    @classmethod
+    def from_list(cls, items) -> "Pipeline":
+        if not isinstance(items, (list, tuple)):
+            raise AugmentError(f"a pipeline must be a list of steps, got {type(items).__name__}")
+        steps = []
+        for n, item in enumerate(items, 1):
+            if not isinstance(item, dict) or "op" not in item:
+                raise AugmentError(f"step {n} must be an object with an 'op' key, got {item!r}")
+            unknown = sorted(set(item) - STEP_KEYS)
+            if unknown:
+                raise AugmentError(f"step {n} ({item['op']}): unknown key(s) {unknown}; allowed: {sorted(STEP_KEYS)}")
+            enabled = item.get("enabled", True)
+            if not isinstance(enabled, bool):
+                raise AugmentError(f"step {n} ({item['op']}): 'enabled' must be true or false")
+            steps.append(Step.make(item["op"], item.get("params"), enabled))
+        return cls(tuple(steps))
+
+    def to_list(self) -> list[dict]:
+        return [s.to_dict() for s in self.steps]
+
+    def to_json(self, seed: int | None = None) -> str:
+        doc = {"steps": self.to_list()}
+        if seed is not None:
+            doc["seed"] = seed
+        return json.dumps(doc, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "Pipeline":
+        return load_json(text)[0]
+
+    def added(self, op: str, params: dict | None = None) -> "Pipeline":
+        return Pipeline(self.steps + (Step.make(op, params),))
+
+    def removed(self, index: int) -> "Pipeline":
+        return Pipeline(self.steps[:index] + self.steps[index + 1:])
+
+    def moved(self, index: int, offset: int) -> "Pipeline":
+        target = index + offset
+        if not 0 <= target < len(self.steps):
+            return self
+        steps = list(self.steps)
+        steps[index], steps[target] = steps[target], steps[index]
+        return Pipeline(tuple(steps))
+
+    def updated(self, index: int, params: dict | None = None, enabled: bool | None = None) -> "Pipeline":
+        step = self.steps[index]
+        new = replace(
+            step,
+            params=get_op(step.op).validate(params) if params is not None else step.params,
+            enabled=step.enabled if enabled is None else enabled,
+        )
+        return Pipeline(self.steps[:index] + (new,) + self.steps[index + 1:])
+
+    @property
+    def active(self) -> tuple[Step, ...]:
+        return tuple(s for s in self.steps if s.enabled)
+
+    # ---- running -------------------------------------------------------------------------------
+
+    def apply(self, x: torch.Tensor, generator: torch.Generator, context: dict | None = None):
+        """Augment a batch (float [N,C,H,W] in [0,1]); every image draws its own parameters.
+
+        Returns (images, records): one record per enabled step with what was drawn.
+        """
+        if x.dim() != 4:
+            raise AugmentError(f"expected a batch [N, C, H, W], got shape {tuple(x.shape)}")
+        context = context or {}
+        records = []
+        for step in self.active:
+            op = get_op(step.op)
+            drawn = op.sample(x.shape[0], tuple(x.shape[1:]), step.params, generator, context)
+            x = op.apply(x, drawn, step.params, context)
+            records.append({"op": step.op, "label": op.label, "drawn": drawn})
+        return x, records
+
+    def preview(self, image: torch.Tensor, n: int = 8, seed: int = 0, context: dict | None = None):
+        """n augmented copies of one image [C,H,W]; the same seed gives the same grid."""
+        batch = image.unsqueeze(0).expand(n, *image.shape).contiguous()
+        return self.apply(batch, torch.Generator().manual_seed(seed), context)
+
+    @staticmethod
+    def describe(records: list[dict], i: int) -> list[str]:
+        """What image i drew at each step, one line a step."""
+        return [f"{r['label']}: {get_op(r['op']).describe(r['drawn'], i)}" for r in records]
+
+    # ---- export --------------------------------------------------------------------------------
+
+    def to_torchvision_code(self, input_size: tuple[int, int]) -> str:
+        """A standalone torchvision v2 Compose with the same ops and parameters.
+
+        Each image gets its own draws, as in our pipeline, but from torch's global generator, so
+        the samples differ from the preview's.
+        """
+        helpers = sorted({get_op(s.op).torchvision_helper for s in self.active} - {""})
+        lines = [f"        {get_op(s.op).torchvision_code(s.params, tuple(input_size))}," for s in self.active]
+        body = "\n".join(lines) if lines else "        v2.Identity(),"
+        return (
+            "import torch\nfrom torchvision.transforms import v2\n"
+            + "".join(helpers)
+            + "\n\ntransform = v2.Compose([\n"
+            "        v2.ToImage(),\n        v2.ToDtype(torch.float32, scale=True),\n"
+            f"{body}\n])\n\n"
+            "# augmented = transform(pil_image)  # a float tensor [C, H, W] in [0, 1]\n"
+        )
+
+    def to_core_code(self, seed: int, n: int, image_path: str = "photo.jpg", max_side: int = 512) -> str:
+        """Python that reproduces the preview grid exactly with this project's core package."""
+        return (
+            "from core.augment import Pipeline\n"
+            "from core.images import load_image\n\n"
+            f"pipeline = Pipeline.from_json('''{self.to_json()}''')\n"
+            f"image = load_image({image_path!r}, max_side={max_side}).tensor  # as the page loads it\n"
+            f"grid, records = pipeline.preview(image, n={n}, seed={seed})  # float [{n}, C, H, W]\n"
+            "for i in range(len(grid)):\n"
+            "    print(i, Pipeline.describe(records, i))\n"
+        )
+
+
+def load_json(text: str | bytes) -> tuple[Pipeline, int | None]:
+    """Parse a saved pipeline ({"steps": [...], "seed": 0} or a bare list of steps)."""
+    try:
+        doc = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise AugmentError(f"this file is not valid JSON ({e})") from None
+    seed = None
+    if isinstance(doc, dict):
+        unknown = sorted(set(doc) - JSON_KEYS)
+        if unknown:
+            raise AugmentError(f"unknown key(s) {unknown} in the pipeline file; allowed: {sorted(JSON_KEYS)}")
+        if "steps" not in doc:
+            raise AugmentError("the pipeline file has no 'steps' list")
+        seed = doc.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
+            raise AugmentError(f"'seed' must be a non-negative whole number, got {seed!r}")
+        doc = doc["steps"]
+    return Pipeline.from_list(doc), seed

@@ -1,0 +1,174 @@
+"""Declarations: an augmentation is one `Op` with a parameter schema.
+
+The schema is the single source of truth for everything around an augmentation: the page
+builds its sliders from it, `Pipeline.from_list` validates with it, the training config stores
+what it validated, and the code export reads it. An op is two pure functions around that
+schema, in the torchvision v2 spirit: `sample` draws every random number for a whole batch
+(one set per image, as plain tensors in a dict) and `apply` uses them. Keeping the two apart
+is what lets the preview show what was drawn and lets a seed replay a grid exactly.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+
+class AugmentError(ValueError):
+    """A pipeline or parameter that cannot be used; the message is meant for the user."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of an augmentation.
+
+    kind: "float" | "int" | "bool" | "choice" | "float_range" | "int_range".
+    A range is a pair (lo, hi) with low <= lo <= hi <= high.
+    """
+
+    name: str
+    kind: str
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    choices: tuple = ()
+    help: str = ""
+
+    def validate(self, value: Any, op_name: str) -> Any:
+        where = f"{op_name}.{self.name}"
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise AugmentError(f"{where} must be true or false, got {value!r}")
+            return value
+        if self.kind == "choice":
+            if value not in self.choices:
+                raise AugmentError(f"{where} must be one of {list(self.choices)}, got {value!r}")
+            return value
+        if self.kind in ("float", "int"):
+            return self._number(value, where)
+        if self.kind in ("float_range", "int_range"):
+            if not isinstance(value, (list, tuple)) or len(value) != 2:
+                raise AugmentError(f"{where} must be a pair [low, high], got {value!r}")
+            lo, hi = (self._number(v, where) for v in value)
+            if lo > hi:
+                raise AugmentError(f"{where}: the first value ({lo}) must not exceed the second ({hi})")
+            return (lo, hi)
+        raise AssertionError(f"unknown parameter kind {self.kind!r} in {where}")
+
+    def _number(self, value: Any, where: str) -> float | int:
+        integer = self.kind.startswith("int")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise AugmentError(f"{where} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise AugmentError(f"{where} must be finite, got {value!r}")
+        if integer:
+            if float(value) != int(value):
+                raise AugmentError(f"{where} must be a whole number, got {value!r}")
+            value = int(value)
+        else:
+            value = float(value)
+        if self.low is not None and value < self.low or self.high is not None and value > self.high:
+            raise AugmentError(f"{where} = {value} is out of range: allowed {self.low} to {self.high}")
+        return value
+
+
+# sample(n, shape (C, H, W), params, generator, context) -> dict of per-image tensors
+Sampler = Callable[[int, tuple, dict, torch.Generator, dict], dict]
+# apply(images [N,C,H,W] float in [0,1], drawn, params, context) -> images
+Applier = Callable[[torch.Tensor, dict, dict, dict], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Op:
+    """An augmentation: schema + sample + apply + how to explain and export it."""
+
+    name: str
+    label: str
+    group: str  # "flip" | "geometry" | "colour" | "occlusion" | "policy"
+    help: str
+    params: tuple[Param, ...]
+    sample: Sampler
+    apply: Applier
+    # torchvision v2 expression with the same parameters; input_size is (H, W) of the images it will see
+    torchvision_code: Callable[[dict, tuple[int, int]], str]
+    # one short line describing what tile i drew, for the preview
+    describe: Callable[[dict, int], str]
+    # extra helper code the torchvision export needs (e.g. a Cutout class torchvision lacks)
+    torchvision_helper: str = ""
+    paper: str = ""
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def defaults(self) -> dict:
+        return {p.name: p.default for p in self.params}
+
+    def validate(self, params: dict) -> dict:
+        """Complete `params` with defaults and check every value; unknown keys are an error."""
+        if not isinstance(params, dict):
+            raise AugmentError(f"{self.name}: parameters must be an object, got {params!r}")
+        known = {p.name for p in self.params}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise AugmentError(
+                f"{self.name}: unknown parameter(s) {unknown}; allowed: {sorted(known) or 'none'}"
+            )
+        return {p.name: p.validate(params.get(p.name, p.default), self.name) for p in self.params}
+
+    def extremes(self) -> dict[str, dict]:
+        """Low, default and high settings of every parameter, for tests and demos."""
+        low, high = {}, {}
+        for p in self.params:
+            if p.kind in ("float", "int"):
+                low[p.name], high[p.name] = p.low, p.high
+            elif p.kind in ("float_range", "int_range"):
+                low[p.name], high[p.name] = (p.low, p.low), (p.low, p.high)
+            elif p.kind == "bool":
+                low[p.name], high[p.name] = False, True
+            else:
+                low[p.name], high[p.name] = p.choices[0], p.choices[-1]
+        return {"low": self.validate(low), "default": self.defaults(), "high": self.validate(high)}
+
+
+REGISTRY: dict[str, Op] = {}
+
+
+def register(op: Op) -> Op:
+    assert op.name not in REGISTRY, f"augmentation {op.name!r} declared twice"
+    for p in op.params:
+        p.validate(p.default, op.name)  # a declaration with a bad default fails at import
+    REGISTRY[op.name] = op
+    return op
+
+
+def get_op(name: str) -> Op:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise AugmentError(f"unknown augmentation {name!r}; known: {sorted(REGISTRY)}") from None
+
+
+# ---- small sampling helpers shared by the ops ------------------------------------------------
+
+
+def uniform(n: int, lo: float, hi: float, generator: torch.Generator) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(n, generator=generator, dtype=torch.float64)
+
+
+def bernoulli(n: int, p: float, generator: torch.Generator) -> torch.Tensor:
+    return torch.rand(n, generator=generator) < p
+
+
+def fmt(values: dict, i: int, digits: int = 2) -> str:
+    """'name=value' pairs of image i, for the tile captions."""
+    parts = []
+    for k, v in values.items():
+        x = v[i].item() if isinstance(v, torch.Tensor) else v
+        parts.append(f"{k}={x:.{digits}f}" if isinstance(x, float) else f"{k}={x}")
+    return ", ".join(parts)

@@ -1,0 +1,892 @@
+"""Datasets: every source ends up as one in-memory `DatasetBundle` of uint8 tensors.
+
+Sources, by name:
+  "shapes"          generated from the seed, no files; the default and the one tests use
+  "cifar10", "mnist", "fashion_mnist"
+                    torchvision's dataset classes under home()/datasets
+  "folder:<path>"   your own images in class folders (ImageFolder layout)
+  "zip:<path>"      the same inside a zip, read member by member and never extracted
+
+Everything is uint8 [N, C, H, W] so that 60,000 CIFAR images take 184 MB rather than 737 MB;
+the trainer converts batches to float on the device. Loading is deterministic: the same
+arguments give identical tensors, because every random choice (shape parameters, the held-out
+split of an unsplit folder, subsets) comes from a generator seeded by `seed` and a fixed tag.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import multiprocessing
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.paths import home
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be loaded; the message is meant for the user."""
+
+
+# ============================================================================
+# Bundle
+# ============================================================================
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: comparing tensors with == is ambiguous; use torch.equal
+class DatasetBundle:
+    name: str
+    train_x: torch.Tensor  # uint8 [N, C, H, W]
+    train_y: torch.Tensor  # int64 [N]
+    test_x: torch.Tensor  # uint8 [M, C, H, W]
+    test_y: torch.Tensor  # int64 [M]
+    classes: tuple[str, ...]
+    mean: tuple[float, ...]  # per channel, of train_x / 255
+    std: tuple[float, ...]
+    note: str = ""  # what was done to the source: split, subset, resize, skipped files
+
+    def __post_init__(self) -> None:
+        for split, x, y in (("train", self.train_x, self.train_y), ("test", self.test_x, self.test_y)):
+            if x.dtype != torch.uint8 or x.ndim != 4:
+                raise DatasetError(f"{split}_x must be uint8 [N, C, H, W], got {x.dtype} {tuple(x.shape)}")
+            if y.dtype != torch.int64 or y.shape != (x.shape[0],):
+                raise DatasetError(f"{split}_y must be int64 [{x.shape[0]}], got {y.dtype} {tuple(y.shape)}")
+        if self.train_x.shape[1:] != self.test_x.shape[1:]:
+            raise DatasetError(
+                f"train images are {tuple(self.train_x.shape[1:])} but test images are {tuple(self.test_x.shape[1:])}"
+            )
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.train_x.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train_x.shape[-1])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def overview(self):
+        """Images per class in each split, as a pandas DataFrame (class, train, test)."""
+        import pandas as pd
+
+        k = self.num_classes
+        return pd.DataFrame(
+            {
+                "class": list(self.classes),
+                "train": torch.bincount(self.train_y, minlength=k).tolist(),
+                "test": torch.bincount(self.test_y, minlength=k).tolist(),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    label: str
+    help: str
+    variants: tuple[str, ...] = ()  # accepted values of `variant` besides None
+    needs_files: bool = False  # True: usable only once its files are under home()/datasets
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "shapes": DatasetInfo(
+        label="Shapes (generated, 10 classes)",
+        help=(
+            "Ten simple shapes (circle, square, triangle, plus, ring, star, diamond, horizontal bar, "
+            "vertical bar, x) in random colours, sizes, positions and small rotations on a light "
+            "textured background; 32x32 RGB, 5,000 train / 1,000 test, generated from the seed in "
+            "under a second, no files needed. Variants make the TRAIN split narrower than the test "
+            "split, so that the right augmentation visibly pays off: "
+            "'left' = train objects only in the left half, test objects anywhere (flips and crops help); "
+            "'few_colours' = train objects only red or green, test objects any colour (colour jitter "
+            "and grayscale help). Note: the bars and the triangle are not rotation- or vflip-invariant, "
+            "so those augmentations can hurt here."
+        ),
+        variants=("left", "few_colours"),
+    ),
+    "cifar10": DatasetInfo(
+        label="CIFAR-10 (torchvision)",
+        help="60,000 32x32 colour photos in 10 classes (50,000 train / 10,000 test).",
+        needs_files=True,
+    ),
+    "mnist": DatasetInfo(
+        label="MNIST (torchvision)",
+        help="70,000 28x28 grayscale handwritten digits (60,000 train / 10,000 test).",
+        needs_files=True,
+    ),
+    "fashion_mnist": DatasetInfo(
+        label="Fashion-MNIST (torchvision)",
+        help="70,000 28x28 grayscale clothing images in 10 classes (60,000 train / 10,000 test).",
+        needs_files=True,
+    ),
+}
+
+# Your own images, by prefix. Listed for the UI; they are not in DATASETS because they need a path.
+PATH_PREFIXES = {
+    "folder:": "A folder of class folders: <folder>/<class>/<image>, or <folder>/train/<class>/... "
+    "with <folder>/test/<class>/... (or val/).",
+    "zip:": "A zip of class folders in the same layout (one wrapping folder is fine). Read without "
+    "extracting; images are decoded once and cached.",
+}
+
+IMAGE_SIZE_RANGE = (8, 256)
+DEFAULT_MAX_BYTES = 2 * 1024**3  # uncompressed total a zip or folder may hold
+DEFAULT_MAX_FILES = 200_000
+SHAPES_TRAIN, SHAPES_TEST = 5000, 1000
+# A test split is subset along with train only above this size: a smaller one is cheap to
+# evaluate in full, and a full test split keeps accuracies comparable across subset sizes.
+FULL_TEST_LIMIT = 10_000
+
+
+def available_datasets(allow_download: bool = False) -> list[str]:
+    """Built-in names usable right now: shapes always, torchvision ones when their files exist."""
+    root = _datasets_root()
+    return [
+        name
+        for name, info in DATASETS.items()
+        if not info.needs_files or allow_download or _torchvision_files_present(name, root)
+    ]
+
+
+# ============================================================================
+# Entry point
+# ============================================================================
+
+
+def load_dataset(
+    name: str,
+    *,
+    image_size: int | None = None,
+    subset: float | None = None,
+    seed: int = 0,
+    val_ratio: float = 0.2,
+    variant: str | None = None,
+    allow_download: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_files: int = DEFAULT_MAX_FILES,
+) -> DatasetBundle:
+    """Load a dataset by name into memory; see the module docstring for the names.
+
+    image_size: side of the square images, 8..256. None keeps the source size for the built-in
+        sets; for your own images it picks the source size if <= 32 px, 32 if <= 64 px, else 64.
+    subset: a stratified, seeded fraction (0, 1] of the train split (also of the test split when
+        that holds more than 10,000 images).
+    val_ratio: fraction of each class held out as the test split when your own images have no
+        train/test folders.
+    variant: only for "shapes": None, "left" or "few_colours" (see DATASETS["shapes"].help).
+    max_bytes, max_files: limits for your own images (zip bombs, wrong folder picked).
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise DatasetError("dataset name must be a non-empty string")
+    name = name.strip()
+    if image_size is not None:
+        lo, hi = IMAGE_SIZE_RANGE
+        if isinstance(image_size, bool) or not isinstance(image_size, int) or not lo <= image_size <= hi:
+            raise DatasetError(f"image_size must be a whole number from {lo} to {hi}, got {image_size!r}")
+    if subset is not None and (isinstance(subset, bool) or not isinstance(subset, (int, float)) or not 0 < subset <= 1):
+        raise DatasetError(f"subset must be a fraction in (0, 1], got {subset!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise DatasetError(f"seed must be a whole number, got {seed!r}")
+    if not isinstance(val_ratio, (int, float)) or not 0 < val_ratio < 1:
+        raise DatasetError(f"val_ratio must be a fraction strictly between 0 and 1, got {val_ratio!r}")
+    if variant is not None and name != "shapes":
+        raise DatasetError(f"variant applies only to the 'shapes' dataset, not to {name!r}")
+
+    notes: list[str] = []
+    if name == "shapes":
+        train_x, train_y, test_x, test_y, classes = _load_shapes(image_size or 32, seed, variant, notes)
+    elif name in _TORCHVISION:
+        train_x, train_y, test_x, test_y, classes = _load_torchvision(name, image_size, allow_download, notes)
+    elif name.startswith(("folder:", "zip:")):
+        kind, _, path = name.partition(":")
+        train_x, train_y, test_x, test_y, classes = _load_images(
+            kind, path, image_size, seed, val_ratio, max_bytes, max_files, notes
+        )
+    else:
+        known = ", ".join(repr(n) for n in DATASETS)
+        raise DatasetError(f"unknown dataset {name!r}; choose one of {known}, or 'folder:<path>' or 'zip:<path>'")
+
+    if subset is not None and subset < 1:
+        keep = _stratified_pick(train_y, subset, _generator(seed, "subset-train"))
+        train_x, train_y = train_x[keep], train_y[keep]
+        notes.append(f"subset: {subset:.0%} of train, stratified (seed {seed})")
+        if len(test_y) > FULL_TEST_LIMIT:
+            keep = _stratified_pick(test_y, subset, _generator(seed, "subset-test"))
+            test_x, test_y = test_x[keep], test_y[keep]
+            notes.append(f"subset: {subset:.0%} of test (it holds more than {FULL_TEST_LIMIT:,} images)")
+
+    mean, std = _channel_stats(train_x)
+    return DatasetBundle(
+        name=name,
+        train_x=train_x.contiguous(),
+        train_y=train_y,
+        test_x=test_x.contiguous(),
+        test_y=test_y,
+        classes=tuple(classes),
+        mean=mean,
+        std=std,
+        note="; ".join(notes),
+    )
+
+
+def _generator(seed: int, tag: str) -> torch.Generator:
+    """A generator for one purpose: changing the subset must not change the shapes or the split."""
+    digest = hashlib.sha256(f"{seed}:{tag}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+
+
+def _stratified_pick(y: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
+    """Sorted indices of `fraction` of each class (at least one image of every non-empty class)."""
+    picked = []
+    for c in range(int(y.max()) + 1 if len(y) else 0):
+        idx = (y == c).nonzero().flatten()
+        if len(idx) == 0:
+            continue
+        k = max(1, round(len(idx) * fraction))
+        picked.append(idx[torch.randperm(len(idx), generator=generator)[:k]])
+    return torch.cat(picked).sort().values
+
+
+def _channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of x / 255, in chunks so a float copy of the whole set never exists."""
+    c = x.shape[1]
+    total = torch.zeros(c, dtype=torch.float64)
+    squares = torch.zeros(c, dtype=torch.float64)
+    for chunk in x.split(8192):
+        f = chunk.to(torch.float32) / 255
+        total += f.sum(dim=(0, 2, 3), dtype=torch.float64)
+        squares += (f * f).sum(dim=(0, 2, 3), dtype=torch.float64)
+    count = max(1, x.shape[0] * x.shape[2] * x.shape[3])
+    mean = total / count
+    std = (squares / count - mean**2).clamp_min(0).sqrt()
+    return tuple(round(v, 6) for v in mean.tolist()), tuple(round(max(v, 1e-6), 6) for v in std.tolist())
+
+
+def _resize_uint8(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Antialiased bilinear resize of uint8 [N, C, H, W] to size x size, in chunks."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    out = [
+        F.interpolate(chunk.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        .round_()
+        .clamp_(0, 255)
+        .to(torch.uint8)
+        for chunk in x.split(4096)
+    ]
+    return torch.cat(out)
+
+
+# ============================================================================
+# Shapes: generated, no files
+# ============================================================================
+
+SHAPE_CLASSES = (
+    "circle",
+    "square",
+    "triangle",
+    "plus",
+    "ring",
+    "star",
+    "diamond",
+    "horizontal bar",
+    "vertical bar",
+    "x",
+)
+# few_colours: train hues are drawn only from these bands (hue in [0, 1): red 0, green 1/3).
+FEW_COLOUR_BANDS = ((-0.05, 0.05), (0.28, 0.38))
+
+
+@dataclass(frozen=True)
+class ShapesSample:
+    """Generated images with the parameters that made them (tests check the variants with these)."""
+
+    x: torch.Tensor  # uint8 [N, 3, S, S]
+    y: torch.Tensor  # int64 [N]
+    centres: torch.Tensor  # float [N, 2] (x, y) in pixels, origin top-left
+    radii: torch.Tensor  # float [N], object half-size in pixels
+    hues: torch.Tensor  # float [N] in [0, 1)
+
+
+def generate_shapes(n: int, *, seed: int, image_size: int = 32, variant: str | None = None) -> ShapesSample:
+    """n images of the ten shapes, balanced (n // 10 or one more per class), fully determined by seed.
+
+    Every random number is drawn up front from one generator, then images are rendered in chunks
+    with signed distance functions, which gives antialiased edges at any image size for free.
+    """
+    if variant not in (None, *DATASETS["shapes"].variants):
+        raise DatasetError(f"unknown shapes variant {variant!r}; choose None, 'left' or 'few_colours'")
+    g = torch.Generator().manual_seed(seed)
+    s = image_size
+    k = len(SHAPE_CLASSES)
+
+    def uniform(lo: float, hi: float, *shape: int) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(*shape, generator=g)
+
+    y = (torch.arange(n) % k)[torch.randperm(n, generator=g)]
+    radius = s * uniform(0.17, 0.30, n)
+    # Centres keep most of the object inside the frame; "left" keeps the centre in the left half.
+    right_limit = torch.full((n,), s / 2) if variant == "left" else s - radius
+    cx = radius + (right_limit - radius) * torch.rand(n, generator=g)
+    cy = uniform(0, 1, n) * (s - 2 * radius) + radius
+    angle = uniform(-math.pi / 12, math.pi / 12, n)  # +-15 degrees: squares never become diamonds
+    if variant == "few_colours":
+        band = torch.randint(len(FEW_COLOUR_BANDS), (n,), generator=g)
+        lo = torch.tensor([b[0] for b in FEW_COLOUR_BANDS])[band]
+        hi = torch.tensor([b[1] for b in FEW_COLOUR_BANDS])[band]
+        hue = (lo + (hi - lo) * torch.rand(n, generator=g)) % 1.0
+    else:
+        hue = torch.rand(n, generator=g)
+    colour = _hsv_to_rgb(hue, uniform(0.55, 1.0, n), uniform(0.15, 0.9, n))  # [n, 3]
+    background = uniform(0.55, 0.85, n, 1) + uniform(-0.05, 0.05, n, 3)  # light grey, slightly tinted
+    texture = torch.randn(n, 1, 4, 4, generator=g) * 0.06  # low-frequency blotches
+    noise_seed = int(torch.randint(2**62, (1,), generator=g))
+
+    out = torch.empty(n, 3, s, s, dtype=torch.uint8)
+    centre = (torch.arange(s, dtype=torch.float32) + 0.5).view(1, 1, s)
+    chunk = 1024
+    noise_gen = torch.Generator().manual_seed(noise_seed)
+    for start in range(0, n, chunk):
+        sl = slice(start, min(n, start + chunk))
+        m = sl.stop - sl.start
+        dx = centre - cx[sl].view(-1, 1, 1)  # [m, 1, s]
+        dy = centre.transpose(1, 2) - cy[sl].view(-1, 1, 1)  # [m, s, 1]
+        cos, sin = angle[sl].cos().view(-1, 1, 1), angle[sl].sin().view(-1, 1, 1)
+        r = radius[sl].view(-1, 1, 1)
+        u = (dx * cos + dy * sin) / r  # [m, s, s] object coordinates, the shape spans about [-1, 1]
+        v = (-dx * sin + dy * cos) / r
+        dist = torch.empty(m, s, s)
+        labels = y[sl]
+        for c in range(k):
+            sel = labels == c
+            if sel.any():
+                dist[sel] = _SHAPE_SDF[c](u[sel], v[sel])
+        alpha = (0.5 - dist * r).clamp(0, 1).unsqueeze(1)  # signed distance in pixels -> coverage
+        bg = background[sl].view(m, 3, 1, 1) + F.interpolate(texture[sl], size=(s, s), mode="bilinear")
+        img = bg * (1 - alpha) + colour[sl].view(m, 3, 1, 1) * alpha
+        img = img + 0.025 * torch.randn(m, 3, s, s, generator=noise_gen)
+        out[sl] = (img.clamp(0, 1) * 255).round().to(torch.uint8)
+    return ShapesSample(x=out, y=y, centres=torch.stack([cx, cy], 1), radii=radius, hues=hue)
+
+
+def _hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    h6 = (h % 1.0) * 6
+    c = v * s
+    x = c * (1 - ((h6 % 2) - 1).abs())
+    zero = torch.zeros_like(c)
+    sector = h6.floor().long().clamp(0, 5)
+    # (r, g, b) before adding m, for each 60-degree sector of the hue circle
+    options = torch.stack(
+        [
+            torch.stack([c, x, zero], 1),
+            torch.stack([x, c, zero], 1),
+            torch.stack([zero, c, x], 1),
+            torch.stack([zero, x, c], 1),
+            torch.stack([x, zero, c], 1),
+            torch.stack([c, zero, x], 1),
+        ],
+        1,
+    )  # [n, 6, 3]
+    rgb = options[torch.arange(len(h)), sector]
+    return rgb + (v - c).unsqueeze(1)
+
+
+def _box(u: torch.Tensor, v: torch.Tensor, half_w: float, half_h: float) -> torch.Tensor:
+    return torch.maximum(u.abs() - half_w, v.abs() - half_h)
+
+
+def _star(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    r = torch.sqrt(u * u + v * v)
+    phase = (torch.atan2(u, -v) / (2 * math.pi) * 5) % 1.0  # one point straight up
+    spike = 1 - 2 * (phase - 0.5).abs()  # 1 at a point, 0 between two points
+    return (r - (0.45 + 0.6 * (1 - spike))) * 0.7
+
+
+_S3 = math.sqrt(3) / 2
+_SHAPE_SDF = (
+    lambda u, v: torch.sqrt(u * u + v * v) - 0.9,  # circle
+    lambda u, v: _box(u, v, 0.78, 0.78),  # square
+    lambda u, v: torch.maximum(torch.maximum(v, _S3 * u - 0.5 * v), -_S3 * u - 0.5 * v) - 0.55,  # triangle, apex up
+    lambda u, v: torch.minimum(_box(u, v, 1.0, 0.3), _box(u, v, 0.3, 1.0)),  # plus
+    lambda u, v: (torch.sqrt(u * u + v * v) - 0.72).abs() - 0.24,  # ring
+    _star,
+    lambda u, v: (u.abs() + v.abs() - 1.0) / math.sqrt(2),  # diamond
+    lambda u, v: _box(u, v, 1.0, 0.28),  # horizontal bar
+    lambda u, v: _box(u, v, 0.28, 1.0),  # vertical bar
+    lambda u, v: torch.minimum(  # x: the plus turned 45 degrees
+        _box((u + v) / math.sqrt(2), (v - u) / math.sqrt(2), 1.0, 0.28),
+        _box((u + v) / math.sqrt(2), (v - u) / math.sqrt(2), 0.28, 1.0),
+    ),
+)
+
+
+def _load_shapes(image_size: int, seed: int, variant: str | None, notes: list[str]):
+    train = generate_shapes(SHAPES_TRAIN, seed=_seed_int(seed, "shapes-train"), image_size=image_size, variant=variant)
+    # The test split always has the full distribution: a variant narrows train only.
+    test = generate_shapes(SHAPES_TEST, seed=_seed_int(seed, "shapes-test"), image_size=image_size)
+    if variant == "left":
+        notes.append("variant left: train objects only in the left half, test objects anywhere")
+    elif variant == "few_colours":
+        notes.append("variant few_colours: train objects only red or green, test objects any colour")
+    return train.x, train.y, test.x, test.y, SHAPE_CLASSES
+
+
+def _seed_int(seed: int, tag: str) -> int:
+    return int(_generator(seed, tag).initial_seed())
+
+
+# ============================================================================
+# torchvision datasets
+# ============================================================================
+
+# name -> (torchvision class name, folder under the root, files that folder must hold)
+_TORCHVISION = {
+    "cifar10": (
+        "CIFAR10",
+        "cifar-10-batches-py",
+        ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"),
+    ),
+    "mnist": (
+        "MNIST",
+        "MNIST/raw",
+        ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+    ),
+    "fashion_mnist": (
+        "FashionMNIST",
+        "FashionMNIST/raw",
+        ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+    ),
+}
+
+
+def _datasets_root() -> Path:
+    return home() / "datasets"
+
+
+def _torchvision_files_present(name: str, root: Path) -> bool:
+    _, folder, files = _TORCHVISION[name]
+    return all((root / folder / f).is_file() for f in files)
+
+
+def _load_torchvision(name: str, image_size: int | None, allow_download: bool, notes: list[str]):
+    import torchvision.datasets
+
+    cls_name, folder, files = _TORCHVISION[name]
+    root = _datasets_root()
+    if not allow_download and not _torchvision_files_present(name, root):
+        raise DatasetError(
+            f"{DATASETS[name].label}: files not found and downloading is off. Put the files "
+            f"{', '.join(files)} in {root / folder} (torchvision's layout; the archives from the "
+            f"official site unpack to it), or allow the download, or upload a zip of class folders "
+            f"instead (zip:<path>)."
+        )
+    cls = getattr(torchvision.datasets, cls_name)
+    try:
+        train = cls(root=str(root), train=True, download=allow_download)
+        test = cls(root=str(root), train=False, download=allow_download)
+    except Exception as exc:  # torchvision raises RuntimeError, URLError, OSError... all mean the same here
+        raise DatasetError(
+            f"{DATASETS[name].label} could not be loaded from {root / folder}: {exc}. "
+            f"Check the files there ({', '.join(files)}) or upload a zip of class folders instead."
+        ) from exc
+
+    def tensors(ds) -> tuple[torch.Tensor, torch.Tensor]:
+        data = torch.as_tensor(np.asarray(ds.data))
+        x = data.unsqueeze(1) if data.ndim == 3 else data.permute(0, 3, 1, 2)  # MNIST [N,H,W]; CIFAR [N,H,W,C]
+        return x.to(torch.uint8).contiguous(), torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
+
+    train_x, train_y = tensors(train)
+    test_x, test_y = tensors(test)
+    if image_size is not None and image_size != train_x.shape[-1]:
+        notes.append(f"resized from {train_x.shape[-1]}x{train_x.shape[-1]} to {image_size}x{image_size}")
+        train_x, test_x = _resize_uint8(train_x, image_size), _resize_uint8(test_x, image_size)
+    return train_x, train_y, test_x, test_y, tuple(train.classes)
+
+
+# ============================================================================
+# Your own images: folder:<path> and zip:<path>
+# ============================================================================
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
+_JUNK_FILES = frozenset({"thumbs.db", "desktop.ini"})  # written by file browsers, never data
+_TRAIN_NAMES = ("train", "training")
+_TEST_NAMES = ("test", "testing", "val", "valid", "validation")  # preferred in this order
+_GRAYSCALE_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
+_CACHE_VERSION = 1
+# Decoding is mostly Python overhead per small file, so two processes nearly halve it; below
+# this many images the start-up cost of the pool is not worth it.
+_POOL_MIN_IMAGES = 4000
+
+
+class _Source:
+    """Files of a folder or a zip, by relative POSIX path."""
+
+    def __init__(self, kind: str, path: Path, max_bytes: int, max_files: int):
+        self.kind, self.path = kind, path
+        self.files: dict[str, int] = {}  # relative path -> size in bytes
+        self.dirs: set[str] = set()  # relative paths of folders, including empty ones
+        listing = self._list_zip() if kind == "zip" else self._list_folder()
+        total = 0
+        for rel, size, is_dir in listing:
+            parts = PurePosixPath(rel).parts
+            if any(p.startswith(".") or p == "__MACOSX" for p in parts) or parts[-1].lower() in _JUNK_FILES:
+                continue  # macOS resource forks, .DS_Store, hidden files: never data
+            if is_dir:
+                self.dirs.add(rel)
+                continue
+            self.files[rel] = size
+            total += size
+            if len(self.files) > max_files:
+                raise DatasetError(
+                    f"{path.name} holds more than {max_files:,} files, the limit; pick a smaller set "
+                    f"or raise max_files."
+                )
+        if total > max_bytes:
+            raise DatasetError(
+                f"{path.name} would unpack to {total / 1e6:,.0f} MB, more than the limit of "
+                f"{max_bytes / 1e6:,.0f} MB; use a smaller set or raise max_bytes."
+            )
+        for rel in self.files:  # folders that exist only implicitly, as parents of files
+            for parent in PurePosixPath(rel).parents:
+                if str(parent) != ".":
+                    self.dirs.add(str(parent))
+
+    def _list_zip(self) -> Iterator[tuple[str, int, bool]]:
+        try:
+            with zipfile.ZipFile(self.path) as zf:
+                infos = zf.infolist()
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            raise DatasetError(
+                f"{self.path.name} is not a zip file or is damaged ({exc}); create it again, for "
+                f"example with 'zip -r data.zip <folder>'."
+            ) from exc
+        for info in infos:
+            raw = info.filename.replace("\\", "/")  # some Windows tools write backslashes
+            if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":") or ".." in raw.split("/"):
+                raise DatasetError(
+                    f"{self.path.name} contains the unsafe path {info.filename!r} (absolute or "
+                    f"pointing outside the archive); refusing to read it."
+                )
+            if info.flag_bits & 0x1:
+                raise DatasetError(f"{self.path.name} is password-protected; upload a zip without a password.")
+            rel = raw.strip("/")
+            if rel:
+                yield rel, info.file_size, info.is_dir()
+
+    def _list_folder(self) -> Iterator[tuple[str, int, bool]]:
+        for dirpath, dirnames, filenames in os.walk(self.path):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            base = Path(dirpath).relative_to(self.path).as_posix()
+            prefix = "" if base == "." else base + "/"
+            for d in dirnames:
+                yield prefix + d, 0, True
+            for f in filenames:
+                full = Path(dirpath) / f
+                if full.is_file():
+                    yield prefix + f, full.stat().st_size, False
+
+    def children(self, folder: str) -> tuple[list[str], list[str]]:
+        """Immediate sub-folder names and file names of `folder` ("" is the top)."""
+        prefix = folder + "/" if folder else ""
+        dirs = sorted({d[len(prefix):] for d in self.dirs if d.startswith(prefix) and "/" not in d[len(prefix):]})
+        files = sorted(f[len(prefix):] for f in self.files if f.startswith(prefix) and "/" not in f[len(prefix):])
+        return dirs, files
+
+    def files_under(self, folder: str) -> list[str]:
+        prefix = folder + "/"
+        return sorted(f for f in self.files if f.startswith(prefix))
+
+
+def _is_image(name: str) -> bool:
+    return PurePosixPath(name).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _join(*parts: str) -> str:
+    return "/".join(p for p in parts if p)
+
+
+@dataclass
+class _Layout:
+    classes: list[str]
+    members: list[str]  # image files to decode, in order
+    labels: list[int]
+    origin: list[int]  # 0 train folder, 1 test folder, -1 no split folders
+    skipped: list[str]  # files that are not images
+    notes: list[str]
+
+
+def _find_layout(src: _Source) -> _Layout:
+    top = ""
+    # Unwrap folders like "cifar10/" that hold everything else (as zipping a folder produces),
+    # but never a lone folder of images: that is a (single) class, reported below.
+    for _ in range(4):
+        dirs, files = src.children(top)
+        if len(dirs) != 1 or any(_is_image(f) for f in files) or not src.children(_join(top, dirs[0]))[0]:
+            break
+        top = _join(top, dirs[0])
+    dirs, files = src.children(top)
+    where = f"{src.path.name}{'/' + top if top else ''}"
+    lower = {d.lower(): d for d in dirs}
+    train_dir = next((lower[n] for n in _TRAIN_NAMES if n in lower), None)
+    test_dir = next((lower[n] for n in _TEST_NAMES if n in lower), None)
+    notes: list[str] = []
+    skipped = [_join(top, f) for f in files if _is_image(f)]  # images outside any class folder
+
+    if train_dir and test_dir:
+        ignored = [d for d in dirs if d not in (train_dir, test_dir)]
+        if ignored:
+            notes.append(f"ignored folder(s) {', '.join(ignored)} next to {train_dir}/ and {test_dir}/")
+        splits = [(0, _join(top, train_dir)), (1, _join(top, test_dir))]
+        class_dirs, stray = src.children(splits[0][1])
+        skipped += [_join(splits[0][1], f) for f in stray if _is_image(f)]
+        test_classes, stray = src.children(splits[1][1])
+        skipped += [_join(splits[1][1], f) for f in stray if _is_image(f)]
+        extra = sorted(set(test_classes) - set(class_dirs))
+        if extra:
+            raise DatasetError(
+                f"{where}: {test_dir}/ has class folder(s) {extra} that {train_dir}/ lacks; "
+                f"both must use the same class names."
+            )
+    else:
+        splits = [(-1, top)]
+        class_dirs = dirs
+        test_classes = []
+
+    if not class_dirs:
+        raise DatasetError(
+            f"{where}: no class folders found. Put each class's images in its own folder: "
+            f"<class>/<image>.jpg, optionally inside train/ and test/ folders."
+        )
+    if len(class_dirs) < 2:
+        raise DatasetError(
+            f"{where}: only one class folder ({class_dirs[0]!r}); a classifier needs at least two classes."
+        )
+
+    members, labels, origin = [], [], []
+    for label, cls in enumerate(class_dirs):
+        for split_origin, split_dir in splits:
+            if split_origin == 1 and cls not in test_classes:
+                continue
+            folder = _join(split_dir, cls)
+            found = src.files_under(folder)
+            images = [f for f in found if _is_image(f)]
+            skipped += [f for f in found if not _is_image(f)]
+            if not images:
+                what = "is empty" if not found else "has no image files (.jpg, .png, ...)"
+                raise DatasetError(f"{where}: class folder {folder[len(top):].lstrip('/')!r} {what}.")
+            members += images
+            labels += [label] * len(images)
+            origin += [split_origin] * len(images)
+    return _Layout(class_dirs, members, labels, origin, skipped, notes)
+
+
+def _auto_image_size(src: _Source, members: list[str]) -> tuple[int, int]:
+    """(chosen size, typical source size) from the headers of up to 32 images spread over the set."""
+    from PIL import Image
+
+    step = max(1, len(members) // 32)
+    sides = []
+    for name in members[::step][:32]:
+        try:
+            with Image.open(io.BytesIO(_read_member(src.kind, src.path, name))) as im:
+                sides.append(min(im.size))
+        except Exception:
+            continue  # unreadable files are counted when decoding
+    typical = int(np.median(sides)) if sides else 32
+    if typical <= 32:
+        return max(IMAGE_SIZE_RANGE[0], typical), typical
+    return (32 if typical <= 64 else 64), typical
+
+
+def _read_member(kind: str, path: Path, name: str, zf: zipfile.ZipFile | None = None) -> bytes:
+    if kind == "zip":
+        if zf is not None:
+            return zf.read(name)
+        with zipfile.ZipFile(path) as own:
+            return own.read(name)
+    return (path / name).read_bytes()
+
+
+def _decode_chunk(task: tuple[str, str, list[str], int]) -> tuple[np.ndarray, np.ndarray]:
+    """Decode, convert and resize images: ([n, S, S, 3] uint8, status per image).
+
+    Status: 0 colour, 1 grayscale (stored in all three channels), 2 unreadable. A top-level
+    function so that a multiprocessing pool can run it; each call opens the zip once.
+    """
+    from PIL import Image, ImageOps
+
+    kind, path_str, names, size = task
+    path = Path(path_str)
+    out = np.zeros((len(names), size, size, 3), dtype=np.uint8)
+    status = np.full(len(names), 2, dtype=np.int8)
+    zf = zipfile.ZipFile(path) if kind == "zip" else None
+    try:
+        for i, name in enumerate(names):
+            try:
+                data = _read_member(kind, path, name, zf)
+                with Image.open(io.BytesIO(data)) as im:
+                    gray = im.mode in _GRAYSCALE_MODES
+                    im.draft("L" if gray else "RGB", (size, size))  # JPEG: decode at a reduced scale, much faster
+                    im = im.convert("L" if gray else "RGB")
+                    # Shorter side to `size`, then a centre crop: keeps proportions, loses the edges.
+                    im = ImageOps.fit(im, (size, size), method=Image.Resampling.BILINEAR)
+                    arr = np.asarray(im)
+                out[i] = arr[..., None] if gray else arr
+                status[i] = 1 if gray else 0
+            except Exception:
+                continue  # corrupt, truncated, not really an image: reported as skipped
+    finally:
+        if zf is not None:
+            zf.close()
+    return out, status
+
+
+def _decode_all(src: _Source, members: list[str], size: int) -> tuple[np.ndarray, np.ndarray]:
+    chunks = [members[i : i + 2000] for i in range(0, len(members), 2000)]
+    tasks = [(src.kind, str(src.path), chunk, size) for chunk in chunks]
+    use_pool = (
+        len(members) >= _POOL_MIN_IMAGES
+        and (os.cpu_count() or 1) >= 2
+        and "fork" in multiprocessing.get_all_start_methods()
+    )
+    if use_pool:
+        # fork: the workers need nothing but this module's functions, already in memory; spawn
+        # would re-import torch in each worker, costing more than it saves.
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            results = pool.map(_decode_chunk, tasks, chunksize=1)
+    else:
+        results = [_decode_chunk(t) for t in tasks]
+    if not results:
+        return np.zeros((0, size, size, 3), dtype=np.uint8), np.zeros(0, dtype=np.int8)
+    return np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results])
+
+
+def _source_fingerprint(src_kind: str, path: Path) -> str:
+    """What must change for a cached decode to be stale: size and mtime of the zip / every file."""
+    if src_kind == "zip":
+        st = path.stat()
+        return f"{st.st_size}:{st.st_mtime_ns}"
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames.sort()
+        for f in sorted(filenames):
+            st = (Path(dirpath) / f).stat()
+            h.update(f"{dirpath}/{f}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _cache_paths(kind: str, path: Path, image_size: int | None) -> tuple[Path, str]:
+    """(cache file, its stale siblings' glob): one file per (source, image_size), replaced when the source changes."""
+    stem = hashlib.sha256(f"{_CACHE_VERSION}:{kind}:{path}:{image_size or 'auto'}".encode()).hexdigest()[:16]
+    version = hashlib.sha256(_source_fingerprint(kind, path).encode()).hexdigest()[:16]
+    folder = home() / "cache"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"images-{stem}-{version}.pt", f"images-{stem}-*.pt"
+
+
+def _load_images(
+    kind: str,
+    raw_path: str,
+    image_size: int | None,
+    seed: int,
+    val_ratio: float,
+    max_bytes: int,
+    max_files: int,
+    notes: list[str],
+):
+    path = Path(raw_path.strip()).expanduser()
+    if not raw_path.strip():
+        raise DatasetError(f"'{kind}:' needs a path, e.g. '{kind}:/home/me/pets{'.zip' if kind == 'zip' else ''}'")
+    if kind == "folder" and not path.is_dir():
+        raise DatasetError(f"folder not found: {path}")
+    if kind == "zip" and not path.is_file():
+        raise DatasetError(f"zip file not found: {path}")
+    path = path.resolve()
+
+    cache_file, siblings = _cache_paths(kind, path, image_size)
+    decoded = None
+    if cache_file.is_file():
+        try:
+            decoded = torch.load(cache_file, weights_only=True)
+        except Exception:
+            decoded = None  # a half-written or old cache: decode again
+    if decoded is None:
+        decoded = _decode_source(kind, path, image_size, max_bytes, max_files)
+        tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
+        torch.save(decoded, tmp)
+        for stale in cache_file.parent.glob(siblings):
+            stale.unlink(missing_ok=True)
+        os.replace(tmp, cache_file)  # atomic: a concurrent load sees the old file or the new one
+
+    x, y, origin = decoded["x"], decoded["y"], decoded["origin"]
+    notes += decoded["notes"]
+    if decoded["layout"] == "split":
+        train, test = origin == 0, origin == 1
+    else:
+        test_idx = _stratified_holdout(y, val_ratio, _generator(seed, "holdout"))
+        test = torch.zeros(len(y), dtype=torch.bool)
+        test[test_idx] = True
+        train = ~test
+        notes.insert(0, f"split: {val_ratio:.0%} of each class held out as test (seed {seed})")
+    return x[train], y[train], x[test], y[test], decoded["classes"]
+
+
+def _stratified_holdout(y: torch.Tensor, ratio: float, generator: torch.Generator) -> torch.Tensor:
+    """Indices to hold out: round(n * ratio) of each class, at least 1 and at most n - 1."""
+    held = []
+    for c in range(int(y.max()) + 1):
+        idx = (y == c).nonzero().flatten()
+        if len(idx) < 2:
+            continue  # a lone image must stay in train, or the class could not be learned at all
+        k = min(len(idx) - 1, max(1, round(len(idx) * ratio)))
+        held.append(idx[torch.randperm(len(idx), generator=generator)[:k]])
+    return torch.cat(held) if held else torch.zeros(0, dtype=torch.int64)
+
+
+def _decode_source(kind: str, path: Path, image_size: int | None, max_bytes: int, max_files: int) -> dict:
+    src = _Source(kind, path, max_bytes, max_files)
+    layout = _find_layout(src)
+    notes = list(layout.notes)
+    if image_size is None:
+        size, typical = _auto_image_size(src, layout.members)
+        notes.append(f"images resized to {size}x{size} (chosen from their typical size of {typical} px)")
+    else:
+        size = image_size
+        notes.append(f"images resized to {size}x{size}")
+
+    pixels, status = _decode_all(src, layout.members, size)
+    ok = status != 2
+    skipped = layout.skipped + [m for m, s in zip(layout.members, status) if s == 2]
+    labels = torch.tensor(layout.labels, dtype=torch.int64)
+    origin = torch.tensor(layout.origin, dtype=torch.int8)
+    ok_t = torch.from_numpy(ok)
+    for c, cls in enumerate(layout.classes):
+        in_train = ok_t & (labels == c) & (origin != 1)
+        if not in_train.any():
+            raise DatasetError(
+                f"{path.name}: no readable images left in class {cls!r} "
+                f"({'train split' if (origin == 0).any() else 'its folder'}); its files are corrupt or not images."
+            )
+    if skipped:
+        examples = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+        notes.append(f"skipped {len(skipped)} file(s) that are not readable images ({examples})")
+
+    all_gray = bool((status[ok] == 1).all())
+    x = torch.from_numpy(pixels[ok]).permute(0, 3, 1, 2)
+    x = (x[:, :1] if all_gray else x).contiguous()
+    return {
+        "x": x,
+        "y": labels[ok_t],
+        "origin": origin[ok_t],
+        "classes": list(layout.classes),
+        "layout": "split" if (origin >= 0).all() else "unsplit",
+        "notes": notes,
+    }
