@@ -17,18 +17,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union, get_args, get_origin, get_type_hints
 
+from core.data import DATASETS, IMAGE_SIZE_RANGE, PATH_PREFIXES
+from core.models import INIT_SCHEMES, MODELS
+
 
 class ConfigError(ValueError):
     """A config key is unknown or a value is out of range; the message names the dotted key."""
 
 
-DATASET_NAMES = ("shapes", "cifar10", "mnist", "fashion_mnist")
-DATASET_PREFIXES = ("folder:", "zip:")
 OPTIMIZERS = ("sgd", "adam", "adamw", "adabound")
 SCHEDULES = ("constant", "step", "cosine", "sgdr", "onecycle")
 WARMUP_KINDS = ("linear", "gradual")
 LENGTH_UNITS = ("epochs", "steps")
-INITS = ("default", "xavier")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 
@@ -70,42 +70,54 @@ class DataConfig(_Section):
     variant: str | None = None
     # Side length images are resized to; None keeps the dataset's own size.
     image_size: int | None = None
-    # Train on the first N training images only (quick experiments); None uses them all.
-    subset: int | None = None
+    # Train on a stratified fraction (0, 1] of the training images; None uses them all.
+    subset: float | None = None
     # Share of a folder/zip dataset held out as test split when it has no split of its own.
     val_ratio: float = 0.2
+    # Picks the generated images, the subset and the held-out split. Kept apart from run.seed
+    # so that runs with different training seeds are compared on the same test images.
+    seed: int = 0
     # Downloads are off by default so that an offline run fails fast instead of hanging.
     allow_download: bool = False
 
     def _validate(self) -> None:
         self._check(
-            self.dataset in DATASET_NAMES or self.dataset.startswith(DATASET_PREFIXES),
+            self.dataset in DATASETS or self.dataset.startswith(tuple(PATH_PREFIXES)),
             "dataset",
-            f"must be one of {', '.join(DATASET_NAMES)} or start with folder: or zip:",
+            f"must be one of {', '.join(DATASETS)} or start with {' or '.join(PATH_PREFIXES)}",
         )
-        self._check(self.image_size is None or 8 <= self.image_size <= 1024, "image_size", "must be None or 8..1024")
-        self._check(self.subset is None or self.subset >= 1, "subset", "must be None or at least 1")
+        variants = DATASETS[self.dataset].variants if self.dataset in DATASETS else ()
+        self._check(
+            self.variant is None or self.variant in variants,
+            "variant",
+            f"must be None or one of {', '.join(variants)}" if variants else f"must be None for {self.dataset}",
+        )
+        lo, hi = IMAGE_SIZE_RANGE
+        self._check(self.image_size is None or lo <= self.image_size <= hi, "image_size", f"must be None or {lo}..{hi}")
+        self._check(self.subset is None or 0.0 < self.subset <= 1.0, "subset", "must be None or a fraction in (0, 1]")
         self._check(0.0 < self.val_ratio < 1.0, "val_ratio", "must be between 0 and 1")
+        self._check(self.seed >= 0, "seed", "must be >= 0")
 
 
 @dataclass(frozen=True)
 class ModelConfig(_Section):
     section: ClassVar[str] = "model"
 
-    # Small fast CNN sized for CPU training; see core.models for the other architectures.
+    # Small fast CNN sized for CPU training; core.models.MODELS lists the others.
     name: str = "fastcnn"
-    # "default" keeps PyTorch's init; "xavier" uses Glorot uniform (Glorot & Bengio 2010).
+    # "default" keeps PyTorch's init; "xavier" is Glorot uniform (Glorot & Bengio 2010); "kaiming" He normal.
     init: str = "default"
-    # Extra keyword arguments for core.models.build_model (e.g. width); empty uses its defaults.
+    # Model options (core.models.MODELS[name].options, e.g. width); missing ones take their defaults.
+    # Only the ones set are stored, so changing `name` never leaves another model's options behind.
     options: dict = field(default_factory=dict)
 
     def _validate(self) -> None:
-        self._check(bool(self.name), "name", "must not be empty")
-        self._check_choice("init", INITS)
+        self._check_choice("name", tuple(MODELS))
+        self._check_choice("init", INIT_SCHEMES)
         try:
-            json.dumps(self.options)
-        except TypeError as exc:
-            raise ConfigError(f"model.options must hold JSON values only ({exc})") from None
+            MODELS[self.name].validate(self.name, self.options)
+        except ValueError as exc:
+            raise ConfigError(f"model.options: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -76,8 +76,9 @@ class Stopped:
 
 @dataclass(frozen=True)
 class Failed:
-    message: str
+    message: str  # for the user: what went wrong and, where known, what to change
     step: int = 0
+    detail: str = ""  # traceback of an unexpected error, for a bug report
 
 
 Event = Union[Started, Step, Eval, Finished, Stopped, Failed]

@@ -5,8 +5,15 @@ batch means a Python loop per image, which is far too slow for training on 32x32
 These kernels do the same arithmetic for N parameter sets at once; tests/test_kernels.py
 checks each of them against the torchvision kernel it replaces, image by image.
 Images are float tensors [N, C, H, W] with values in [0, 1].
+
+Speed notes (bench/preview.py, bench/augment_batch.py): on CPU, torch.where, masked_fill and
+max/min with indices over a dimension run about ten times slower than plain arithmetic, so
+selections below are written as 0/1 arithmetic or torch.lerp (exact at weights 0 and 1), and
+per-image choices index the chosen images instead of computing both branches for all.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -14,26 +21,53 @@ import torch.nn.functional as F
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # ITU-R 601-2 luma, the weights torchvision uses
 
 
-def where_images(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image select: a[i] where mask[i] else b[i]."""
-    return torch.where(mask.view(-1, 1, 1, 1).to(a.device), a, b)
+def apply_to(mask: torch.Tensor, x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """x with fn applied to the images where mask[i] is true; fn sees only those images."""
+    idx = torch.nonzero(mask).flatten()
+    if len(idx) == 0:
+        return x
+    if len(idx) == len(mask):
+        return fn(x)
+    idx = idx.to(x.device)
+    out = x.clone()
+    out[idx] = fn(x[idx])
+    return out
+
+
+def paste(x: torch.Tensor, mask: torch.Tensor, fill: float | torch.Tensor) -> torch.Tensor:
+    """x with `fill` (a number, or a tensor broadcastable to x) where the boolean mask is true.
+
+    lerp with weights 0 and 1 returns its end points exactly (ATen evaluates it from the nearer
+    end), so this is an exact select.
+    """
+    fill = torch.as_tensor(fill, dtype=x.dtype, device=x.device)
+    return torch.lerp(x, fill, mask.to(x.dtype))
 
 
 def grayscale(x: torch.Tensor) -> torch.Tensor:
-    """Luma as [N, 1, H, W]."""
+    """Luma as [N, 1, H, W], with torchvision's weights and order of operations."""
     if x.shape[1] == 1:
         return x
     r, g, b = x.unbind(1)
-    return (GRAY_WEIGHTS[0] * r + GRAY_WEIGHTS[1] * g + GRAY_WEIGHTS[2] * b).unsqueeze(1)
+    return r.mul(GRAY_WEIGHTS[0]).add_(g, alpha=GRAY_WEIGHTS[1]).add_(b, alpha=GRAY_WEIGHTS[2]).unsqueeze(1)
+
+
+def _factors(factor: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return factor.to(device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
 
 
 def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    f = factor.to(x).view(-1, 1, 1, 1)
-    return (f * x + (1 - f) * other).clamp_(0, 1)
+    """factor * x + (1 - factor) * other, clamped: torchvision's _blend, one factor per image.
+
+    `other` is a per-image constant or a one-channel image, so its term is computed at that
+    size and broadcast: one full-size multiply and one add.
+    """
+    f = _factors(factor, x)
+    return x.mul(f).add_(other * (1 - f)).clamp_(0, 1)
 
 
 def adjust_brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    return _blend(x, torch.zeros_like(x), factor)
+    return x.mul(_factors(factor, x)).clamp_(0, 1)
 
 
 def adjust_contrast(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -47,130 +81,159 @@ def adjust_saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     return _blend(x, grayscale(x), factor)
 
 
-def _rgb_to_hsv(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    r, g, b = x.unbind(1)
-    maxc, _ = x.max(dim=1)
-    minc, _ = x.min(dim=1)
-    delta = maxc - minc
-    gray = delta == 0
-    s = delta / torch.where(maxc == 0, torch.ones_like(maxc), maxc)
-    d = torch.where(gray, torch.ones_like(delta), delta)
-    rc, gc, bc = (maxc - r) / d, (maxc - g) / d, (maxc - b) / d
-    h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
-    h = torch.where(gray, torch.zeros_like(h), h)
-    return torch.remainder(h / 6.0, 1.0), s, maxc
-
-
-def _hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    # The closed form f(n) = v - v*s*max(0, min(k, 4-k, 1)) with k = (n + 6h) mod 6.
-    out = []
-    for n in (5.0, 3.0, 1.0):
-        k = torch.remainder(n + h * 6.0, 6.0)
-        out.append(v - v * s * torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0))
-    return torch.stack(out, dim=1)
-
-
 def adjust_hue(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """Rotate hue by factor[i] (a fraction of the colour wheel, in [-0.5, 0.5])."""
+    """Rotate hue by factor[i] (a fraction of the colour wheel, in [-0.5, 0.5]).
+
+    The HSV round trip of torchvision's adjust_hue without building the S and V planes: the
+    channel maximum and minimum stay, hue h is counted in sixths of the wheel (0 red, 2 green,
+    4 blue), and each output channel is min + chroma * clamp(d - 1, 0, 1), where d is the
+    distance round the wheel from h to the hue at which that channel is smallest (cyan 3 for
+    red, magenta 5 for green, yellow 1 for blue): the closed form of HSV to RGB.
+    """
     if x.shape[1] == 1:
         return x
-    h, s, v = _rgb_to_hsv(x)
-    h = torch.remainder(h + factor.to(x).view(-1, 1, 1), 1.0)
-    return _hsv_to_rgb(h, s, v).clamp_(0, 1)
+    r, g, b = x.unbind(1)
+    maxc, minc = x.amax(dim=1), x.amin(dim=1)
+    chroma = maxc - minc
+    # which channel is largest picks the sector; ties go to red, then green, as in torchvision
+    red_max = (maxc == r).to(x.dtype)
+    green_max = (maxc == g).to(x.dtype).mul_(1 - red_max)
+    blue_max = 1 - red_max - green_max
+    hue = red_max * (g - b)
+    hue.addcmul_(green_max, (b - r).add_(chroma, alpha=2))
+    hue.addcmul_(blue_max, (r - g).add_(chroma, alpha=4))
+    # grey pixels (chroma 0) have hue 0/tiny = 0; any hue would do, chroma multiplies it below
+    hue.div_(chroma.clamp(min=torch.finfo(x.dtype).tiny))
+    hue.add_(factor.to(device=x.device, dtype=x.dtype).view(-1, 1, 1), alpha=6.0)
+    hue = torch.remainder(hue, 6.0)
+    out = torch.empty_like(x)
+    for channel, lowest_at in enumerate((3.0, 5.0, 1.0)):
+        distance = (hue - lowest_at).abs_()
+        distance = torch.minimum(distance, 6.0 - distance)
+        weight = distance.sub_(1.0).clamp_(0.0, 1.0)
+        torch.addcmul(minc, chroma, weight, out=out[:, channel])
+    return out.clamp_(0, 1)
 
 
-def _source_coords(start: torch.Tensor, length: torch.Tensor, out: int) -> torch.Tensor:
-    """Sample positions, in input pixels, of bilinear resizing `length` pixels to `out`.
+def _bilinear_taps(start: torch.Tensor, length: torch.Tensor, out: int, device) -> tuple:
+    """For resizing `length` pixels from `start` to `out` pixels, bilinear, per image [N]:
+    the two source indices and the weight of the second, each [N, out].
 
-    The half-pixel convention of F.interpolate(align_corners=False), clamped to the crop, so
-    the result equals cropping first and resizing after (what torchvision does).
+    The half-pixel rule of F.interpolate(align_corners=False) in float32 like its CPU kernel:
+    src = (i + 0.5) * length / out - 0.5, clamped at 0; the second tap is clamped to the crop's
+    last pixel, which is what cropping before resizing (torchvision's order) amounts to.
     """
-    length = length.to(torch.float64).view(-1, 1)
-    centres = (torch.arange(out, dtype=torch.float64) + 0.5).view(1, -1)
-    src = (centres * length / out - 0.5).clamp(min=0)
-    src = torch.minimum(src, length - 1)
-    return start.to(torch.float64).view(-1, 1) + src
+    length = length.to(device).view(-1, 1)
+    scale = length.to(torch.float32) / out
+    src = ((torch.arange(out, device=device, dtype=torch.float32) + 0.5) * scale - 0.5).clamp_(min=0)
+    first = src.long()  # floor, since src >= 0; src < length - 0.5, so first is inside the crop
+    second = torch.minimum(first + 1, length - 1)  # at the last pixel both taps coincide
+    weight = src - first
+    offset = start.to(device).view(-1, 1)
+    return first + offset, second + offset, weight
 
 
 def resized_crop(x: torch.Tensor, box: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Crop box[i] = (top, left, height, width) of image i and resize it to `size`, bilinear.
 
-    Equals torchvision's resized_crop with antialias=False image by image; one grid_sample
-    call does the whole batch.
+    Equals torchvision's resized_crop with antialias=False image by image. Bilinear resizing is
+    separable, so it runs as two gathers (whole rows, then columns) and two lerps: several
+    times faster than grid_sample on large images.
     """
-    n, _, h, w = x.shape
-    top, left, bh, bw = box.unbind(1)
-    ys = _source_coords(top, bh, size[0])  # [N, H']
-    xs = _source_coords(left, bw, size[1])  # [N, W']
-    # pixel index -> grid_sample's normalised coordinate (align_corners=False)
-    gy = (2 * ys + 1) / h - 1
-    gx = (2 * xs + 1) / w - 1
-    grid = torch.stack(
-        (gx.view(n, 1, -1).expand(n, size[0], size[1]), gy.view(n, -1, 1).expand(n, size[0], size[1])), dim=-1
-    )
-    return F.grid_sample(x, grid.to(x), mode="bilinear", padding_mode="border", align_corners=False)
+    n, c, h, w = x.shape
+    out_h, out_w = size
+    top, left, box_h, box_w = box.unbind(1)
+    y0, y1, wy = _bilinear_taps(top, box_h, out_h, x.device)
+    x0, x1, wx = _bilinear_taps(left, box_w, out_w, x.device)
+    # rows: index whole rows of the flattened [N*C*H, W] image
+    base = (torch.arange(n * c, device=x.device) * h).view(n, c, 1)
+    flat = x.reshape(n * c * h, w)
+    rows0 = flat.index_select(0, (base + y0.view(n, 1, -1)).flatten()).view(n, c, out_h, w)
+    rows1 = flat.index_select(0, (base + y1.view(n, 1, -1)).flatten()).view(n, c, out_h, w)
+    rows = torch.lerp(rows0, rows1, wy.to(x.dtype).view(n, 1, out_h, 1))
+    cols0 = rows.gather(3, x0.view(n, 1, 1, out_w).expand(n, c, out_h, out_w))
+    cols1 = rows.gather(3, x1.view(n, 1, 1, out_w).expand(n, c, out_h, out_w))
+    return torch.lerp(cols0, cols1, wx.to(x.dtype).view(n, 1, 1, out_w))
 
 
 def crop(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Per-image crops of one size, by gathering: no interpolation, exact pixels."""
-    n, c, _, _ = x.shape
-    rows = (top.view(-1, 1) + torch.arange(size[0])).to(x.device)  # [N, h]
-    cols = (left.view(-1, 1) + torch.arange(size[1])).to(x.device)  # [N, w]
-    idx = torch.arange(n, device=x.device).view(-1, 1, 1)
-    out = x.permute(0, 2, 3, 1)[idx, rows.view(n, -1, 1), cols.view(n, 1, -1)]  # [N, h, w, C]
-    return out.permute(0, 3, 1, 2).contiguous()
+    """Per-image crops of one size, by gathering rows then columns: exact pixels."""
+    n, c, h, w = x.shape
+    out_h, out_w = size
+    rows = top.to(x.device).view(n, 1, 1) + torch.arange(out_h, device=x.device)
+    base = (torch.arange(n * c, device=x.device) * h).view(n, c, 1)
+    picked = x.reshape(n * c * h, w).index_select(0, (base + rows).flatten()).view(n, c, out_h, w)
+    cols = left.to(x.device).view(n, 1, 1, 1) + torch.arange(out_w, device=x.device)
+    return picked.gather(3, cols.expand(n, c, out_h, out_w))
 
 
 def inverse_affine(angle, translate_x, translate_y, scale, shear_x, shear_y) -> torch.Tensor:
     """[N, 2, 3] inverse matrices, output pixel -> input pixel, in coordinates centred on the image.
 
     The forward map is T * RSS (rotation by `angle` degrees clockwise on screen, scale, shear in
-    degrees), the convention of torchvision's affine. Inverting in closed form keeps it exact.
+    degrees), the convention of torchvision's affine; the closed form below is the one of
+    torchvision's _get_inverse_affine_matrix, in float64 like its Python floats.
     """
     rot = torch.deg2rad(angle.to(torch.float64))
     sx = torch.deg2rad(shear_x.to(torch.float64))
     sy = torch.deg2rad(shear_y.to(torch.float64))
     a = torch.cos(rot - sy) / torch.cos(sy)
-    b = -torch.cos(rot - sy) * torch.tan(sx) / torch.cos(sy) - torch.sin(rot)
+    b = -(a * torch.tan(sx) + torch.sin(rot))
     c = torch.sin(rot - sy) / torch.cos(sy)
-    d = -torch.sin(rot - sy) * torch.tan(sx) / torch.cos(sy) + torch.cos(rot)
+    d = torch.cos(rot) - c * torch.tan(sx)
     s = scale.to(torch.float64)
     # det([[a, b], [c, d]]) == 1, so the inverse of the 2x2 part is [[d, -b], [-c, a]]
     m00, m01, m10, m11 = d / s, -b / s, -c / s, a / s
     tx, ty = translate_x.to(torch.float64), translate_y.to(torch.float64)
-    m02 = -(m00 * tx + m01 * ty)
-    m12 = -(m10 * tx + m11 * ty)
+    m02 = -m00 * tx - m01 * ty
+    m12 = -m10 * tx - m11 * ty
     return torch.stack((torch.stack((m00, m01, m02), 1), torch.stack((m10, m11, m12), 1)), 1)
 
 
 def _grid_transform(x: torch.Tensor, grid: torch.Tensor, mode: str, fill: float) -> torch.Tensor:
-    out = F.grid_sample(x, grid.to(x), mode=mode, padding_mode="zeros", align_corners=False)
-    if fill != 0:
-        # Where the grid leaves the image, blend towards `fill` by the share of the sample
-        # that fell outside, as torchvision does.
-        ones = torch.ones_like(x[:, :1])
-        inside = F.grid_sample(ones, grid.to(x), mode=mode, padding_mode="zeros", align_corners=False)
-        if mode == "nearest":
-            inside = (inside > 0.5).to(x)
-        out = out * inside + (1 - inside) * fill
-    return out
+    """grid_sample plus torchvision's fill rule, for a batch with one grid per image.
+
+    A channel of ones rides along through the same grid_sample call; where it comes back below
+    one, part of the sample fell outside the image and the pixel is blended towards `fill` by
+    that share (bilinear) or replaced by it (nearest). torchvision applies this rule for
+    fill=0 too (its transforms pass 0, not None), which darkens the border pixels twice; we
+    follow it so that exported code and the preview agree.
+    """
+    n, c, h, w = x.shape
+    ones = torch.ones(n, 1, h, w, dtype=x.dtype, device=x.device)
+    sampled = F.grid_sample(torch.cat((x, ones), 1), grid, mode=mode, padding_mode="zeros", align_corners=False)
+    out, inside = sampled[:, :c], sampled[:, c:]
+    if mode == "nearest":
+        return paste(out, inside < 0.5, fill)
+    return out.sub_(fill).mul_(inside).add_(fill)
+
+
+def _pixel_centres(length: int, start: float, dtype, device) -> torch.Tensor:
+    return torch.linspace(start, start + length - 1.0, steps=length, dtype=dtype, device=device)
 
 
 def affine(x: torch.Tensor, matrix: torch.Tensor, mode: str = "bilinear", fill: float = 0.0) -> torch.Tensor:
-    """Warp image i by inverse matrix[i] ([N, 2, 3], centred pixel coordinates)."""
+    """Warp image i by inverse matrix[i] ([N, 2, 3], centred pixel coordinates).
+
+    The grid is built like torchvision's _affine_grid, in the image's dtype and with the same
+    operations, so nearest-neighbour results match it pixel for pixel.
+    """
     n, _, h, w = x.shape
-    xs = torch.arange(w, dtype=torch.float64) - w * 0.5 + 0.5
-    ys = torch.arange(h, dtype=torch.float64) - h * 0.5 + 0.5
-    base = torch.stack(
-        (xs.view(1, -1).expand(h, w), ys.view(-1, 1).expand(h, w), torch.ones(h, w, dtype=torch.float64)), -1
-    )  # [H, W, 3]
-    src = torch.einsum("hwk,njk->nhwj", base, matrix)  # [N, H, W, 2], centred input pixels
-    grid = src / torch.tensor([w * 0.5, h * 0.5], dtype=torch.float64)
+    base = torch.empty(1, h, w, 3, dtype=x.dtype, device=x.device)
+    base[..., 0].copy_(_pixel_centres(w, (1.0 - w) * 0.5, x.dtype, x.device))
+    base[..., 1].copy_(_pixel_centres(h, (1.0 - h) * 0.5, x.dtype, x.device).unsqueeze_(-1))
+    base[..., 2].fill_(1)
+    theta = matrix.to(device=x.device, dtype=x.dtype).transpose(1, 2)
+    theta = theta / torch.tensor([0.5 * w, 0.5 * h], dtype=x.dtype, device=x.device)
+    grid = base.view(1, h * w, 3).expand(n, -1, -1).bmm(theta).view(n, h, w, 2)
     return _grid_transform(x, grid, mode, fill)
 
 
 def perspective_coeffs(start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
-    """Coefficients [N, 8] of the homography mapping end points to start points ([N, 4, 2] each)."""
+    """Coefficients [N, 8] of the homography mapping end points to start points ([N, 4, 2] each).
+
+    Solved in float64 and rounded to float32, as torchvision's _get_perspective_coeffs does.
+    """
     n = start.shape[0]
     a = torch.zeros(n, 8, 8, dtype=torch.float64)
     ex, ey = end[..., 0].double(), end[..., 1].double()
@@ -179,21 +242,27 @@ def perspective_coeffs(start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
     a[:, 1::2, 3], a[:, 1::2, 4], a[:, 1::2, 5] = ex, ey, 1
     a[:, 0::2, 6], a[:, 0::2, 7] = -sx * ex, -sx * ey
     a[:, 1::2, 6], a[:, 1::2, 7] = -sy * ex, -sy * ey
-    b = torch.stack((sx, sy), -1).reshape(n, 8)
-    return torch.linalg.solve(a, b)
+    b = torch.stack((sx, sy), -1).reshape(n, 8, 1)
+    return torch.linalg.lstsq(a, b, driver="gels").solution.squeeze(-1).to(torch.float32)
 
 
 def perspective(x: torch.Tensor, coeffs: torch.Tensor, mode: str = "bilinear", fill: float = 0.0) -> torch.Tensor:
-    """Warp image i by the homography coeffs[i] (output pixel -> input pixel, pixel-edge origin)."""
+    """Warp image i by the homography coeffs[i] (output pixel -> input pixel, pixel-edge origin).
+
+    The grid follows torchvision's _perspective_grid operation for operation.
+    """
     n, _, h, w = x.shape
-    xs = (torch.arange(w, dtype=torch.float64) + 0.5).view(1, 1, -1)
-    ys = (torch.arange(h, dtype=torch.float64) + 0.5).view(1, -1, 1)
-    c = [coeffs[:, k].view(-1, 1, 1) for k in range(8)]
-    den = c[6] * xs + c[7] * ys + 1
-    src_x = (c[0] * xs + c[1] * ys + c[2]) / den
-    src_y = (c[3] * xs + c[4] * ys + c[5]) / den
-    grid = torch.stack((src_x / (w * 0.5) - 1, src_y / (h * 0.5) - 1), -1)
-    return _grid_transform(x, grid, mode, fill)
+    base = torch.empty(1, h, w, 3, dtype=x.dtype, device=x.device)
+    base[..., 0].copy_(_pixel_centres(w, 0.5, x.dtype, x.device))
+    base[..., 1].copy_(_pixel_centres(h, 0.5, x.dtype, x.device).unsqueeze_(-1))
+    base[..., 2].fill_(1)
+    base = base.view(1, h * w, 3).expand(n, -1, -1)
+    c = coeffs.to(device=x.device, dtype=x.dtype)
+    theta1 = c[:, :6].reshape(n, 2, 3).transpose(1, 2) / torch.tensor([0.5 * w, 0.5 * h], dtype=x.dtype, device=x.device)
+    denominator = torch.cat((c[:, 6:], torch.ones(n, 1, dtype=x.dtype, device=x.device)), 1)  # [N, 3]
+    theta2 = denominator.unsqueeze(2).expand(n, 3, 2).contiguous()  # bmm is very slow on stride-0 operands
+    grid = base.bmm(theta1).div_(base.bmm(theta2)).sub_(1.0)
+    return _grid_transform(x, grid.view(n, h, w, 2), mode, fill)
 
 
 def gaussian_blur(x: torch.Tensor, kernel_size: int, sigma: torch.Tensor) -> torch.Tensor:

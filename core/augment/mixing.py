@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .kernels import box_mask
+from .kernels import box_mask, paste
 from .schema import AugmentError
 
 
@@ -66,7 +66,7 @@ def cutmix(x, y, num_classes: int, alpha: float, generator: torch.Generator):
     top, bottom = (cy - ch // 2).clamp(0, h), (cy + ch // 2).clamp(0, h)
     left, right = (cx - cw // 2).clamp(0, w), (cx + cw // 2).clamp(0, w)
     mask = box_mask((h, w), top, left, bottom - top, right - left, x.device)
-    mixed = torch.where(mask, x[j], x)
+    mixed = paste(x, mask, x[j])
     kept = 1 - ((bottom - top) * (right - left)).float() / (h * w)
     ly = kept.to(x).view(-1, 1)
     info = {"lam": kept, "partner": j, "box": torch.stack((top, left, bottom - top, right - left), 1)}

@@ -42,7 +42,7 @@ def _flip(name: str, label: str, dim: int, tv_name: str) -> Op:
             help=f"Mirror the image {'left-right' if dim == -1 else 'upside down'} with probability p.",
             params=(_p(),),
             sample=lambda n, shape, prm, g, ctx: {"flipped": bernoulli(n, prm["p"], g)},
-            apply=lambda x, d, prm, ctx: K.where_images(d["flipped"], x.flip(dim), x),
+            apply=lambda x, d, prm, ctx: K.apply_to(d["flipped"], x, lambda s: s.flip(dim)),
             torchvision_code=lambda prm, size: f"v2.{tv_name}(p={prm['p']})",
             describe=lambda d, i: "flipped" if d["flipped"][i] else "not flipped",
         )
@@ -56,20 +56,28 @@ _flip("vflip", "Vertical flip", -2, "RandomVerticalFlip")
 # ---- geometry ----------------------------------------------------------------------------------
 
 
-def _sample_boxes(n, height, width, scale, log_ratio, g, attempts=10):
-    """RandomResizedCrop / RandomErasing style boxes: `attempts` tries each, vectorised.
+def _sample_boxes(n, height, width, scale, ratio, g, erasing=False, attempts=10):
+    """Boxes drawn as RandomResizedCrop (or, with erasing=True, RandomErasing) draws them.
 
+    Each image gets up to `attempts` tries of (area fraction ~ U(scale), log ratio ~ U(log
+    ratio)); the first try that fits wins. The two transforms differ in details kept here:
+    RandomResizedCrop reads the ratio as width/height and accepts a box as large as the image,
+    RandomErasing reads it as height/width and needs the box strictly smaller than the image.
     Returns (top, left, h, w, ok): ok[i] is false where no try fitted.
     """
     area = height * width * uniform(n * attempts, scale[0], scale[1], g).view(n, attempts)
-    ratio = torch.exp(uniform(n * attempts, log_ratio[0], log_ratio[1], g).view(n, attempts))
-    w = torch.round(torch.sqrt(area * ratio)).long()
-    h = torch.round(torch.sqrt(area / ratio)).long()
-    fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
-    first = torch.where(fits.any(1), fits.long().argmax(1), torch.zeros(n, dtype=torch.long))
+    log_ratio = uniform(n * attempts, math.log(ratio[0]), math.log(ratio[1]), g).view(n, attempts)
+    side_times = torch.round(torch.sqrt(area * torch.exp(log_ratio))).long()
+    side_over = torch.round(torch.sqrt(area / torch.exp(log_ratio))).long()
+    if erasing:
+        h, w = side_times, side_over
+        fits = (h < height) & (w < width)
+    else:
+        w, h = side_times, side_over
+        fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
     ok = fits.any(1)
-    h = h.gather(1, first.view(-1, 1)).squeeze(1)
-    w = w.gather(1, first.view(-1, 1)).squeeze(1)
+    first = fits.long().argmax(1).view(-1, 1)  # index of the first fitting try (0 if none)
+    h, w = h.gather(1, first).squeeze(1), w.gather(1, first).squeeze(1)
     u = torch.rand(n, 2, generator=g, dtype=torch.float64)
     top = torch.floor(u[:, 0] * (height - h + 1).clamp(min=1)).long()
     left = torch.floor(u[:, 1] * (width - w + 1).clamp(min=1)).long()
@@ -78,8 +86,7 @@ def _sample_boxes(n, height, width, scale, log_ratio, g, attempts=10):
 
 def _rrc_sample(n, shape, prm, g, ctx):
     _, height, width = shape
-    log_ratio = (math.log(prm["ratio"][0]), math.log(prm["ratio"][1]))
-    top, left, h, w, ok = _sample_boxes(n, height, width, prm["scale"], log_ratio, g)
+    top, left, h, w, ok = _sample_boxes(n, height, width, prm["scale"], prm["ratio"], g)
     # torchvision's fallback: the largest central crop within the allowed ratios
     in_ratio = width / height
     if in_ratio < prm["ratio"][0]:
@@ -135,10 +142,10 @@ _PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}
 def _pad_crop_apply(x, d, prm, ctx):
     pad = prm["padding"]
     mode = prm["padding_mode"]
-    if mode == "reflect":
-        pad_eff = min(pad, x.shape[-1] - 1, x.shape[-2] - 1)  # reflect cannot pad past a side
-        if pad_eff != pad:
-            mode = "edge"
+    if mode == "reflect" and pad >= min(x.shape[-2:]):
+        # A mirror cannot be wider than the image (torchvision raises here); on tiny images
+        # repeating the edge is the closest thing that still works.
+        mode = "edge"
     padded = torch.nn.functional.pad(x, (pad,) * 4, mode=_PAD_MODES[mode]) if pad else x
     box = d["box"]
     return K.crop(padded, box[:, 0] + pad, box[:, 1] + pad, (int(box[0, 2]), int(box[0, 3])))
@@ -218,7 +225,7 @@ register(
 def _affine_sample(n, shape, prm, g, ctx):
     _, h, w = shape
     angle = uniform(n, *prm["degrees"], g)
-    max_dx, max_dy = prm["translate"][0] * w, prm["translate"][1] * h
+    max_dx, max_dy = prm["translate_x"] * w, prm["translate_y"] * h
     tx = torch.round(uniform(n, -max_dx, max_dx, g))
     ty = torch.round(uniform(n, -max_dy, max_dy, g))
     scale = uniform(n, *prm["scale"], g)
@@ -235,7 +242,9 @@ register(
         help="Random rotation (clockwise degrees), translation (fraction of the size), scaling and shear, in one warp.",
         params=(
             Param("degrees", "float_range", (0.0, 0.0), -180.0, 180.0, 1.0, help="Range of the rotation in degrees."),
-            Param("translate", "float_range", (0.1, 0.1), 0.0, 0.5, 0.01, help="Largest shift as a fraction of width (first) and height (second)."),
+            # two numbers, not a range: torchvision's translate=(a, b) is the largest shift per axis
+            Param("translate_x", "float", 0.1, 0.0, 0.5, 0.01, help="Largest horizontal shift as a fraction of the width."),
+            Param("translate_y", "float", 0.1, 0.0, 0.5, 0.01, help="Largest vertical shift as a fraction of the height."),
             Param("scale", "float_range", (0.9, 1.1), 0.1, 3.0, 0.05, help="Range of the zoom factor."),
             Param("shear_x", "float_range", (0.0, 0.0), -45.0, 45.0, 1.0, help="Range of the horizontal shear in degrees."),
             Param("shear_y", "float_range", (0.0, 0.0), -45.0, 45.0, 1.0, help="Range of the vertical shear in degrees."),
@@ -245,7 +254,7 @@ register(
         sample=_affine_sample,
         apply=lambda x, d, prm, ctx: K.affine(x, _affine_matrix(d), prm["interpolation"], prm["fill"]),
         torchvision_code=lambda prm, size: (
-            f"v2.RandomAffine(degrees={tuple(prm['degrees'])}, translate={tuple(prm['translate'])}, "
+            f"v2.RandomAffine(degrees={tuple(prm['degrees'])}, translate={(prm['translate_x'], prm['translate_y'])}, "
             f"scale={tuple(prm['scale'])}, shear={tuple(prm['shear_x']) + tuple(prm['shear_y'])}, "
             f"interpolation={_TV_INTERP[prm['interpolation']]}, fill={prm['fill']})"
         ),
@@ -257,7 +266,8 @@ register(
 
 def _perspective_sample(n, shape, prm, g, ctx):
     _, h, w = shape
-    dx, dy = int(prm["distortion"] * w / 2), int(prm["distortion"] * h / 2)
+    # RandomPerspective's bounds: int(distortion * (side // 2)), so odd sides round down first
+    dx, dy = int(prm["distortion"] * (w // 2)), int(prm["distortion"] * (h // 2))
     u = torch.rand(n, 8, generator=g, dtype=torch.float64)
     # each corner moves inwards by a random amount up to (dx, dy), as in RandomPerspective
     rx = torch.floor(u[:, :4] * (dx + 1))
@@ -270,13 +280,29 @@ def _perspective_sample(n, shape, prm, g, ctx):
         ),
         -1,
     )
-    applied = bernoulli(n, prm["p"], g)
+    # On tiny images three corners can land on one line, which leaves no homography (torchvision
+    # raises); such an image is left as it is.
+    applied = bernoulli(n, prm["p"], g) & ~_degenerate(end)
     return {"applied": applied, "start": start.clone(), "end": end}
 
 
+def _degenerate(quads: torch.Tensor) -> torch.Tensor:
+    """[N, 4, 2] corners -> [N] true where some three corners are collinear (or coincide)."""
+    bad = torch.zeros(quads.shape[0], dtype=torch.bool)
+    for i, j, k in ((0, 1, 2), (0, 1, 3), (0, 2, 3), (1, 2, 3)):
+        u, v = quads[:, j] - quads[:, i], quads[:, k] - quads[:, i]
+        bad |= u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0] == 0
+    return bad
+
+
 def _perspective_apply(x, d, prm, ctx):
-    warped = K.perspective(x, K.perspective_coeffs(d["start"], d["end"]), prm["interpolation"], prm["fill"])
-    return K.where_images(d["applied"], warped, x)
+    idx = torch.nonzero(d["applied"]).flatten()
+    if len(idx) == 0:
+        return x
+    coeffs = K.perspective_coeffs(d["start"][idx], d["end"][idx])
+    out = x.clone()
+    out[idx.to(x.device)] = K.perspective(x[idx.to(x.device)], coeffs, prm["interpolation"], prm["fill"])
+    return out
 
 
 register(
@@ -363,7 +389,7 @@ register(
         help="Replace the image by its luma (kept as three channels) with probability p.",
         params=(_p(0.1),),
         sample=lambda n, shape, prm, g, ctx: {"gray": bernoulli(n, prm["p"], g)},
-        apply=lambda x, d, prm, ctx: K.where_images(d["gray"], K.grayscale(x).expand_as(x), x),
+        apply=lambda x, d, prm, ctx: K.apply_to(d["gray"], x, lambda s: K.grayscale(s).expand_as(s).contiguous()),
         torchvision_code=lambda prm, size: f"v2.RandomGrayscale(p={prm['p']})",
         describe=lambda d, i: "grayscale" if d["gray"][i] else "colour kept",
     )
@@ -396,19 +422,22 @@ def _cutout_sample(n, shape, prm, g, ctx):
     _, h, w = shape
     length = max(1, int(round(prm["size"] * min(h, w))))
     holes = prm["n_holes"]
-    # DeVries & Taylor: the centre is uniform over the image, so a hole may be clipped by the border
+    # DeVries & Taylor: the centre is uniform over the image, so a hole may be clipped by the
+    # border; their code cuts rows y - length//2 to y + length//2 (exclusive), so an odd length
+    # loses one row and one column, and we keep that.
     cy = torch.floor(torch.rand(n, holes, generator=g, dtype=torch.float64) * h).long()
     cx = torch.floor(torch.rand(n, holes, generator=g, dtype=torch.float64) * w).long()
-    top, left = cy - length // 2, cx - length // 2
-    return {"top": top, "left": left, "length": torch.full_like(top, length), "applied": bernoulli(n, prm["p"], g)}
+    return {"centre_y": cy, "centre_x": cx, "length": torch.full((n,), length), "applied": bernoulli(n, prm["p"], g)}
 
 
 def _cutout_apply(x, d, prm, ctx):
+    half = d["length"] // 2
+    side = 2 * half
     mask = torch.zeros(x.shape[0], 1, *x.shape[2:], dtype=torch.bool, device=x.device)
-    for k in range(d["top"].shape[1]):
-        mask |= K.box_mask(x.shape[2:], d["top"][:, k], d["left"][:, k], d["length"][:, k], d["length"][:, k], x.device)
+    for k in range(d["centre_y"].shape[1]):
+        mask |= K.box_mask(x.shape[2:], d["centre_y"][:, k] - half, d["centre_x"][:, k] - half, side, side, x.device)
     mask &= d["applied"].view(-1, 1, 1, 1).to(x.device)
-    return x.masked_fill(mask, prm["fill"])
+    return K.paste(x, mask, prm["fill"])
 
 
 _CUTOUT_HELPER = '''
@@ -426,8 +455,8 @@ class Cutout(torch.nn.Module):
         h, w = img.shape[-2:]
         for _ in range(self.n_holes):
             y, x = int(torch.randint(h, (1,))), int(torch.randint(w, (1,)))
-            y1, y2 = max(0, y - self.length // 2), min(h, y - self.length // 2 + self.length)
-            x1, x2 = max(0, x - self.length // 2), min(w, x - self.length // 2 + self.length)
+            y1, y2 = max(0, y - self.length // 2), min(h, y + self.length // 2)
+            x1, x2 = max(0, x - self.length // 2), min(w, x + self.length // 2)
             img[..., y1:y2, x1:x2] = self.fill if img.is_floating_point() else round(self.fill * 255)
         return img
 '''
@@ -453,7 +482,8 @@ register(
             f"fill={prm['fill']}, p={prm['p']})"
         ),
         torchvision_helper=_CUTOUT_HELPER,
-        describe=lambda d, i: ("holes at " + " ".join(f"({t},{l})" for t, l in zip(d["top"][i].tolist(), d["left"][i].tolist())))
+        describe=lambda d, i: (f"{d['length'][i].item()}px holes centred at "
+                               + " ".join(f"(y={y},x={x})" for y, x in zip(d["centre_y"][i].tolist(), d["centre_x"][i].tolist())))
         if d["applied"][i] else "not applied",
     )
 )
@@ -463,14 +493,13 @@ _ERASE_VALUES = ("zeros", "random", "mean")
 
 def _erasing_sample(n, shape, prm, g, ctx):
     c, h, w = shape
-    log_ratio = (math.log(prm["ratio"][0]), math.log(prm["ratio"][1]))
-    top, left, bh, bw, ok = _sample_boxes(n, h, w, prm["scale"], log_ratio, g)
-    # Zhong et al. need the box strictly inside the image
-    ok &= (bh < h) & (bw < w)
+    top, left, bh, bw, ok = _sample_boxes(n, h, w, prm["scale"], prm["ratio"], g, erasing=True)
     applied = bernoulli(n, prm["p"], g) & ok
     out = {"box": torch.stack((top, left, bh, bw), 1), "applied": applied}
     if prm["value"] == "random":
-        out["noise"] = torch.randn(n, c, h, w, generator=g)
+        # Uniform in [0, 1] as in the paper ("random values in [0, 255]"): our images are not
+        # normalised yet, so torchvision's Gaussian noise would leave the valid range.
+        out["noise"] = torch.rand(n, c, h, w, generator=g)
     return out
 
 
@@ -479,14 +508,14 @@ def _erasing_apply(x, d, prm, ctx):
     mask = K.box_mask(x.shape[2:], box[:, 0], box[:, 1], box[:, 2], box[:, 3], x.device)
     mask &= d["applied"].view(-1, 1, 1, 1).to(x.device)
     if prm["value"] == "zeros":
-        fill = torch.zeros_like(x)
+        fill = 0.0
     elif prm["value"] == "random":
         fill = d["noise"].to(x)
     else:
         mean = ctx.get("mean", IMAGENET_MEAN)
         mean = mean if len(mean) == x.shape[1] else [sum(mean) / len(mean)] * x.shape[1]
-        fill = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1).expand_as(x)
-    return torch.where(mask, fill, x)
+        fill = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    return K.paste(x, mask, fill)
 
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -503,7 +532,9 @@ register(
             _p(0.5),
             Param("scale", "float_range", (0.02, 0.33), 0.01, 1.0, 0.01, help="Range of the erased area as a fraction of the image."),
             Param("ratio", "float_range", (0.3, 3.3), 0.1, 10.0, 0.1, help="Range of the rectangle's aspect ratio."),
-            Param("value", "choice", "zeros", choices=_ERASE_VALUES, help="What fills the rectangle: zeros, Gaussian noise per pixel, or the mean colour."),
+            Param("value", "choice", "zeros", choices=_ERASE_VALUES, help="What fills the rectangle: zeros, uniform "
+                  "noise per pixel (the paper's choice; torchvision's 'random' is Gaussian, for normalised images), "
+                  "or the mean colour."),
         ),
         sample=_erasing_sample,
         apply=_erasing_apply,

@@ -1,0 +1,19 @@
+"""Augmentation Lab: entry point. `streamlit run app.py`
+
+Sets the page up, declares the session state every page relies on, and hands over to the
+page the user picked. The pages only draw and call `core/`, which holds all the logic.
+"""
+import streamlit as st
+
+from pages._common import init_state
+
+st.set_page_config(page_title="Augmentation Lab", page_icon=":material/science:", layout="wide")
+init_state()
+page = st.navigation(
+    [
+        st.Page("pages/lab.py", title="Augmentation Lab", icon=":material/science:", default=True),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
+    ]
+)
+page.run()

@@ -1,0 +1,579 @@
+"""Comparing runs: curves from the store, smoothing, seed groups, config differences, exports.
+
+The compare page draws what this module computes; nothing here knows about Streamlit, so the
+notebook user gets the same numbers:
+
+    from core import compare
+    frame = compare.curves([a, b], "test_acc", x="epoch")            # one row per point
+    table = compare.compare_table([a, b], baseline=a)                # what differs, and by how much
+    groups = compare.seed_groups(store.list_runs().set_index("id")["name"])
+    band = compare.aggregate(compare.curves(groups["mixup"], "test_acc"), band="std")
+
+A chart is first described as a list of `Series` (lines and seed bands), then rendered either as
+an interactive plotly figure (`figure`) or as a PNG (`chart_png`). The PNG is drawn with Pillow
+rather than exported from plotly: plotly's exporter (kaleido) needs a Chrome on the machine and
+starts one per image, which a 2-core laptop without Chrome cannot afford.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from PIL import Image, ImageDraw, ImageFont
+
+from core import runner, store
+from core.config import ConfigError, TrainConfig, apply_overrides, flatten, parse_value
+
+
+# ============================================================================ what can be plotted
+
+
+@dataclass(frozen=True)
+class Metric:
+    label: str
+    kind: str  # which metric rows hold it: "epoch" (one per evaluation) or "step" (one per step)
+    column: str  # the store's column (step rows keep the batch loss and accuracy in train_*)
+
+
+METRICS: dict[str, Metric] = {
+    "test_acc": Metric("Test accuracy", "epoch", "test_acc"),
+    "test_loss": Metric("Test loss", "epoch", "test_loss"),
+    "train_acc": Metric("Train accuracy (per epoch)", "epoch", "train_acc"),
+    "train_loss": Metric("Train loss (per epoch)", "epoch", "train_loss"),
+    "step_loss": Metric("Train loss (per step)", "step", "train_loss"),
+    "step_acc": Metric("Train accuracy (per step)", "step", "train_acc"),
+    "lr": Metric("Learning rate", "step", "lr"),
+    "images_per_s": Metric("Throughput (images/s)", "step", "images_per_s"),
+}
+X_AXES: dict[str, str] = {"epoch": "Epoch", "step": "Step", "wall": "Wall time (s)"}
+BANDS: dict[str, str] = {"minmax": "min–max", "std": "±1 std"}
+# Plotly's default colours, so that the PNG shows each run in the colour it has on screen.
+PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880", "#FF97FF", "#FECB52")
+
+
+def _check_choice(value: str, choices: Mapping[str, Any], what: str) -> None:
+    if value not in choices:
+        raise ValueError(f"{what} must be one of {', '.join(choices)}, not {value!r}")
+
+
+# ============================================================================ runs and their curves
+
+
+def load_runs(run_ids: Iterable[str]) -> tuple[dict[str, store.RunRecord], list[str]]:
+    """The runs that exist, in the order asked (duplicates dropped), and the ids that do not."""
+    found: dict[str, store.RunRecord] = {}
+    missing: list[str] = []
+    for run_id in run_ids:
+        if run_id in found or run_id in missing:
+            continue
+        try:
+            found[run_id] = store.get_run(run_id)
+        except store.UnknownRunError:
+            missing.append(run_id)
+    return found, missing
+
+
+def run_labels(names: Mapping[str, str]) -> dict[str, str]:
+    """Legend labels by run id: the run's name, with its id's tail where two runs share a name."""
+    counts = pd.Series(list(names.values()), dtype=object).value_counts()
+    return {run_id: f"{name} ({run_id[-6:]})" if counts[name] > 1 else name for run_id, name in names.items()}
+
+
+def ema(values: Sequence[float], smoothing: float) -> np.ndarray:
+    """Exponential moving average without the start-up bias (the TensorBoard slider's smoothing).
+
+    Point t is the mean of the points so far weighted by smoothing**age, so the first point is
+    itself rather than being pulled towards zero; missing points (NaN) stay missing and are skipped.
+    0 returns the values unchanged.
+    """
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
+    series = pd.Series(np.asarray(values, dtype=float))
+    if smoothing == 0.0 or series.empty:
+        return series.to_numpy()
+    smoothed = series.ewm(alpha=1.0 - smoothing, adjust=True, ignore_na=True).mean()
+    return smoothed.where(series.notna()).to_numpy()
+
+
+def curves(
+    run_ids: Sequence[str],
+    metric: str,
+    x: str = "epoch",
+    smoothing: float = 0.0,
+    labels: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """One row per recorded point: run_id, run (legend label), x, value and the smoothed value.
+
+    Runs without points for the metric yet (queued, or before the first evaluation) contribute
+    no rows. Smoothing is per run, along the run's own step order.
+    """
+    _check_choice(metric, METRICS, "metric")
+    _check_choice(x, X_AXES, "x")
+    spec = METRICS[metric]
+    if labels is None:
+        records, _ = load_runs(run_ids)
+        labels = run_labels({run_id: record.name for run_id, record in records.items()})
+    parts = []
+    for run_id in run_ids:
+        rows = store.metrics(run_id, spec.kind)
+        rows = rows[rows[spec.column].notna()]
+        if rows.empty:
+            continue
+        parts.append(
+            pd.DataFrame(
+                {
+                    "run_id": run_id,
+                    "run": labels.get(run_id, run_id),
+                    "x": rows[x].to_numpy(dtype=float),
+                    "value": rows[spec.column].to_numpy(dtype=float),
+                    "smoothed": ema(rows[spec.column].to_numpy(dtype=float), smoothing),
+                }
+            )
+        )
+    if not parts:
+        return pd.DataFrame({"run_id": [], "run": [], "x": [], "value": [], "smoothed": []})
+    return pd.concat(parts, ignore_index=True)
+
+
+def thin(frame: pd.DataFrame, max_points: int) -> pd.DataFrame:
+    """At most about `max_points` rows per run, evenly spaced and always keeping the last one.
+
+    For the screen only: a long run has tens of thousands of steps, which would make every live
+    refresh slow to send and to draw; exports keep every point.
+    """
+    if max_points < 2:
+        raise ValueError(f"max_points must be at least 2, got {max_points}")
+    kept = []
+    for _, rows in frame.groupby("run_id", sort=False):
+        if len(rows) > max_points:
+            every = math.ceil(len(rows) / max_points)
+            index = sorted(set(range(0, len(rows), every)) | {len(rows) - 1})
+            rows = rows.iloc[index]
+        kept.append(rows)
+    return pd.concat(kept) if kept else frame
+
+
+# ============================================================================ seed groups
+# A seed repeat is one config trained with seeds s..s+N-1; its runs are named "<prefix> · seed <s>",
+# so the group survives in the store (and across restarts) with no extra table, and a user can
+# also form a group by naming runs that way.
+
+SEED_SEPARATOR = " · seed "
+_SEED_NAME = re.compile(r"^(?P<prefix>.+)" + re.escape(SEED_SEPARATOR) + r"(?P<seed>\d+)$")
+MAX_SEEDS = 20
+
+
+def seed_run_name(prefix: str, seed: int) -> str:
+    return f"{prefix.strip()}{SEED_SEPARATOR}{seed}"
+
+
+def seed_group(name: str) -> str | None:
+    """The group prefix of a run named by `seed_run_name`, else None."""
+    match = _SEED_NAME.match(name)
+    return match["prefix"] if match else None
+
+
+def seed_groups(names: Mapping[str, str], min_size: int = 2) -> dict[str, list[str]]:
+    """Group prefix -> run ids (in the order given), for groups of at least `min_size` runs."""
+    groups: dict[str, list[str]] = {}
+    for run_id, name in names.items():
+        prefix = seed_group(name)
+        if prefix is not None:
+            groups.setdefault(prefix, []).append(run_id)
+    return {prefix: ids for prefix, ids in groups.items() if len(ids) >= min_size}
+
+
+def seed_configs(config: TrainConfig | Mapping[str, Any], n: int, first_seed: int) -> list[TrainConfig]:
+    """The config with run.seed = first_seed, first_seed + 1, ... (n of them), all validated."""
+    if not 1 <= n <= MAX_SEEDS:
+        raise ConfigError(f"the number of seeds must be 1..{MAX_SEEDS}, got {n}")
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+    return [apply_overrides(cfg, {"run.seed": seed}) for seed in range(first_seed, first_seed + n)]
+
+
+def launch_seeds(config: TrainConfig | Mapping[str, Any], n: int, first_seed: int, prefix: str) -> list[str]:
+    """Queue the config once per seed as the group `prefix`; returns the new run ids.
+
+    Every config is validated before the first launch, so a bad value queues nothing.
+    """
+    if not prefix.strip():
+        raise ConfigError("a seed group needs a name")
+    configs = seed_configs(config, n, first_seed)
+    return [runner.launch(cfg, seed_run_name(prefix, cfg.run.seed)) for cfg in configs]
+
+
+def aggregate(frame: pd.DataFrame, band: str = "minmax", column: str = "smoothed") -> pd.DataFrame:
+    """Mean over runs at each x, with a band: columns x, mean, lo, hi, n (runs with a point there).
+
+    Meant for one seed group on the epoch or step axis, where the runs share their x values.
+    The std band uses the sample standard deviation (n - 1), which is 0 where only one run has
+    reached that x.
+    """
+    _check_choice(band, BANDS, "band")
+    grouped = frame.groupby("x", sort=True)[column]
+    mean = grouped.mean()
+    if band == "minmax":
+        lo, hi = grouped.min(), grouped.max()
+    else:
+        std = grouped.std(ddof=1).fillna(0.0)
+        lo, hi = mean - std, mean + std
+    return pd.DataFrame(
+        {"x": mean.index.to_numpy(dtype=float), "mean": mean.to_numpy(), "lo": lo.to_numpy(), "hi": hi.to_numpy(),
+         "n": grouped.count().to_numpy()}
+    )
+
+
+def accuracy_summary(run_ids: Iterable[str]) -> pd.DataFrame:
+    """Final and best test accuracy of each run (NaN before its first evaluation); indexed by run id."""
+    rows = {}
+    for run_id in run_ids:
+        acc = store.metrics(run_id, "epoch")["test_acc"].dropna()
+        rows[run_id] = {
+            "final_test_acc": float(acc.iloc[-1]) if len(acc) else math.nan,
+            "best_test_acc": float(acc.max()) if len(acc) else math.nan,
+            "epochs_evaluated": len(acc),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["final_test_acc", "best_test_acc", "epochs_evaluated"])
+
+
+def group_summary(groups: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """Per seed group: runs, mean, std (n - 1), min and max of the final test accuracy.
+
+    Two configs differ by more than seed noise when their means are several stds apart.
+    """
+    rows = []
+    for prefix, run_ids in groups.items():
+        final = accuracy_summary(run_ids)["final_test_acc"].dropna()
+        rows.append(
+            {
+                "group": prefix,
+                "runs": len(run_ids),
+                "evaluated": len(final),
+                "mean_final_test_acc": final.mean() if len(final) else math.nan,
+                "std_final_test_acc": final.std(ddof=1) if len(final) > 1 else math.nan,
+                "min_final_test_acc": final.min() if len(final) else math.nan,
+                "max_final_test_acc": final.max() if len(final) else math.nan,
+            }
+        )
+    columns = ["group", "runs", "evaluated", "mean_final_test_acc", "std_final_test_acc", "min_final_test_acc",
+               "max_final_test_acc"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+# ============================================================================ what differs
+
+
+def format_value(value: Any) -> str:
+    """A config value as one short line: JSON, with an augmentation pipeline as its op names."""
+    if isinstance(value, list) and value and all(isinstance(v, Mapping) and "op" in v for v in value):
+        return " → ".join(v["op"] + ("" if v.get("enabled", True) else " (off)") for v in value)
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def differing_keys(configs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Dotted config keys whose values are not the same in every config, in config order."""
+    flats = [flatten(c) for c in configs]
+    keys: list[str] = []
+    for flat in flats:
+        keys += [k for k in flat if k not in keys]
+    return [k for k in keys if any(flat.get(k) != flats[0].get(k) for flat in flats[1:])]
+
+
+def compare_table(run_ids: Sequence[str], baseline: str | None = None) -> pd.DataFrame:
+    """One row per run: name, status, each differing config key, final and best test accuracy.
+
+    With a baseline (one of the runs), two more columns give each run's accuracy minus the
+    baseline's (positive means better than the baseline). Config values are shown as text, so
+    that a column mixing numbers and None stays one type.
+    """
+    records, missing = load_runs(run_ids)
+    if missing:
+        raise store.UnknownRunError(f"no run with id {missing[0]!r}")
+    if baseline is not None and baseline not in records:
+        raise ValueError(f"the baseline {baseline!r} is not one of the runs compared")
+    ids = list(records)
+    keys = differing_keys([records[i].config for i in ids])
+    flats = {i: flatten(records[i].config) for i in ids}
+    labels = run_labels({i: records[i].name for i in ids})
+    table = pd.DataFrame(
+        {"run": [labels[i] for i in ids], "status": [records[i].status for i in ids]}, index=pd.Index(ids, name="id")
+    )
+    for key in keys:
+        table[key] = [format_value(flats[i].get(key)) if key in flats[i] else "—" for i in ids]
+    accuracy = accuracy_summary(ids)
+    table["final test acc"] = accuracy["final_test_acc"]
+    table["best test acc"] = accuracy["best_test_acc"]
+    if baseline is not None:
+        table["Δ final vs baseline"] = table["final test acc"] - table.at[baseline, "final test acc"]
+        table["Δ best vs baseline"] = table["best test acc"] - table.at[baseline, "best test acc"]
+    return table
+
+
+# ============================================================================ run again with one change
+
+
+@dataclass(frozen=True)
+class Change:
+    key: str
+    old: Any  # the value in the source run (None where the key was not set)
+    new: Any
+    config: TrainConfig  # the source config with the change applied, validated
+
+    @property
+    def text(self) -> str:
+        return f"{self.key}: {format_value(self.old)} → {format_value(self.new)}"
+
+
+def with_change(config: TrainConfig | Mapping[str, Any], key: str, value: str) -> Change:
+    """The config with one dotted key set from text (JSON where it parses, else a plain string).
+
+    Raises ConfigError naming the key when the value is invalid or changes nothing. Changing the
+    model drops the old model's options, as the CLI's --model does: they mean nothing to another model.
+    """
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+    key = key.strip()
+    if not key:
+        raise ConfigError("pick the config key to change")
+    new = parse_value(value.strip())
+    old = flatten(cfg).get(key)
+    if new == old:
+        raise ConfigError(f"{key} is already {format_value(old)}: enter a different value")
+    overrides: dict[str, Any] = {key: new}
+    if key == "model.name":
+        overrides["model.options"] = {}
+    return Change(key, old, new, apply_overrides(cfg, overrides))
+
+
+def change_name(source_name: str, change: Change) -> str:
+    return f"{source_name} · {change.key}={format_value(change.new)}"
+
+
+def run_again(run_id: str, key: str, value: str, name: str | None = None) -> str:
+    """Queue a copy of a stored run with one config key changed; returns the new run's id."""
+    record = store.get_run(run_id)
+    change = with_change(record.config, key, value)
+    return runner.launch(change.config, name or change_name(record.name, change))
+
+
+# ============================================================================ one chart, two renderers
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    color: str
+    x: np.ndarray
+    y: np.ndarray  # what is drawn (smoothed where smoothing is on)
+    raw: np.ndarray | None = None  # the recorded values, shown on hover when they differ from y
+    lo: np.ndarray | None = None  # a band around y (seed groups)
+    hi: np.ndarray | None = None
+    runs: int = 1  # runs behind the line: more than one for a seed group's mean
+
+
+def chart_series(
+    frame: pd.DataFrame,
+    groups: Mapping[str, Sequence[str]] | None = None,
+    band: str = "minmax",
+) -> list[Series]:
+    """The lines to draw: one per run, except that each seed group becomes its mean with a band."""
+    grouped = {run_id: prefix for prefix, ids in (groups or {}).items() for run_id in ids}
+    series: list[Series] = []
+    drawn_groups: set[str] = set()
+    for run_id, rows in frame.groupby("run_id", sort=False):
+        color = PALETTE[len(series) % len(PALETTE)]
+        prefix = grouped.get(run_id)
+        if prefix is None:
+            raw = rows["value"].to_numpy()
+            smoothed = rows["smoothed"].to_numpy()
+            same = np.allclose(raw, smoothed, equal_nan=True)
+            series.append(Series(rows["run"].iloc[0], color, rows["x"].to_numpy(), smoothed, None if same else raw))
+        elif prefix not in drawn_groups:
+            drawn_groups.add(prefix)
+            members = frame[frame["run_id"].isin(groups[prefix])]
+            agg = aggregate(members, band)
+            n = members["run_id"].nunique()
+            series.append(
+                Series(f"{prefix} (mean of {n}, {BANDS[band]})", color, agg["x"].to_numpy(), agg["mean"].to_numpy(),
+                       lo=agg["lo"].to_numpy(), hi=agg["hi"].to_numpy(), runs=n)
+            )
+    return series
+
+
+def _rgba(color: str, alpha: float) -> str:
+    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def figure(series: Sequence[Series], *, title: str = "", x_label: str = "", y_label: str = "") -> go.Figure:
+    """The interactive chart; hovering a point shows the exact recorded (and smoothed) values."""
+    fig = go.Figure()
+    for s in series:
+        if s.lo is not None and s.hi is not None:
+            # The band is one closed shape: along the top edge, then back along the bottom.
+            fig.add_trace(
+                go.Scatter(
+                    x=np.concatenate([s.x, s.x[::-1]]), y=np.concatenate([s.hi, s.lo[::-1]]),
+                    fill="toself", fillcolor=_rgba(s.color, 0.2), line={"width": 0}, hoverinfo="skip",
+                    showlegend=False, legendgroup=s.name, name=f"{s.name} band",
+                )
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=s.x, y=s.y, name=s.name, legendgroup=s.name, mode="lines+markers", line={"color": s.color},
+                    marker={"size": 4}, customdata=np.stack([s.lo, s.hi], axis=-1),
+                    hovertemplate="%{fullData.name}<br>x=%{x:.6g}<br>mean=%{y:.6g}"
+                    "<br>band=%{customdata[0]:.6g} … %{customdata[1]:.6g}<extra></extra>",
+                )
+            )
+            continue
+        hover = "%{fullData.name}<br>x=%{x:.6g}<br>"
+        if s.raw is not None:
+            hover += "value=%{customdata:.6g}<br>smoothed=%{y:.6g}<extra></extra>"
+        else:
+            hover += "value=%{y:.6g}<extra></extra>"
+        fig.add_trace(
+            go.Scatter(
+                x=s.x, y=s.y, name=s.name, mode="lines+markers" if len(s.x) <= 60 else "lines",
+                line={"color": s.color}, marker={"size": 5}, customdata=s.raw, hovertemplate=hover,
+            )
+        )
+    fig.update_layout(
+        title=title or None, xaxis_title=x_label, yaxis_title=y_label, hovermode="closest",
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
+        margin={"l": 10, "r": 10, "t": 60 if title else 30, "b": 10},
+    )
+    return fig
+
+
+def nice_ticks(lo: float, hi: float, target: int = 6) -> list[float]:
+    """About `target` round tick values (steps of 1, 2 or 5 times a power of ten) covering [lo, hi]."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"the axis range must be finite, got {lo!r}..{hi!r}")
+    if hi <= lo:
+        return [lo]
+    raw = (hi - lo) / max(1, target - 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.ceil(lo / step - 1e-9) * step
+    ticks = []
+    value = first
+    while value <= hi + step * 1e-9:
+        ticks.append(round(value, 12))
+        value += step
+    return ticks
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (OSError, ImportError, TypeError):  # Pillow without FreeType has only the small bitmap font
+        return ImageFont.load_default()
+
+
+def _label(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def chart_png(
+    series: Sequence[Series],
+    *,
+    title: str = "",
+    x_label: str = "",
+    y_label: str = "",
+    size: tuple[int, int] = (1100, 650),
+) -> bytes:
+    """The same chart as `figure`, as PNG bytes drawn with Pillow (a static copy for slides and reports)."""
+    width, height = size
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image, "RGBA")
+    font, small, big = _font(15), _font(13), _font(20)
+    xs = [v for s in series for v in s.x[np.isfinite(s.x)]]
+    ys = [v for s in series for arr in (s.y, s.lo, s.hi) if arr is not None for v in arr[np.isfinite(arr)]]
+    if title:
+        draw.text((width / 2, 14), title, fill="black", font=big, anchor="mt")
+    # Legend above the plot, wrapped into as many rows as it needs.
+    legend_top, legend_x, row_height = 48, 70, 22
+    legend_rows = 1
+    for s in series:
+        text_width = draw.textlength(s.name, font=small)
+        if legend_x + 30 + text_width > width - 20 and legend_x > 70:
+            legend_x, legend_rows = 70, legend_rows + 1
+        y = legend_top + (legend_rows - 1) * row_height
+        draw.line([(legend_x, y + 8), (legend_x + 22, y + 8)], fill=s.color, width=4)
+        draw.text((legend_x + 28, y + 8), s.name, fill="black", font=small, anchor="lm")
+        legend_x += 28 + text_width + 24
+    left, right = 90, width - 30
+    top, bottom = legend_top + legend_rows * row_height + 16, height - 70
+    draw.rectangle([left, top, right, bottom], outline="#444444")
+    if not xs or not ys:
+        draw.text(((left + right) / 2, (top + bottom) / 2), "no points yet", fill="#666666", font=font, anchor="mm")
+        return _png_bytes(image)
+    x_lo, x_hi = min(xs), max(xs)
+    y_lo, y_hi = min(ys), max(ys)
+    if x_hi == x_lo:
+        x_lo, x_hi = x_lo - 0.5, x_hi + 0.5
+    pad = (y_hi - y_lo) * 0.05 or max(abs(y_lo) * 0.05, 1e-3)
+    y_lo, y_hi = y_lo - pad, y_hi + pad
+
+    def px(x: float) -> float:
+        return left + (x - x_lo) / (x_hi - x_lo) * (right - left)
+
+    def py(y: float) -> float:
+        return bottom - (y - y_lo) / (y_hi - y_lo) * (bottom - top)
+
+    for tick in nice_ticks(x_lo, x_hi):
+        draw.line([(px(tick), top), (px(tick), bottom)], fill="#e5e5e5")
+        draw.text((px(tick), bottom + 6), _label(tick), fill="black", font=small, anchor="mt")
+    for tick in nice_ticks(y_lo, y_hi):
+        draw.line([(left, py(tick)), (right, py(tick))], fill="#e5e5e5")
+        draw.text((left - 8, py(tick)), _label(tick), fill="black", font=small, anchor="rm")
+    draw.text(((left + right) / 2, height - 24), x_label, fill="black", font=font, anchor="mm")
+    vertical = Image.new("RGBA", (int(draw.textlength(y_label, font=font)) + 4, 22), (255, 255, 255, 0))
+    ImageDraw.Draw(vertical).text((2, 11), y_label, fill="black", font=font, anchor="lm")
+    vertical = vertical.rotate(90, expand=True)
+    image.paste(vertical, (14, int((top + bottom) / 2 - vertical.height / 2)), vertical)
+    draw.rectangle([left, top, right, bottom], outline="#444444")
+
+    for s in series:
+        color = tuple(int(s.color[i:i + 2], 16) for i in (1, 3, 5))
+        if s.lo is not None and s.hi is not None and len(s.x) > 1:
+            ok = np.isfinite(s.lo) & np.isfinite(s.hi)
+            outline = [(px(a), py(b)) for a, b in zip(s.x[ok], s.hi[ok])]
+            outline += [(px(a), py(b)) for a, b in zip(s.x[ok][::-1], s.lo[ok][::-1])]
+            if len(outline) >= 3:
+                draw.polygon(outline, fill=(*color, 60))
+        ok = np.isfinite(s.y)
+        points = [(px(a), py(b)) for a, b in zip(s.x[ok], s.y[ok])]
+        if len(points) > 1:
+            draw.line(points, fill=color, width=3, joint="curve")
+        if len(points) <= 60:
+            for a, b in points:
+                draw.ellipse([a - 3, b - 3, a + 3, b + 3], fill=color)
+    return _png_bytes(image)
+
+
+def _png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def curves_csv(frame: pd.DataFrame, metric: str, x: str) -> bytes:
+    """The plotted points as CSV: run_id, run, the x axis, the metric and its smoothed value."""
+    _check_choice(metric, METRICS, "metric")
+    _check_choice(x, X_AXES, "x")
+    out = frame[["run_id", "run", "x", "value", "smoothed"]].rename(
+        columns={"x": x, "value": metric, "smoothed": f"{metric}_smoothed"}
+    )
+    return out.to_csv(index=False).encode()

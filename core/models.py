@@ -1,0 +1,421 @@
+"""Models: every network the lab trains, built by name from a declared option schema.
+
+Each model here keeps its final classifier layer in an attribute named `head` (torchvision's
+ResNet calls it `fc`), so that `param_groups` can give the head its own learning rate or freeze
+the body, whatever the architecture. Models take normalised float images [N, C, H, W] and
+return logits [N, num_classes].
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+
+class ModelError(ValueError):
+    """A model or option that cannot be built; the message is meant for the user."""
+
+
+# ============================================================================
+# Option schema
+# ============================================================================
+
+
+@dataclass(frozen=True)
+class Option:
+    """One constructor option of a model; the page builds its widget from this.
+
+    kind: "int" | "float" | "bool" | "choice" | "int_list" (low/high bound each element).
+    """
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple = ()
+    max_len: int | None = None  # int_list only
+
+    def validate(self, value: Any, model: str) -> Any:
+        where = f"{model}.{self.name}"
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise ModelError(f"{where} must be true or false, got {value!r}")
+            return value
+        if self.kind == "choice":
+            if value not in self.choices:
+                raise ModelError(f"{where} must be one of {list(self.choices)}, got {value!r}")
+            return value
+        if self.kind == "int_list":
+            if not isinstance(value, (list, tuple)):
+                raise ModelError(f"{where} must be a list of whole numbers, got {value!r}")
+            if self.max_len is not None and len(value) > self.max_len:
+                raise ModelError(f"{where} may hold at most {self.max_len} numbers, got {len(value)}")
+            return [self._number(v, where, integer=True) for v in value]
+        if self.kind in ("int", "float"):
+            return self._number(value, where, integer=self.kind == "int")
+        raise AssertionError(f"unknown option kind {self.kind!r} in {where}")
+
+    def _number(self, value: Any, where: str, integer: bool) -> int | float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ModelError(f"{where} must be a finite number, got {value!r}")
+        if integer:
+            if float(value) != int(value):
+                raise ModelError(f"{where} must be a whole number, got {value!r}")
+            value = int(value)
+        else:
+            value = float(value)
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            raise ModelError(f"{where} = {value} is out of range: allowed {self.low} to {self.high}")
+        return value
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    label: str
+    help: str
+    options: tuple[Option, ...]
+    build: Callable[..., nn.Module]  # build(in_channels, num_classes, image_size, **options)
+    min_image_size: int = 8
+
+    def defaults(self) -> dict:
+        return {o.name: o.default for o in self.options}
+
+    def validate(self, name: str, options: dict) -> dict:
+        """Complete `options` with defaults and check every value; unknown keys are an error."""
+        known = {o.name: o for o in self.options}
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ModelError(f"{name}: unknown option(s) {unknown}; allowed: {sorted(known) or 'none'}")
+        return {o.name: o.validate(options.get(o.name, o.default), name) for o in self.options}
+
+
+# ============================================================================
+# Architectures
+# ============================================================================
+
+
+class MLP(nn.Module):
+    """Fully connected: flatten -> [Linear -> ReLU (-> Dropout)] per hidden layer -> head."""
+
+    def __init__(self, in_channels: int, num_classes: int, image_size: int, hidden: list[int], dropout: float):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = in_channels * image_size * image_size
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU(inplace=True)]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = h
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+class LeNet(nn.Module):
+    """LeNet-5 (LeCun et al., 1998) with max pooling: conv5(6)-pool-conv5(16)-pool-fc120-fc84-head.
+
+    Images smaller than 32 px get 2 px of padding in the first convolution, the usual way to feed
+    28x28 MNIST to a network designed for 32x32, so both end in 16 maps of 5x5.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, image_size: int, activation: str):
+        super().__init__()
+        act = nn.ReLU if activation == "relu" else nn.Tanh
+        pad = 2 if image_size < 32 else 0
+        side = ((image_size + 2 * pad - 4) // 2 - 4) // 2
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 6, 5, padding=pad), act(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), act(), nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(16 * side * side, 120), act(),
+            nn.Linear(120, 84), act(),
+        )  # fmt: skip
+        self.head = nn.Linear(84, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+_VGG_LAYERS = {
+    "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+}
+
+
+class VGG(nn.Module):
+    """VGG (Simonyan & Zisserman, 2014) in its CIFAR form: 3x3 convs (+BN) and one linear head.
+
+    A 32x32 input reaches 1x1 after the five poolings. A pooling that would shrink the map
+    below 1x1 (28x28 inputs reach 1x1 after four) is left out, and the last map is averaged,
+    so any size from 28 up works.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, image_size: int, layout: list, batch_norm: bool):
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels, side = in_channels, image_size
+        for item in layout:
+            if item == "M":
+                if side >= 2:
+                    layers.append(nn.MaxPool2d(2))
+                    side //= 2
+                continue
+            layers.append(nn.Conv2d(channels, item, 3, padding=1, bias=not batch_norm))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(item))
+            layers.append(nn.ReLU(inplace=True))
+            channels = item
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs with a shortcut (He et al., 2016); a 1x1 conv shortcut when the shape changes."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+class CifarResNet18(nn.Module):
+    """ResNet-18 for small images: a 3x3 stem without max pooling keeps 32x32 detail, then four
+    stages of two BasicBlocks at widths w, 2w, 4w, 8w (w = 64 gives the usual 11.2M parameters)."""
+
+    def __init__(self, in_channels: int, num_classes: int, width: int):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+        stages, c = [], width
+        for i, mult in enumerate((1, 2, 4, 8)):
+            out = width * mult
+            stages += [BasicBlock(c, out, stride=1 if i == 0 else 2), BasicBlock(out, out, stride=1)]
+            c = out
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(c, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(self.stages(self.stem(x))))
+
+
+class FastCNN(nn.Module):
+    """A small speed-run network after Keller Jordan's airbench and David Page's ResNet-9.
+
+    stem conv -> 3 blocks, each [conv -> maxpool 2 -> BN -> GELU, (depth - 1) x (conv -> BN -> GELU)]
+    -> global max pool -> linear head -> times `logit_scale`.
+    Pooling right after the first conv of a block does the expensive convs at the lower
+    resolution; the global max pool asks "is the feature anywhere?", which suits objects at any
+    position; scaling the logits down (airbench uses 1/9) keeps the softmax from saturating early,
+    which lets the plain head train with a high learning rate.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, width: float, depth: int, logit_scale: float):
+        super().__init__()
+        stem_width = max(8, round(24 * width))
+        widths = [max(8, round(w * width)) for w in (32, 64, 128)]
+
+        def conv_bn(c_in: int, c_out: int, pool: bool) -> list[nn.Module]:
+            layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)]
+            if pool:
+                layers.append(nn.MaxPool2d(2))
+            return layers + [nn.BatchNorm2d(c_out), nn.GELU()]
+
+        layers = conv_bn(in_channels, stem_width, pool=False)
+        c = stem_width
+        for w in widths:
+            layers += conv_bn(c, w, pool=True)
+            for _ in range(depth - 1):
+                layers += conv_bn(w, w, pool=False)
+            c = w
+        layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten()]
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(c, num_classes, bias=False)
+        self.logit_scale = logit_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)) * self.logit_scale
+
+
+def _torchvision_resnet18(in_channels: int, num_classes: int, pretrained: bool) -> nn.Module:
+    """torchvision's ImageNet ResNet-18 with a new `fc` for num_classes, for fine-tuning demos."""
+    import torchvision
+
+    model = torchvision.models.resnet18(weights=None)
+    if pretrained:
+        weights = torchvision.models.ResNet18_Weights.DEFAULT
+        try:
+            state = weights.get_state_dict(progress=False, check_hash=True)
+        except Exception as exc:  # URLError offline, HTTP errors, a damaged file: all mean the same here
+            folder = torch.hub.get_dir() + "/checkpoints"
+            filename = weights.url.rsplit("/", 1)[-1]
+            raise ModelError(
+                f"could not load the pretrained ResNet-18 weights ({exc}). Without internet, download "
+                f"{weights.url} elsewhere and put it in {folder}/{filename} (torch's hub cache; set "
+                f"TORCH_HOME to move it), or train with pretrained off."
+            ) from exc
+        model.load_state_dict(state)
+    if in_channels != 3:
+        old = model.conv1
+        model.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        if pretrained:
+            # Gray input copied into in_channels channels: summing the RGB filters and sharing the
+            # sum out makes the new first layer respond as the original did to the same gray image.
+            with torch.no_grad():
+                model.conv1.weight.copy_(old.weight.sum(dim=1, keepdim=True).repeat(1, in_channels, 1, 1) / in_channels)
+    model.fc = nn.Linear(model.fc.in_features, num_classes)
+    return model
+
+
+# ============================================================================
+# Registry
+# ============================================================================
+
+MODELS: dict[str, ModelInfo] = {
+    "mlp": ModelInfo(
+        label="MLP (fully connected)",
+        help="Flatten the image, then fully connected layers with ReLU. No notion of neighbouring "
+        "pixels: a shifted image is a different input, so it shows what convolutions buy.",
+        options=(
+            Option("hidden", "int_list", [256, 128], "Width of each hidden layer; [] is a linear classifier.", low=1, high=4096, max_len=6),
+            Option("dropout", "float", 0.0, "Dropout after each hidden layer (0 = off).", low=0.0, high=0.9),
+        ),
+        build=lambda c, k, s, hidden, dropout: MLP(c, k, s, hidden, dropout),
+    ),
+    "lenet": ModelInfo(
+        label="LeNet-5",
+        help="The classic small CNN (LeCun 1998): two 5x5 conv + pool stages and three fully "
+        "connected layers, about 60k parameters. For 28x28 and 32x32 images.",
+        options=(Option("activation", "choice", "relu", "ReLU (modern) or tanh (as in 1998).", choices=("relu", "tanh")),),
+        build=lambda c, k, s, activation: LeNet(c, k, s, activation),
+        min_image_size=20,
+    ),
+    "vgg11": ModelInfo(
+        label="VGG-11 (BN)",
+        help="Eight 3x3 conv layers in five stages with batch norm, then one linear layer; about 9M "
+        "parameters. Slow on a CPU.",
+        options=(Option("batch_norm", "bool", True, "Batch norm after each conv; without it VGG trains much worse."),),
+        build=lambda c, k, s, batch_norm: VGG(c, k, s, _VGG_LAYERS["vgg11"], batch_norm),
+    ),
+    "vgg16": ModelInfo(
+        label="VGG-16 (BN)",
+        help="Thirteen 3x3 conv layers in five stages with batch norm, then one linear layer; about "
+        "15M parameters. Needs a GPU to train in reasonable time.",
+        options=(Option("batch_norm", "bool", True, "Batch norm after each conv; without it VGG trains much worse."),),
+        build=lambda c, k, s, batch_norm: VGG(c, k, s, _VGG_LAYERS["vgg16"], batch_norm),
+    ),
+    "resnet18": ModelInfo(
+        label="ResNet-18 (CIFAR form)",
+        help="ResNet-18 adapted to small images (3x3 stem, no max pool), 11M parameters at width 64; "
+        "the usual CIFAR-10 baseline (about 95% with flips and crops). Needs a GPU at full width.",
+        options=(Option("width", "int", 64, "Channels of the first stage; later stages use 2x, 4x, 8x.", low=8, high=128),),
+        build=lambda c, k, s, width: CifarResNet18(c, k, width),
+    ),
+    "fastcnn": ModelInfo(
+        label="FastCNN (CPU speed-run net)",
+        help="A small airbench-style network built for accuracy per second on a CPU: a stem conv and "
+        "three conv blocks (32/64/128 channels at width 1) with pooling early in each block, a global "
+        "max pool and a scaled linear head; about 0.3M parameters.",
+        options=(
+            Option("width", "float", 1.0, "Multiplies every channel count (24 stem; 32, 64, 128 blocks).", low=0.25, high=4.0),
+            Option("depth", "int", 2, "Convs per block (the first one pools).", low=1, high=4),
+            Option("logit_scale", "float", 1 / 9, "Multiplies the logits; small values keep early training stable.", low=0.01, high=1.0),
+        ),
+        build=lambda c, k, s, width, depth, logit_scale: FastCNN(c, k, width, depth, logit_scale),
+    ),
+    "tv_resnet18": ModelInfo(
+        label="ResNet-18 (torchvision, ImageNet form)",
+        help="torchvision's ResNet-18 with a new final layer; optionally starts from ImageNet weights "
+        "for fine-tuning (give the head a higher learning rate). Works best on images of 64 px or "
+        "more, normalised with the ImageNet mean and std.",
+        options=(Option("pretrained", "bool", False, "Start from ImageNet weights (needs the weights file or internet)."),),
+        build=lambda c, k, s, pretrained: _torchvision_resnet18(c, k, pretrained),
+        min_image_size=16,
+    ),
+}
+
+INIT_SCHEMES = ("default", "xavier", "kaiming")
+
+
+def build_model(name: str, *, in_channels: int, num_classes: int, image_size: int = 32, **options) -> nn.Module:
+    """The model `name` for images [N, in_channels, image_size, image_size]; options per MODELS[name]."""
+    if name not in MODELS:
+        raise ModelError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    info = MODELS[name]
+    for what, value, low in (("in_channels", in_channels, 1), ("num_classes", num_classes, 2), ("image_size", image_size, info.min_image_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ModelError(f"{name}: {what} must be a whole number of at least {low}, got {value!r}")
+    return info.build(in_channels, num_classes, image_size, **info.validate(name, options))
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def head_module(model: nn.Module) -> nn.Module:
+    """The final classifier layer: `head` in this module's models, `fc` in torchvision's ResNets."""
+    for attr in ("head", "fc", "classifier"):
+        module = getattr(model, attr, None)
+        if isinstance(module, nn.Module):
+            return module
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ModelError(f"{type(model).__name__} has no linear layer to treat as its head")
+    return linears[-1]
+
+
+def param_groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
+    """{"body": [...], "head": [...]}: every parameter exactly once, for per-group learning rates
+    (e.g. a 10x rate for a new head on a pretrained body) or for freezing the body."""
+    head_ids = {id(p) for p in head_module(model).parameters()}
+    groups: dict[str, list[nn.Parameter]] = {"body": [], "head": []}
+    for p in model.parameters():
+        groups["head" if id(p) in head_ids else "body"].append(p)
+    return groups
+
+
+def init_weights(model: nn.Module, scheme: str = "default") -> nn.Module:
+    """Re-initialise every conv and linear layer in place and return the model.
+
+    default: PyTorch's own initialisation (each layer's reset_parameters).
+    xavier:  Glorot & Bengio 2010, uniform in +-gain*sqrt(6 / (fan_in + fan_out)), zero biases;
+             keeps activation variance for tanh-like units.
+    kaiming: He et al. 2015, normal with std sqrt(2 / fan_in), zero biases; made for ReLU.
+    Batch norm layers go back to weight 1, bias 0 in every scheme.
+    """
+    if scheme not in INIT_SCHEMES:
+        raise ModelError(f"unknown init scheme {scheme!r}; choose one of {', '.join(INIT_SCHEMES)}")
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            if scheme == "default":
+                module.reset_parameters()
+                continue
+            if scheme == "xavier":
+                nn.init.xavier_uniform_(module.weight)
+            else:
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.reset_parameters()
+    return model

@@ -1,0 +1,121 @@
+"""Optimisers for the trainer: SGD (momentum, Nesterov), Adam, AdamW and AdaBound.
+
+`build_optimizer` splits the model's parameters into a body and a head group, so the head can
+learn faster (`optim.head_lr_mult`) and the body can be frozen for the first epochs. Each group
+carries its `lr_mult`; the trainer sets `group["lr"] = lr_at(step) * group["lr_mult"]` before
+every step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+
+from core.config import TrainConfig
+
+
+class AdaBound(torch.optim.Optimizer):
+    """AdaBound (Luo et al. 2019, "Adaptive Gradient Methods with Dynamic Bound of Learning Rate").
+
+    Adam whose per-parameter step size is clipped to [lower(t), upper(t)], two bounds that start
+    at 0 and infinity and close in on `final_lr`, so training starts like Adam and ends like SGD:
+
+        m_t = b1 m + (1 - b1) g,   v_t = b2 v + (1 - b2) g^2
+        step = clip(lr sqrt(1 - b2^t) / (1 - b1^t) / (sqrt(v_t) + eps), lower(t), upper(t))
+        lower(t) = final_lr (1 - 1 / (gamma t + 1)),  upper(t) = final_lr (1 + 1 / (gamma t))
+        p <- p - step * m_t
+
+    As in the authors' code, `final_lr` follows the lr schedule: it is scaled by lr / initial lr,
+    and weight decay is the L2 kind (added to the gradient).
+    """
+
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        final_lr: float = 0.1,
+        gamma: float = 1e-3,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
+        if lr <= 0 or final_lr <= 0 or gamma <= 0 or eps <= 0 or weight_decay < 0:
+            raise ValueError("AdaBound needs lr, final_lr, gamma, eps > 0 and weight_decay >= 0")
+        if not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"AdaBound betas must be in [0, 1), got {betas}")
+        defaults = dict(lr=lr, betas=betas, final_lr=final_lr, gamma=gamma, eps=eps, weight_decay=weight_decay)
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                if grad.is_sparse:
+                    raise RuntimeError("AdaBound does not support sparse gradients")
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                if group["weight_decay"]:
+                    grad = grad.add(p, alpha=group["weight_decay"])
+                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                state["step"] += 1
+                t = state["step"]
+                exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+
+                denom = exp_avg_sq.sqrt().add_(group["eps"])
+                step_size = group["lr"] * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+                final_lr = group["final_lr"] * group["lr"] / group["initial_lr"]
+                lower = final_lr * (1 - 1 / (group["gamma"] * t + 1))
+                upper = final_lr * (1 + 1 / (group["gamma"] * t))
+                step = torch.full_like(denom, step_size).div_(denom).clamp_(lower, upper).mul_(exp_avg)
+                p.sub_(step)
+        return loss
+
+
+def make_param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
+    """Body and head parameter groups with their lr multipliers (empty groups left out)."""
+    from core.models import param_groups
+
+    split = param_groups(model)
+    groups = [
+        {"params": list(split["body"]), "name": "body", "lr_mult": 1.0},
+        {"params": list(split["head"]), "name": "head", "lr_mult": cfg.optim.head_lr_mult},
+    ]
+    return [g for g in groups if g["params"]]
+
+
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    o = cfg.optim
+    groups = make_param_groups(model, cfg)
+    for group in groups:
+        group["lr"] = o.lr * group["lr_mult"]
+    betas = (o.beta1, o.beta2)
+    if o.name == "sgd":
+        return torch.optim.SGD(
+            groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay
+        )
+    if o.name == "adam":
+        return torch.optim.Adam(groups, lr=o.lr, betas=betas, eps=o.eps, weight_decay=o.weight_decay)
+    if o.name == "adamw":
+        return torch.optim.AdamW(groups, lr=o.lr, betas=betas, eps=o.eps, weight_decay=o.weight_decay)
+    if o.name == "adabound":
+        return AdaBound(
+            groups, lr=o.lr, betas=betas, final_lr=o.final_lr, gamma=o.adabound_gamma, eps=o.eps,
+            weight_decay=o.weight_decay,
+        )
+    raise ValueError(f"unknown optimiser {o.name!r}")

@@ -1,0 +1,281 @@
+"""The course's experiments as one-click presets: a few runs that differ in one thing.
+
+    plan = plan_preset("mixup", device="cpu", available=["shapes"])
+    plan.runs     # [("Mixup vs baseline · baseline", TrainConfig), ...]
+    plan.notes    # what was changed to make it fit this machine, in plain words
+    build_preset("mixup", "cpu", ["shapes"])   # just the runs
+
+Each preset is declared once, at the scale of the course (a CUDA GPU, the real dataset). On any
+other device it shrinks itself (fewer training images, fewer epochs, narrower models) so that
+the whole preset trains in about a minute on a 2-core laptop, and when the course's dataset is
+not on this machine it falls back to the embedded shapes dataset. Lengths counted in epochs
+(warmup, frozen epochs, SGDR cycles) shrink with the run, so a warmup stays a warmup. Every
+change is listed in the plan's notes, which the page shows before anything is launched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.config import TrainConfig, apply_overrides, diff
+from core.data import DATASETS, available_datasets
+
+# Training images of each built-in dataset, to turn "train on N images" into a subset fraction.
+TRAIN_SIZES = {"shapes": 5000, "cifar10": 50_000, "mnist": 60_000, "fashion_mnist": 60_000}
+FALLBACK_DATASET = "shapes"
+
+# The usual CIFAR augmentation (He et al. 2016): random horizontal flips and 4-pixel padded crops.
+FLIP_CROP = [{"op": "hflip", "params": {"p": 0.5}}, {"op": "pad_crop", "params": {"padding": 4}}]
+
+# ResNet-18 on CIFAR-10 with SGD, the reference setting of most of the course's experiments.
+RESNET_CIFAR = {
+    "data.dataset": "cifar10",
+    "model.name": "resnet18",
+    "model.options": {"width": 64},
+    "optim.lr": 0.1,
+    "optim.weight_decay": 5e-4,
+    "schedule.name": "cosine",
+    "run.epochs": 30,
+    "run.batch_size": 128,
+    "augment.train": FLIP_CROP,
+}
+# The same on a laptop CPU: an eighth of the width (about 1/60 of the compute), 2,500 images.
+RESNET_CPU = {"model.options": {"width": 8}, "run.epochs": 4}
+
+
+@dataclass(frozen=True)
+class Preset:
+    title: str
+    description: str
+    datasets: tuple[str, ...]  # the course's dataset first, then stand-ins; shapes is the last resort
+    base: dict[str, Any]  # dotted config overrides shared by every run
+    runs: tuple[tuple[str, dict[str, Any]], ...]  # (run name, dotted overrides on top of base)
+    cpu: dict[str, Any] = field(default_factory=dict)  # overrides without a CUDA GPU
+    cpu_train_images: int = 2500  # training images without a CUDA GPU (a stratified subset)
+    on_fallback: dict[str, Any] = field(default_factory=dict)  # overrides on the shapes dataset
+
+
+PRESETS: dict[str, Preset] = {
+    "flip": Preset(
+        title="Flip augmentation vs none",
+        description="ResNet-18 on CIFAR-10 trained with and without random horizontal flips: the "
+        "cheapest augmentation there is, and a few points of test accuracy for free. On the shapes "
+        "stand-in the training objects sit only in the left half (variant 'left') while the test "
+        "objects are anywhere, so the flipped run sees test-like images and the other does not.",
+        datasets=("cifar10",),
+        base={**RESNET_CIFAR, "augment.train": []},
+        runs=(
+            ("no augmentation", {}),
+            ("horizontal flip", {"augment.train": [{"op": "hflip", "params": {"p": 0.5}}]}),
+        ),
+        cpu=RESNET_CPU,
+        on_fallback={"data.variant": "left"},
+    ),
+    "lenet_vgg": Preset(
+        title="LeNet vs VGG",
+        description="LeNet-5 (1998, 60k parameters) against VGG-11 with batch norm (2014, 9M "
+        "parameters) on CIFAR-10 with flips and crops: depth, 3x3 convolutions and batch norm. "
+        "VGG is slow on a CPU, so the scaled-down version trains it on few images for two epochs; "
+        "expect it to be far from converged there.",
+        datasets=("cifar10",),
+        base={**RESNET_CIFAR, "optim.lr": 0.05, "run.epochs": 20},
+        runs=(
+            ("LeNet-5", {"model.name": "lenet", "model.options": {"activation": "relu"}}),
+            ("VGG-11", {"model.name": "vgg11", "model.options": {"batch_norm": True}}),
+        ),
+        cpu={"run.epochs": 2, "run.batch_size": 64},
+        cpu_train_images=500,
+    ),
+    "mnist_mlp_cnn": Preset(
+        title="MNIST: fully connected vs CNN",
+        description="A two-layer fully connected network against LeNet-5 on MNIST digits. Both do "
+        "well on centred digits; the CNN needs far fewer parameters for it because its filters are "
+        "shared across positions. (The permuted-pixels variant needs a data option the engine "
+        "does not have yet.)",
+        datasets=("mnist", "fashion_mnist"),
+        base={
+            "data.dataset": "mnist",
+            "optim.lr": 0.05,
+            "schedule.name": "cosine",
+            "run.epochs": 10,
+            "run.batch_size": 128,
+            "augment.train": [],
+        },
+        runs=(
+            ("fully connected (MLP 256-128)", {"model.name": "mlp", "model.options": {"hidden": [256, 128]}}),
+            ("CNN (LeNet-5)", {"model.name": "lenet", "model.options": {"activation": "relu"}}),
+        ),
+        cpu={"run.epochs": 3},
+        cpu_train_images=5000,
+    ),
+    "label_smoothing": Preset(
+        title="Label smoothing vs baseline",
+        description="ResNet-18 on CIFAR-10 with flips and crops, trained on one-hot targets and on "
+        "targets smoothed with epsilon 0.1 (Szegedy et al. 2016): less over-confident predictions, "
+        "usually a small gain in accuracy.",
+        datasets=("cifar10",),
+        base=RESNET_CIFAR,
+        runs=(("baseline", {}), ("label smoothing 0.1", {"tricks.label_smoothing": 0.1})),
+        cpu=RESNET_CPU,
+    ),
+    "mixup": Preset(
+        title="Mixup vs baseline",
+        description="ResNet-18 on CIFAR-10 with flips and crops, with and without Mixup (Zhang et al. "
+        "2018, alpha 0.2): every batch is blended with a shuffled copy of itself, labels too. Mixup "
+        "regularises, so it pays off in long runs; in short ones it can cost a little.",
+        datasets=("cifar10",),
+        base=RESNET_CIFAR,
+        runs=(("baseline", {}), ("Mixup alpha 0.2", {"tricks.mixup_alpha": 0.2})),
+        cpu=RESNET_CPU,
+    ),
+    "cutout": Preset(
+        title="Cutout vs baseline",
+        description="ResNet-18 on CIFAR-10 with flips and crops, with and without Cutout (DeVries & "
+        "Taylor 2017): one square hole of half the image side per image, as the paper uses for "
+        "CIFAR-10.",
+        datasets=("cifar10",),
+        base=RESNET_CIFAR,
+        runs=(
+            ("baseline", {}),
+            ("Cutout 16 px", {"augment.train": [*FLIP_CROP, {"op": "cutout", "params": {"p": 1.0, "n_holes": 1, "size": 0.5}}]}),
+        ),
+        cpu=RESNET_CPU,
+    ),
+    "warmup_cosine": Preset(
+        title="Warmup + cosine vs step decay",
+        description="ResNet-18 on CIFAR-10: the classic step decay (lr x0.1 at 50% and 75% of the run) "
+        "against a linear warmup over the first 5 epochs (Goyal et al. 2017) followed by cosine "
+        "decay, both peaking at lr 0.1.",
+        datasets=("cifar10",),
+        base=RESNET_CIFAR,
+        runs=(
+            ("step decay", {"schedule.name": "step", "schedule.milestones": [0.5, 0.75], "schedule.gamma": 0.1}),
+            ("warmup + cosine", {"schedule.name": "cosine", "schedule.warmup": 5, "schedule.warmup_unit": "epochs"}),
+        ),
+        cpu=RESNET_CPU,
+    ),
+    "finetune": Preset(
+        title="Fine-tuning vs from scratch",
+        description="torchvision's ResNet-18 on CIFAR-10 at 64 px: started from ImageNet weights with a "
+        "10x learning rate on the new head, against the same network from random weights. The "
+        "pretrained weights must be in torch's cache (or downloadable); without them the "
+        "fine-tuning run fails and says where to put the file.",
+        datasets=("cifar10",),
+        base={
+            **RESNET_CIFAR,
+            "data.image_size": 64,
+            "model.name": "tv_resnet18",
+            "optim.lr": 0.01,
+            "run.epochs": 10,
+        },
+        runs=(
+            ("fine-tuned, head lr x10", {"model.options": {"pretrained": True}, "optim.head_lr_mult": 10.0}),
+            ("from scratch", {"model.options": {"pretrained": False}}),
+        ),
+        cpu={"data.image_size": None, "run.epochs": 2, "run.batch_size": 64},
+        cpu_train_images=400,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class PresetPlan:
+    """What launching a preset here would train, and why it differs from the course's version."""
+
+    key: str
+    title: str
+    dataset: str
+    scaled_down: bool
+    runs: list[tuple[str, TrainConfig]]
+    notes: list[str]
+
+
+def plan_preset(name: str, device: str = "cpu", available: Iterable[str] | None = None) -> PresetPlan:
+    """The preset's runs for `device` ("cuda", "cuda:1", "cpu", "mps") and the datasets `available`.
+
+    Full scale only on a CUDA GPU; elsewhere the runs shrink to about a minute on a laptop CPU.
+    `available` defaults to core.data.available_datasets().
+    """
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    preset = PRESETS[name]
+    if available is None:
+        available = available_datasets()
+    available = set(available)
+    scaled_down = not str(device).startswith("cuda")
+    dataset = next((d for d in preset.datasets if d in available), FALLBACK_DATASET)
+
+    notes = []
+    if dataset != preset.datasets[0]:
+        where = f"the embedded {DATASETS[dataset].label} dataset" if dataset == FALLBACK_DATASET else DATASETS[dataset].label
+        if dataset == FALLBACK_DATASET and preset.on_fallback:
+            where += " with " + ", ".join(f"{k} {_show(v)}" for k, v in preset.on_fallback.items())
+        notes.append(
+            f"{DATASETS[preset.datasets[0]].label} is not on this machine (the Data section says how to add it), "
+            f"so the runs use {where} instead."
+        )
+
+    runs = []
+    for run_name, overrides in preset.runs:
+        full = apply_overrides(TrainConfig(), {**preset.base, **overrides})
+        cfg = full
+        if dataset != full.data.dataset:
+            cfg = apply_overrides(cfg, {"data.dataset": dataset, **(preset.on_fallback if dataset == FALLBACK_DATASET else {})})
+        if scaled_down:
+            cfg = _scale_down(cfg, preset, dataset)
+        runs.append((f"{preset.title} · {run_name}", cfg))
+        if scaled_down and len(runs) == 1:
+            notes.append(_scaling_note(full, cfg, dataset))
+    return PresetPlan(key=name, title=preset.title, dataset=dataset, scaled_down=scaled_down, runs=runs, notes=notes)
+
+
+def build_preset(name: str, device: str = "cpu", available: Iterable[str] | None = None) -> list[tuple[str, TrainConfig]]:
+    """(run name, config) for every run of the preset; see plan_preset for the notes."""
+    return plan_preset(name, device, available).runs
+
+
+def _scale_down(cfg: TrainConfig, preset: Preset, dataset: str) -> TrainConfig:
+    overrides: dict[str, Any] = dict(preset.cpu)
+    # Options of a model the run does not use would be rejected: keep only the ones it has.
+    if "model.options" in overrides:
+        options = {k: v for k, v in overrides.pop("model.options").items() if k in cfg.model.options}
+        overrides["model.options"] = {**cfg.model.options, **options}
+    train_size = TRAIN_SIZES.get(dataset)
+    if train_size and preset.cpu_train_images < train_size:
+        overrides["data.subset"] = round(preset.cpu_train_images / train_size, 4)
+    epochs = overrides.get("run.epochs", cfg.run.epochs)
+    ratio = epochs / cfg.run.epochs
+    # Lengths in epochs shrink with the run: a 5-epoch warmup of a 30-epoch run stays a sixth of it.
+    s = cfg.schedule
+    if s.warmup and s.warmup_unit == "epochs":
+        overrides["schedule.warmup"] = round(s.warmup * ratio, 3)
+    if s.t0_unit == "epochs" and s.name == "sgdr":
+        overrides["schedule.t0"] = max(0.01, round(s.t0 * ratio, 3))
+    if cfg.optim.freeze_body_epochs:
+        overrides["optim.freeze_body_epochs"] = max(1, round(cfg.optim.freeze_body_epochs * ratio))
+    return apply_overrides(cfg, overrides)
+
+
+def _scaling_note(full: TrainConfig, scaled: TrainConfig, dataset: str) -> str:
+    changes = []
+    for key, (before, after) in diff(full, scaled).items():
+        if key == "data.dataset" or (key == "data.variant" and dataset == FALLBACK_DATASET):
+            continue  # said in the fallback note
+        if key == "data.subset":
+            size = TRAIN_SIZES.get(dataset)
+            changes.append(f"{round(after * size):,} training images instead of {size:,}" if size else f"subset {after:g}")
+        else:
+            changes.append(f"{key} {_show(before)} → {_show(after)}")
+    return (
+        "No CUDA GPU here, so the preset is scaled down to train in about a minute on a laptop CPU: "
+        + "; ".join(changes)
+        + ". Accuracies are lower than the course's; compare the runs with each other."
+    )
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k} {v}" for k, v in value.items()) or "{}"
+    return "auto" if value is None else f"{value:g}" if isinstance(value, float) else str(value)

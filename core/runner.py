@@ -1,0 +1,115 @@
+"""Background runs: each run trains in its own process, and a queue keeps the machine from drowning.
+
+    run_id = runner.launch(config, "baseline")   # queued, and started at once if a slot is free
+    runner.stop(run_id)
+    runner.wait(run_id, timeout=60)              # for tests and scripts
+
+A run's process is `python -m core.train --run-id ID`, started in a session of its own, so it
+outlives the Streamlit script rerun, a closed browser tab and even the dashboard itself. At most
+`max_concurrent()` runs train at once; the others wait in the store as "queued".
+
+There is no scheduler daemon. The queue moves whenever someone calls `tick()`: `launch` does,
+every training process does when it ends (so a queue drains on its own), and the dashboard does
+on each refresh (which also picks the queue up again after a crash).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from core import store
+from core.config import TrainConfig
+from core.paths import HOME_ENV, home
+
+MAX_CONCURRENT_ENV = "AUGLAB_MAX_CONCURRENT"
+_MAX_CONCURRENT_KEY = "max_concurrent"
+# The folder that holds the `core` package: the training process must import the same code.
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Processes this process started, kept so that finished ones are reaped instead of lingering
+# as zombies (a zombie still "exists" for os.kill).
+_children: dict[str, subprocess.Popen] = {}
+
+
+def max_concurrent() -> int:
+    """Runs allowed to train at once: the store's setting, else $AUGLAB_MAX_CONCURRENT, else 1.
+
+    One is right for a CPU, where two runs would each take twice as long; a large GPU can take more.
+    """
+    value = store.get_setting(_MAX_CONCURRENT_KEY) or os.environ.get(MAX_CONCURRENT_ENV) or "1"
+    return max(1, int(value))
+
+
+def set_max_concurrent(n: int) -> None:
+    """Stored, so that every process that ticks the queue (pages, trainers, CLI) agrees."""
+    if n < 1:
+        raise ValueError(f"max_concurrent must be at least 1, got {n}")
+    store.set_setting(_MAX_CONCURRENT_KEY, str(n))
+    tick()
+
+
+def launch(config: TrainConfig | Mapping[str, Any], name: str | None = None) -> str:
+    """Queue a run and start it if a slot is free; returns its id at once."""
+    run_id = store.create_run(config, name, status="queued")
+    tick()
+    return run_id
+
+
+def tick() -> list[str]:
+    """Start queued runs while slots are free; returns the ids started. Safe to call from anywhere."""
+    for run_id, proc in list(_children.items()):
+        if proc.poll() is not None:
+            del _children[run_id]
+    started = []
+    while (run_id := store.claim_next_queued(max_concurrent())) is not None:
+        _spawn(run_id)
+        started.append(run_id)
+    return started
+
+
+def _spawn(run_id: str) -> None:
+    log = (store.run_dir(run_id) / "log.txt").open("ab")
+    env = dict(os.environ)
+    env[HOME_ENV] = str(home())  # the child must write to the store this process reads
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PROJECT_ROOT), env.get("PYTHONPATH")]))
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "core.train", "--run-id", run_id],
+            cwd=_PROJECT_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # not in the dashboard's process group: survives its signals
+        )
+    except OSError as exc:
+        store.set_status(run_id, "failed", message=f"could not start the training process: {exc}")
+        return
+    finally:
+        log.close()  # the child holds its own descriptor
+    _children[run_id] = proc
+    store.record_pid(run_id, proc.pid)
+
+
+def stop(run_id: str) -> None:
+    """Ask the run to stop; a running one ends cleanly at its next step, a queued one never starts."""
+    store.request_stop(run_id)
+
+
+def wait(run_id: str, timeout: float = 60.0, poll_s: float = 0.1) -> store.RunRecord:
+    """Block until the run has ended (finished, stopped, failed or interrupted) and return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        record = store.get_run(run_id)
+        if record.is_final:
+            tick()  # reap our child now rather than at the next launch
+            return record
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"run {run_id} is still {record.status} after {timeout:g} s")
+        time.sleep(poll_s)

@@ -1,0 +1,515 @@
+"""The run store: every run's config, status and metrics in one SQLite file, home()/runs.sqlite.
+
+Pages, the CLI, the runner and the tests all read and write this one store; files a run
+produces (weights, log) live in its folder, home()/runs/<id>/. The database is in WAL mode so
+the dashboard can read while a trainer process writes, and every call opens its own short-lived
+connection, so any process may use the module at any time.
+
+A run's status moves queued -> running -> finished | stopped | failed. A run left "running"
+whose process has died (killed, machine slept through a crash) is reported as "interrupted"
+the next time anyone reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from core.config import TrainConfig
+from core.events import Eval, Event, Failed, Finished, Started, Step, Stopped
+from core.paths import home
+
+STATUSES = ("queued", "running", "finished", "stopped", "failed", "interrupted")
+FINAL_STATUSES = ("finished", "stopped", "failed", "interrupted")
+METRIC_COLUMNS = ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_s", "wall")
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    config TEXT NOT NULL,                -- TrainConfig JSON
+    status TEXT NOT NULL CHECK (status IN {STATUSES}),
+    message TEXT,                        -- why it failed or stopped
+    device TEXT,                         -- the device actually used
+    created REAL NOT NULL,               -- unix seconds
+    started REAL,
+    ended REAL,
+    pid INTEGER,                         -- the training process, to detect interrupted runs
+    host TEXT,                           -- where that pid lives
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    summary TEXT NOT NULL DEFAULT '{{}}'  -- JSON: data description, final metrics, confusion, ...
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('step', 'epoch')),
+    step INTEGER NOT NULL,
+    epoch REAL NOT NULL,
+    {", ".join(f"{c} REAL" for c in METRIC_COLUMNS)}
+);
+CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics (run_id, kind, step);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class UnknownRunError(LookupError):
+    """No run with this id in the store."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    name: str
+    config: dict[str, Any]
+    status: str
+    message: str | None
+    device: str | None
+    created: float
+    started: float | None
+    ended: float | None
+    pid: int | None
+    host: str | None
+    stop_requested: bool
+    summary: dict[str, Any]
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig.from_dict(self.config)
+
+    @property
+    def folder(self) -> Path:
+        return run_dir(self.id)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+def db_path() -> Path:
+    return home() / "runs.sqlite"
+
+
+def run_dir(run_id: str) -> Path:
+    """The run's own folder for weights and logs (created on first use)."""
+    path = home() / "runs" / run_id
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+_initialised: set[Path] = set()
+
+
+def _open() -> sqlite3.Connection:
+    path = db_path()
+    # Autocommit mode: each statement commits unless wrapped in an explicit BEGIN; a long
+    # timeout because a trainer and a page may write at the same instant.
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA synchronous = NORMAL")  # safe in WAL mode and much faster than FULL
+    if path not in _initialised:
+        conn.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
+        conn.executescript(_SCHEMA)
+        _initialised.add(path)
+    return conn
+
+
+@contextmanager
+def _connection() -> Iterator[sqlite3.Connection]:
+    conn = _open()
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE takes the write lock up front, so read-then-write steps cannot race."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _new_id() -> str:
+    # Sortable by creation time and readable in a URL; the suffix separates runs of one second.
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(3).hex()
+
+
+# ---------------------------------------------------------------------------------- runs
+
+
+def create_run(config: TrainConfig | Mapping[str, Any], name: str | None = None, *, status: str = "queued") -> str:
+    """Record a new run (validating its config) and return its id."""
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+    if status not in ("queued", "running"):
+        raise ValueError(f"a new run is queued or running, not {status!r}")
+    run_id = _new_id()
+    name = name or f"{cfg.model.name} on {cfg.data.dataset}"
+    now = time.time()
+    with _connection() as conn:
+        conn.execute(
+            "INSERT INTO runs (id, name, config, status, created, started, pid, host) VALUES (?,?,?,?,?,?,?,?)",
+            (
+                run_id, name, cfg.to_json(indent=None), status, now,
+                now if status == "running" else None,
+                os.getpid() if status == "running" else None,
+                socket.gethostname() if status == "running" else None,
+            ),
+        )
+    return run_id
+
+
+def _record(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        id=row["id"],
+        name=row["name"],
+        config=json.loads(row["config"]),
+        status=row["status"],
+        message=row["message"],
+        device=row["device"],
+        created=row["created"],
+        started=row["started"],
+        ended=row["ended"],
+        pid=row["pid"],
+        host=row["host"],
+        stop_requested=bool(row["stop_requested"]),
+        summary=json.loads(row["summary"]),
+    )
+
+
+def get_run(run_id: str) -> RunRecord:
+    """The run as stored now; a dead "running" run is reported (and recorded) as interrupted."""
+    refresh_statuses([run_id])
+    with _connection() as conn:
+        row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if row is None:
+        raise UnknownRunError(f"no run with id {run_id!r} in {db_path()}")
+    return _record(row)
+
+
+def list_runs() -> pd.DataFrame:
+    """One row per run, newest first, with its latest test accuracy and progress."""
+    refresh_statuses()
+    query = """
+        SELECT r.id, r.name, r.status, r.message, r.device, r.created, r.started, r.ended, r.pid,
+               r.stop_requested, r.config,
+               (SELECT m.test_acc FROM metrics m WHERE m.run_id = r.id AND m.kind = 'epoch'
+                ORDER BY m.step DESC LIMIT 1) AS test_acc,
+               (SELECT MAX(m.step) FROM metrics m WHERE m.run_id = r.id AND m.kind = 'step') AS step,
+               json_extract(r.summary, '$.total_steps') AS total_steps
+        FROM runs r ORDER BY r.created DESC, r.id DESC
+    """
+    with _connection() as conn:
+        df = pd.read_sql_query(query, conn)
+    configs = [json.loads(c) for c in df.pop("config")]
+    df.insert(2, "dataset", [c["data"]["dataset"] for c in configs])
+    df.insert(3, "model", [c["model"]["name"] for c in configs])
+    df.insert(4, "epochs", [c["run"]["epochs"] for c in configs])
+    end = df["ended"].fillna(time.time())
+    df["duration_s"] = (end - df["started"]).where(df["started"].notna())
+    for column in ("created", "started", "ended"):
+        df[column] = pd.to_datetime([datetime.fromtimestamp(t) if pd.notna(t) else None for t in df[column]])
+    df["stop_requested"] = df["stop_requested"].astype(bool)
+    return df
+
+
+def metrics(run_id: str, kind: str = "epoch") -> pd.DataFrame:
+    """The run's metric rows of one kind ('step' or 'epoch') in step order."""
+    if kind not in ("step", "epoch"):
+        raise ValueError(f"kind must be 'step' or 'epoch', not {kind!r}")
+    columns = ", ".join(("step", "epoch") + METRIC_COLUMNS)
+    with _connection() as conn:
+        return pd.read_sql_query(
+            f"SELECT {columns} FROM metrics WHERE run_id = ? AND kind = ? ORDER BY step, rowid",
+            conn,
+            params=(run_id, kind),
+        )
+
+
+def set_status(
+    run_id: str,
+    status: str,
+    *,
+    message: str | None = None,
+    device: str | None = None,
+    pid: int | None = None,
+) -> None:
+    """Move a run to `status`; final statuses stamp `ended`, "running" stamps `started` and the host."""
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+    now = time.time()
+    fields: dict[str, Any] = {"status": status}
+    if message is not None:
+        fields["message"] = message
+    if device is not None:
+        fields["device"] = device
+    if pid is not None:
+        fields["pid"] = pid
+    if status == "running":
+        fields["host"] = socket.gethostname()
+    if status in FINAL_STATUSES:
+        fields["ended"] = now
+    assignments = ", ".join(f"{k} = ?" for k in fields)
+    with _connection() as conn:
+        cur = conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*fields.values(), run_id))
+        if status == "running":
+            conn.execute("UPDATE runs SET started = ? WHERE id = ? AND started IS NULL", (now, run_id))
+    if cur.rowcount == 0:
+        raise UnknownRunError(f"no run with id {run_id!r}")
+
+
+def record_pid(run_id: str, pid: int) -> None:
+    """The training process of a running run (a run that already ended keeps its status)."""
+    with _connection() as conn:
+        conn.execute("UPDATE runs SET pid = ? WHERE id = ? AND status = 'running'", (pid, run_id))
+
+
+def update_summary(run_id: str, **parts: Any) -> None:
+    """Merge top-level keys into the run's summary JSON."""
+    with _connection() as conn, transaction(conn):
+        _merge_summary(conn, run_id, parts)
+
+
+def _merge_summary(conn: sqlite3.Connection, run_id: str, parts: Mapping[str, Any]) -> None:
+    row = conn.execute("SELECT summary FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if row is None:
+        raise UnknownRunError(f"no run with id {run_id!r}")
+    summary = json.loads(row["summary"]) | dict(parts)
+    conn.execute("UPDATE runs SET summary = ? WHERE id = ?", (json.dumps(summary), run_id))
+
+
+def request_stop(run_id: str) -> None:
+    """Ask a run to stop: a queued run is stopped at once, a running one at its next step."""
+    with _connection() as conn, transaction(conn):
+        row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise UnknownRunError(f"no run with id {run_id!r}")
+        conn.execute("UPDATE runs SET stop_requested = 1 WHERE id = ?", (run_id,))
+        if row["status"] == "queued":
+            conn.execute(
+                "UPDATE runs SET status = 'stopped', message = 'stopped before it started', ended = ? WHERE id = ?",
+                (time.time(), run_id),
+            )
+
+
+def stop_requested(run_id: str) -> bool:
+    with _connection() as conn:
+        row = conn.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
+    return bool(row and row["stop_requested"])
+
+
+def rename(run_id: str, name: str) -> None:
+    if not name.strip():
+        raise ValueError("a run name must not be empty")
+    with _connection() as conn:
+        cur = conn.execute("UPDATE runs SET name = ? WHERE id = ?", (name.strip(), run_id))
+    if cur.rowcount == 0:
+        raise UnknownRunError(f"no run with id {run_id!r}")
+
+
+def delete(run_id: str) -> None:
+    """Remove the run, its metrics and its folder. A running run must be stopped first."""
+    if get_run(run_id).status == "running":
+        raise ValueError(f"run {run_id} is still running: stop it before deleting it")
+    with _connection() as conn:
+        conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+    shutil.rmtree(home() / "runs" / run_id, ignore_errors=True)
+
+
+def claim_next_queued(max_concurrent: int) -> str | None:
+    """Mark the oldest queued run as running if fewer than `max_concurrent` runs are running.
+
+    Counting and claiming happen in one write transaction, so two processes that tick at the same
+    moment cannot both take the last free slot. The caller starts the run's process and records its pid.
+    """
+    refresh_statuses()
+    with _connection() as conn, transaction(conn):
+        running = conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'running'").fetchone()[0]
+        if running >= max_concurrent:
+            return None
+        row = conn.execute("SELECT id FROM runs WHERE status = 'queued' ORDER BY created, id LIMIT 1").fetchone()
+        if row is None:
+            return None
+        # The claimer's pid stands in until the caller records the training process's pid.
+        conn.execute(
+            "UPDATE runs SET status = 'running', started = ?, pid = ?, host = ? WHERE id = ?",
+            (time.time(), os.getpid(), socket.gethostname(), row["id"]),
+        )
+        return row["id"]
+
+
+# ------------------------------------------------------------------------- interrupted runs
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists and has not already exited (zombies count as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): existence is all we can check
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def refresh_statuses(run_ids: list[str] | None = None) -> list[str]:
+    """Mark "running" runs of this host whose process is gone as interrupted; returns their ids.
+
+    Runs started on another host (a GPU server sharing AUGLAB_HOME) are left alone: their pids
+    mean nothing here.
+    """
+    query = "SELECT id, pid FROM runs WHERE status = 'running' AND host = ?"
+    params: list[Any] = [socket.gethostname()]
+    if run_ids is not None:
+        query += f" AND id IN ({','.join('?' * len(run_ids))})"
+        params += run_ids
+    with _connection() as conn:
+        rows = conn.execute(query, params).fetchall()
+        dead = [row["id"] for row in rows if row["pid"] is None or not pid_alive(row["pid"])]
+        for run_id, pid in ((row["id"], row["pid"]) for row in rows if row["id"] in dead):
+            conn.execute(
+                "UPDATE runs SET status = 'interrupted', ended = ?, message = ? WHERE id = ? AND status = 'running'",
+                (time.time(), f"the training process (pid {pid}) ended without recording a result", run_id),
+            )
+    return dead
+
+
+# --------------------------------------------------------------------------------- settings
+
+
+def get_setting(key: str, default: str | None = None) -> str | None:
+    with _connection() as conn:
+        row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+    return row["value"] if row else default
+
+
+def set_setting(key: str, value: str) -> None:
+    with _connection() as conn:
+        conn.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, value))
+
+
+# ----------------------------------------------------------------------------- the sink
+
+
+def _file_name(path: str | None) -> str | None:
+    # Only the name is stored: the run folder is found from AUGLAB_HOME, which may be mounted
+    # at another path on another machine.
+    return Path(path).name if path else None
+
+
+class StoreSink:
+    """Records a run's events as they happen, on one connection held for the whole run.
+
+    Step rows are committed every `flush_every_s` seconds or `flush_every_steps` steps, and at
+    every evaluation and at the end, so a killed trainer loses at most the last fraction of a second.
+    """
+
+    def __init__(self, run_id: str, flush_every_s: float = 0.5, flush_every_steps: int = 50) -> None:
+        self.run_id = run_id
+        self.flush_every_s = flush_every_s
+        self.flush_every_steps = flush_every_steps
+        self.conn = _open()
+        self.pending: list[tuple] = []
+        self.last_flush = time.monotonic()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Started):
+            self._started(event)
+        elif isinstance(event, Step):
+            self.pending.append(
+                (self.run_id, "step", event.step, event.epoch, event.loss, event.acc, None, None,
+                 event.lr, event.images_per_s, event.wall)
+            )
+            due = time.monotonic() - self.last_flush >= self.flush_every_s
+            if due or len(self.pending) >= self.flush_every_steps:
+                self.flush()
+        elif isinstance(event, Eval):
+            self.pending.append(
+                (self.run_id, "epoch", event.step, event.epoch, event.train_loss, event.train_acc,
+                 event.test_loss, event.test_acc, None, None, event.wall)
+            )
+            self.flush()
+        elif isinstance(event, Finished):
+            self.flush()
+            self._finish(
+                "finished",
+                None,
+                final=event.metrics,
+                classes=list(event.classes),
+                confusion=event.confusion,
+                per_class_acc=event.per_class_acc,
+                misclassified=event.misclassified,
+                weights=_file_name(event.weights_path),
+            )
+        elif isinstance(event, Stopped):
+            self.flush()
+            self._finish("stopped", event.message, weights=_file_name(event.weights_path))
+        elif isinstance(event, Failed):
+            self.flush()
+            self._finish("failed", event.message, traceback=event.detail or None)
+
+    def _started(self, event: Started) -> None:
+        data = {
+            "classes": list(event.classes),
+            "in_channels": event.in_channels,
+            "image_size": event.image_size,
+            "mean": list(event.mean),
+            "std": list(event.std),
+            "train_size": event.train_size,
+            "test_size": event.test_size,
+        }
+        with transaction(self.conn):
+            self.conn.execute(
+                "UPDATE runs SET status = 'running', device = ?, pid = ?, host = ?, "
+                "started = COALESCE(started, ?) WHERE id = ?",
+                (event.device, os.getpid(), socket.gethostname(), time.time(), self.run_id),
+            )
+            _merge_summary(
+                self.conn,
+                self.run_id,
+                {"data": data, "n_params": event.n_params, "steps_per_epoch": event.steps_per_epoch,
+                 "total_steps": event.total_steps},
+            )
+
+    def _finish(self, status: str, message: str | None, **summary: Any) -> None:
+        with transaction(self.conn):
+            self.conn.execute(
+                "UPDATE runs SET status = ?, message = ?, ended = ? WHERE id = ?",
+                (status, message, time.time(), self.run_id),
+            )
+            _merge_summary(self.conn, self.run_id, summary)
+
+    def flush(self) -> None:
+        if self.pending:
+            with transaction(self.conn):
+                self.conn.executemany(f"INSERT INTO metrics VALUES ({','.join('?' * 11)})", self.pending)
+            self.pending.clear()
+        self.last_flush = time.monotonic()
+
+    def should_stop(self) -> bool:
+        """The run's stop flag; one indexed read on an open connection, cheap enough for every step."""
+        row = self.conn.execute("SELECT stop_requested FROM runs WHERE id = ?", (self.run_id,)).fetchone()
+        return bool(row and row["stop_requested"])
+
+    def close(self) -> None:
+        self.flush()
+        self.conn.close()

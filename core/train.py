@@ -1,0 +1,235 @@
+"""Train from a notebook or a terminal; every run lands in the same store the dashboard reads.
+
+Notebook:
+    from core import train, store
+    run_id = train.run({"run": {"epochs": 2}, "tricks": {"mixup_alpha": 0.2}})   # blocks
+    store.metrics(run_id)                                                        # pandas DataFrame
+
+Terminal:
+    python -m core.train --dataset shapes --model fastcnn --epochs 3 --mixup 0.2
+    python -m core.train --config run.json --set optim.lr=0.1 --set run.seed=1
+    python -m core.train --print-config > run.json
+
+Point AUGLAB_HOME at a shared folder and a run started on a GPU server appears in the dashboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from core import store, trainer
+from core.config import ConfigError, TrainConfig, apply_overrides, parse_value
+from core.events import ConsoleSink, Event, Failed, FinalEvent, Finished, Stopped
+
+EXIT_FINISHED, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 3
+
+
+def run(
+    config: TrainConfig | Mapping[str, Any] | None = None,
+    name: str | None = None,
+    *,
+    sinks: Iterable[Callable[[Event], None]] = (),
+) -> str:
+    """Train in this process until the run ends, recording it in the store; returns the run id.
+
+    The final status (finished, stopped or failed) and message are in `store.get_run(run_id)`.
+    """
+    cfg = _as_config(config)
+    run_id = store.create_run(cfg, name, status="running")
+    execute(run_id, cfg, sinks=sinks)
+    return run_id
+
+
+def _as_config(config: TrainConfig | Mapping[str, Any] | None) -> TrainConfig:
+    if config is None:
+        return TrainConfig()
+    return config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+
+
+def execute(
+    run_id: str,
+    cfg: TrainConfig,
+    *,
+    sinks: Iterable[Callable[[Event], None]] = (),
+    should_stop: Callable[[], bool] | None = None,
+) -> FinalEvent:
+    """Train the stored run `run_id`, recording every event; the store's stop flag is honoured."""
+    recorder = store.StoreSink(run_id)
+    stop = (lambda: should_stop() or recorder.should_stop()) if should_stop else recorder.should_stop
+    try:
+        return trainer.fit(
+            cfg, sinks=[recorder, *sinks], run_id=run_id, should_stop=stop, artefact_dir=store.run_dir(run_id)
+        )
+    except KeyboardInterrupt:
+        # Interrupted between step boundaries (a notebook's stop button): keep what was recorded.
+        recorder.flush()
+        store.set_status(run_id, "stopped", message="interrupted from the keyboard")
+        raise
+    except BaseException as exc:
+        # A sink failed (the trainer itself never raises): do not leave the run "running".
+        recorder.flush()
+        store.set_status(run_id, "failed", message=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        recorder.close()
+
+
+def run_stored(run_id: str, sinks: Iterable[Callable[[Event], None]] = ()) -> FinalEvent:
+    """Train a run the runner queued (the `--run-id` entry point), then start the next queued run."""
+    from core import runner
+
+    record = store.get_run(run_id)
+    if record.status == "queued":
+        store.set_status(run_id, "running", pid=os.getpid())
+    elif record.status != "running":
+        raise ConfigError(f"run {run_id} is {record.status}; only a queued or running run can be trained")
+    try:
+        with stop_on_signals() as signalled:
+            return execute(run_id, record.train_config(), sinks=sinks, should_stop=signalled)
+    finally:
+        runner.tick()
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[Callable[[], bool]]:
+    """SIGINT/SIGTERM request a clean stop at the next step; a second Ctrl-C interrupts at once.
+
+    The previous handlers come back afterwards. Off the main thread, where Python cannot install
+    signal handlers, nothing is installed and only the store's stop flag stops the run.
+    """
+    requested: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+
+    def handler(signum, frame):
+        if requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        requested.append(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: bool(requested)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+# ============================================================================ the CLI
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m core.train",
+        description="Train an image classifier and record the run in the Augmentation Lab store "
+        "(AUGLAB_HOME, default ~/.augmentation_lab).",
+        epilog="Precedence: defaults < --config < the specific flags < --set. "
+        "Exit codes: 0 finished, 1 failed, 2 bad arguments or config, 3 stopped.",
+    )
+    p.add_argument("--config", type=Path, help="a TrainConfig JSON file (e.g. from --print-config)")
+    p.add_argument("--dataset", help="shapes, cifar10, mnist, fashion_mnist, folder:<path> or zip:<path>")
+    p.add_argument("--variant", help="dataset variant, e.g. left or few_colours for shapes")
+    p.add_argument("--subset", type=float, help="train on this fraction (0, 1] of the training images")
+    p.add_argument("--model", help="model name, e.g. fastcnn, lenet, resnet18")
+    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw", "adabound"))
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--schedule", choices=("constant", "step", "cosine", "sgdr", "onecycle"))
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    augment = p.add_mutually_exclusive_group()
+    augment.add_argument("--augment", help="train augmentation as JSON: a list of {op, params} steps")
+    augment.add_argument("--augment-file", type=Path, help="a pipeline JSON file saved from the augmentation page")
+    p.add_argument("--mixup", type=float, metavar="ALPHA", help="Mixup alpha (0 = off)")
+    p.add_argument("--cutmix", type=float, metavar="ALPHA", help="CutMix alpha (0 = off)")
+    p.add_argument("--label-smoothing", type=float, metavar="EPS")
+    p.add_argument("--teacher", metavar="RUN_ID", help="distil from this finished run's model")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="set any config key, e.g. --set schedule.warmup=1 --set model.options.width=0.5 (repeatable)",
+    )
+    p.add_argument("--name", help="run name shown in the dashboard")
+    p.add_argument("--run-id", help=argparse.SUPPRESS)  # internal: train a run the runner queued
+    p.add_argument("--print-config", action="store_true", help="print the resulting config as JSON and exit")
+    p.add_argument("--quiet", action="store_true", help="print only the run id and the final line")
+    return p
+
+
+_FLAG_KEYS = {
+    "dataset": "data.dataset",
+    "variant": "data.variant",
+    "subset": "data.subset",
+    "model": "model.name",
+    "optimizer": "optim.name",
+    "lr": "optim.lr",
+    "schedule": "schedule.name",
+    "epochs": "run.epochs",
+    "batch_size": "run.batch_size",
+    "seed": "run.seed",
+    "device": "run.device",
+    "mixup": "tricks.mixup_alpha",
+    "cutmix": "tricks.cutmix_alpha",
+    "label_smoothing": "tricks.label_smoothing",
+    "teacher": "tricks.teacher_run_id",
+}
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    from core.augment import load_json
+
+    cfg = TrainConfig.from_json(args.config.read_text()) if args.config else TrainConfig()
+    overrides: dict[str, Any] = {key: getattr(args, flag) for flag, key in _FLAG_KEYS.items() if getattr(args, flag) is not None}
+    if args.model is not None and args.model != cfg.model.name:
+        overrides["model.options"] = {}  # the old model's options mean nothing to the new one
+    if args.augment is not None or args.augment_file is not None:
+        text = args.augment if args.augment is not None else args.augment_file.read_text()
+        try:
+            pipeline, _ = load_json(text)
+        except ValueError as exc:
+            raise ConfigError(f"augment: {exc}") from None
+        overrides["augment.train"] = pipeline.to_list()
+    for assignment in args.set:
+        key, sep, value = assignment.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE, e.g. optim.lr=0.1; got {assignment!r}")
+        overrides[key.strip()] = parse_value(value)
+    return apply_overrides(cfg, overrides) if overrides else cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    sinks = [] if args.quiet else [ConsoleSink()]
+    try:
+        if args.run_id:
+            final = run_stored(args.run_id, sinks)
+        else:
+            cfg = config_from_args(args)
+            if args.print_config:
+                print(cfg.to_json())
+                return EXIT_FINISHED
+            run_id = store.create_run(cfg, args.name, status="running")
+            print(f"run {run_id} recorded in {store.db_path()}", flush=True)
+            with stop_on_signals() as signalled:
+                final = execute(run_id, cfg, sinks=sinks, should_stop=signalled)
+    except (ConfigError, OSError, LookupError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if isinstance(final, Failed):
+        print(f"error: {final.message}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.quiet:
+        ConsoleSink()(final)
+    return EXIT_STOPPED if isinstance(final, Stopped) else EXIT_FINISHED if isinstance(final, Finished) else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

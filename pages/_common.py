@@ -1,0 +1,154 @@
+"""UI helpers shared by the pages: session state declared in one place, messages, image loading.
+
+Every session-state key the app keeps across reruns is declared in `STATE` with its initial
+value, and `init_state` (called by app.py before any page runs) fills in what is missing. Keys
+that are also widget keys keep their value when the user visits another page: Streamlit drops
+the state of widgets that were not drawn in a run unless the value was set through the
+session-state API, which `init_state` does on every run.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import streamlit as st
+
+from core.augment import AugmentError, Pipeline
+from core.images import ImageError, LoadedImage, load_image, to_png_bytes
+from core.samples import default_sample, sample_bytes
+
+# Long side of the working image in pixels: large enough to judge an augmentation, small enough
+# that a grid of 24 tiles stays interactive on a 2-core laptop.
+PREVIEW_SIDE = 512
+# number inputs travel through JavaScript, whose integers are exact only up to 2**53
+MAX_SEED = 2**53 - 1
+
+
+def default_pipeline() -> Pipeline:
+    """What the lab opens with: the classic ImageNet-style trio, so there is something to see."""
+    return Pipeline.of("hflip", "random_resized_crop", "color_jitter")
+
+
+# key -> function giving its initial value (a function, so that mutable values are never shared)
+STATE: dict[str, Callable[[], Any]] = {
+    # the lab's pipeline and one stable id per step: widget keys use the id, so a step keeps its
+    # widgets when it moves and a replaced pipeline gets fresh widgets seeded from its values
+    "lab_pipeline": default_pipeline,
+    "lab_step_ids": lambda: [],
+    "lab_next_step_id": lambda: 0,
+    "lab_link_read": lambda: False,  # whether the pipeline in the URL was read (first run only)
+    "lab_image": lambda: None,  # WorkingImage shown and augmented
+    "lab_sample": default_sample,  # widget: the sample picked
+    "lab_add_op": lambda: "hflip",  # widget: the augmentation the "Add" button adds
+    "lab_seed": lambda: 0,  # widget: the preview grid's seed
+    "lab_rows": lambda: 2,  # widget
+    "lab_cols": lambda: 4,  # widget
+    "lab_mix_kind": lambda: "Mixup",  # widget
+    "lab_mix_alpha": lambda: 1.0,  # widget
+    "lab_mix_seed": lambda: 0,  # widget
+    "flash": lambda: [],  # (kind, text) messages from callbacks, shown once by show_flashes
+}
+
+
+def init_state() -> None:
+    for key, initial in STATE.items():
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]  # keeps widget values across pages
+        else:
+            st.session_state[key] = initial()
+
+
+# ---- messages ----------------------------------------------------------------------------------
+# Callbacks run before the page is drawn, so they cannot show anything themselves: they leave a
+# message that the page shows once, where it calls show_flashes.
+
+
+def flash(kind: str, text: str) -> None:
+    assert kind in ("error", "warning", "info", "success"), kind
+    st.session_state["flash"] = [*st.session_state.get("flash", []), (kind, text)]
+
+
+def show_flashes() -> None:
+    for kind, text in st.session_state.get("flash", []):
+        getattr(st, kind)(text)
+    st.session_state["flash"] = []
+
+
+def explain(error: BaseException) -> str:
+    """An exception in words for the user; unexpected ones also name their type, for a bug report."""
+    if isinstance(error, (ImageError, AugmentError)):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def show_error(message: str, error: BaseException | None = None) -> None:
+    st.error(f"{message}: {explain(error)}" if error is not None else message, icon=":material/error:")
+
+
+# ---- images ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkingImage:
+    name: str  # the file name or sample name, shown to the user
+    key: str  # digest of the encoded bytes: identifies the pixels for caching
+    image: LoadedImage
+    is_sample: bool = False  # a bundled sample rather than the user's own file
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+@st.cache_data(max_entries=32, show_spinner="Decoding the image…")
+def _decode(key: str, _data: bytes, max_side: int) -> LoadedImage:
+    # keyed by the bytes' digest (computed once by the caller) rather than by hashing the bytes again
+    return load_image(_data, max_side)
+
+
+def load_bytes(name: str, data: bytes, max_side: int = PREVIEW_SIDE, is_sample: bool = False) -> WorkingImage:
+    """Decode uploaded bytes (cached by their digest); raises ImageError with a message for the user."""
+    key = digest(data)
+    return WorkingImage(name, key, _decode(key, data, max_side), is_sample)
+
+
+def load_sample_image(name: str, max_side: int = PREVIEW_SIDE) -> WorkingImage:
+    return load_bytes(name, sample_bytes(name), max_side, is_sample=True)
+
+
+def png(image) -> bytes:
+    """PNG bytes of a tensor [C,H,W], a batch (as a grid) or a PIL image, for downloads."""
+    return to_png_bytes(image)
+
+
+# ---- pipelines in links ------------------------------------------------------------------------
+# A shareable link carries the pipeline as compact JSON in URL-safe base64 (no padding), so a
+# link pasted into a chat still works and the page can rebuild the exact same pipeline.
+
+
+def pipeline_to_param(pipeline: Pipeline) -> str:
+    text = json.dumps(pipeline.to_list(), separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def pipeline_from_param(value: str) -> Pipeline:
+    """Raises AugmentError with a readable message for anything that is not a valid pipeline."""
+    try:
+        text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+    except (binascii.Error, ValueError):
+        raise AugmentError("the link's pipeline is damaged (not URL-safe base64)") from None
+    try:
+        items = json.loads(text)
+    except ValueError as e:
+        raise AugmentError(f"the link's pipeline is not valid JSON ({e})") from None
+    return Pipeline.from_list(items)
+
+
+def seed_from_param(value: str) -> int:
+    if not value.isdigit() or int(value) > MAX_SEED:
+        raise AugmentError(f"the link's seed must be a non-negative whole number, got {value!r}")
+    return int(value)

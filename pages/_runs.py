@@ -1,0 +1,295 @@
+"""UI pieces that show one run: status, progress, curves, final report and prediction.
+
+Every function takes a `store.RunRecord` (read it with `store.get_run(run_id)`) and draws with
+Streamlit; none of them keeps state of its own, so the Train and Compare pages can call them
+inside their own fragments. Widget and chart keys start with the caller's `key`, so one page can
+show several runs.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from PIL import Image
+
+from core import store
+from core.data import DatasetError, load_dataset
+from core.estimate import format_duration
+from core.images import UPLOAD_TYPES, ImageError, load_image, to_uint8
+
+STATUS_ICONS = {
+    "queued": ":material/schedule:",
+    "running": ":material/play_circle:",
+    "finished": ":material/check_circle:",
+    "stopped": ":material/stop_circle:",
+    "failed": ":material/error:",
+    "interrupted": ":material/warning:",
+}
+# Step curves longer than this are averaged in bins: a browser chart gains nothing from 20,000
+# points, and sending them every second would be the page's main cost.
+MAX_CURVE_POINTS = 600
+GALLERY_TILE = 96  # pixels a misclassified test image is shown at (nearest-neighbour, so pixels stay crisp)
+GALLERY_SIZE = 24  # misclassified images shown
+
+
+def status_label(status: str) -> str:
+    return f"{STATUS_ICONS.get(status, '')} {status}"
+
+
+def describe(record: store.RunRecord) -> str:
+    """One line: name, model on dataset, status."""
+    cfg = record.config
+    return f"{record.name} · {cfg['model']['name']} on {_dataset_name(cfg['data']['dataset'])} · {record.status}"
+
+
+def _dataset_name(dataset: str) -> str:
+    from core.uploads import find_upload
+
+    upload = find_upload(dataset)
+    return f"upload {upload.name}" if upload else dataset
+
+
+# ---- status and progress ----------------------------------------------------------------------
+
+
+def show_status_message(record: store.RunRecord) -> None:
+    """Why a run ended early, impossible to miss; finished and live runs show nothing here."""
+    if record.status == "failed":
+        st.error(f"This run failed: {record.message or 'no message was recorded'}", icon=":material/error:")
+        if record.summary.get("traceback"):
+            with st.expander("Details for a bug report"):
+                st.code(record.summary["traceback"], language=None)
+    elif record.status == "stopped":
+        st.warning(f"This run was stopped ({record.message or 'on request'}). What it recorded until then is kept below.", icon=":material/stop_circle:")
+    elif record.status == "interrupted":
+        st.warning(
+            f"This run was interrupted: {record.message or 'its process ended without a result'}. "
+            "What it recorded until then is kept below.",
+            icon=":material/warning:",
+        )
+
+
+def eta_seconds(record: store.RunRecord, steps: pd.DataFrame) -> float | None:
+    """Seconds left, from the pace of the last few dozen steps; None before there is a pace."""
+    total = record.summary.get("total_steps")
+    if not total or len(steps) < 2:
+        return None
+    recent = steps.tail(30)
+    pace = (recent["wall"].iloc[-1] - recent["wall"].iloc[0]) / max(1, recent["step"].iloc[-1] - recent["step"].iloc[0])
+    return max(0.0, (total - int(steps["step"].iloc[-1])) * pace)
+
+
+def show_progress(record: store.RunRecord, steps: pd.DataFrame, queue_position: int | None = None) -> None:
+    """Progress bar with epoch, step, ETA and speed (or where the run waits in the queue)."""
+    if record.status == "queued":
+        where = f"position {queue_position} in the queue" if queue_position else "in the queue"
+        st.progress(0.0, text=f"Waiting to start: {where}. It starts when a running run ends.")
+        return
+    total = record.summary.get("total_steps")
+    if not total or steps.empty:
+        st.progress(0.0, text="Starting: loading the data and building the model…")
+        return
+    step = int(steps["step"].iloc[-1])
+    epochs = record.config["run"]["epochs"]
+    epoch = float(steps["epoch"].iloc[-1])
+    speed = steps["images_per_s"].tail(20).median()
+    eta = eta_seconds(record, steps)
+    parts = [f"epoch {epoch:.2f} of {epochs}", f"step {step:,} of {total:,}"]
+    if record.status == "running":
+        parts.append(f"about {format_duration(eta)} left" if eta is not None else "measuring the pace…")
+    if pd.notna(speed):
+        parts.append(f"{speed:,.0f} images/s")
+    st.progress(min(1.0, step / total), text=" · ".join(parts))
+
+
+# ---- curves -----------------------------------------------------------------------------------
+
+
+def _binned(steps: pd.DataFrame) -> pd.DataFrame:
+    if len(steps) <= MAX_CURVE_POINTS:
+        return steps
+    bins = np.arange(len(steps)) * MAX_CURVE_POINTS // len(steps)
+    return steps.groupby(bins).mean(numeric_only=True)
+
+
+def curve_figures(record: store.RunRecord, steps: pd.DataFrame, epochs: pd.DataFrame) -> tuple[go.Figure, go.Figure]:
+    """(loss, accuracy) against epochs: every step's training batch (light), then the epoch means
+    of training and the test evaluations (with markers)."""
+    smooth = _binned(steps)
+    window = max(1, int(record.summary.get("steps_per_epoch") or 1) // 4)
+    figures = []
+    for column, title in (("loss", "Loss"), ("acc", "Accuracy")):
+        fig = go.Figure()
+        if not smooth.empty:
+            fig.add_scatter(
+                x=smooth["epoch"], y=smooth[f"train_{column}"], name="train (each batch)", mode="lines",
+                line={"width": 1, "color": "rgba(99,110,250,0.35)"},
+            )
+            fig.add_scatter(
+                x=smooth["epoch"], y=smooth[f"train_{column}"].rolling(window, min_periods=1).mean(),
+                name="train (running mean)", mode="lines", line={"width": 2, "color": "#636EFA"},
+            )
+        if not epochs.empty:
+            fig.add_scatter(x=epochs["epoch"], y=epochs[f"train_{column}"], name="train (epoch)", mode="lines+markers",
+                            line={"color": "#636EFA", "dash": "dot"})
+            fig.add_scatter(x=epochs["epoch"], y=epochs[f"test_{column}"], name="test", mode="lines+markers",
+                            line={"color": "#EF553B", "width": 3})
+        fig.update_layout(
+            title=title, xaxis_title="epoch", height=320, margin={"t": 40, "b": 40, "l": 50, "r": 10},
+            legend={"orientation": "h", "y": -0.25},
+        )
+        if column == "acc":
+            fig.update_yaxes(range=[0, 1], tickformat=".0%")
+        figures.append(fig)
+    return figures[0], figures[1]
+
+
+def show_curves(record: store.RunRecord, key: str, steps: pd.DataFrame | None = None) -> None:
+    steps = store.metrics(record.id, "step") if steps is None else steps
+    epochs = store.metrics(record.id, "epoch")
+    if steps.empty and epochs.empty:
+        if record.status in ("queued", "running"):
+            st.caption("The curves appear with the first training steps.")
+        return
+    loss, acc = curve_figures(record, steps, epochs)
+    left, right = st.columns(2)
+    left.plotly_chart(loss, key=f"{key}-loss")
+    right.plotly_chart(acc, key=f"{key}-acc")
+
+
+# ---- the final report -------------------------------------------------------------------------
+
+
+def show_final_metrics(record: store.RunRecord) -> None:
+    final = record.summary.get("final") or {}
+    if not final:
+        return
+    cols = st.columns(5)
+    cols[0].metric("Test accuracy", f"{final['test_acc']:.2%}")
+    cols[1].metric("Test loss", f"{final['test_loss']:.4f}")
+    cols[2].metric("Train accuracy", f"{final['train_acc']:.2%}", help="On augmented (and possibly mixed) batches, as trained.")
+    cols[3].metric("Train loss", f"{final['train_loss']:.4f}")
+    cols[4].metric("Training time", format_duration(final.get("wall", 0.0)), help=f"on {record.device or 'an unknown device'}")
+
+
+def confusion_figure(classes: list[str], confusion: list[list[int]]) -> go.Figure:
+    z = np.asarray(confusion, dtype=float)
+    rows = z.sum(axis=1, keepdims=True)
+    # Colour by the share of each true class, so a small class's mistakes are as visible as a large one's.
+    share = np.divide(z, rows, out=np.zeros_like(z), where=rows > 0)
+    fig = go.Figure(
+        go.Heatmap(
+            z=share, x=classes, y=classes, text=np.asarray(confusion), texttemplate="%{text}",
+            colorscale="Blues", zmin=0, zmax=1, colorbar={"title": "share of<br>true class", "tickformat": ".0%"},
+            hovertemplate="true %{y}<br>predicted %{x}<br>%{text} images (%{z:.1%})<extra></extra>",
+        )
+    )
+    side = max(360, 40 * len(classes) + 160)
+    fig.update_layout(title="Confusion matrix (test split)", xaxis_title="predicted", yaxis_title="true",
+                      height=side, margin={"t": 40, "b": 40})
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def per_class_figure(per_class: dict[str, float | None]) -> go.Figure:
+    items = sorted(((name, acc) for name, acc in per_class.items() if acc is not None), key=lambda item: item[1])
+    fig = go.Figure(go.Bar(x=[acc for _, acc in items], y=[name for name, _ in items], orientation="h",
+                           text=[f"{acc:.0%}" for _, acc in items], textposition="auto"))
+    fig.update_layout(title="Accuracy per class (test split)", xaxis_range=[0, 1], xaxis_tickformat=".0%",
+                      height=max(300, 26 * len(items) + 120), margin={"t": 40, "b": 40})
+    return fig
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the test images…")
+def _test_images(data_config_json: str):
+    d = json.loads(data_config_json)
+    bundle = load_dataset(
+        d["dataset"], image_size=d["image_size"], subset=d["subset"], seed=d["seed"], val_ratio=d["val_ratio"],
+        variant=d["variant"], allow_download=d["allow_download"],
+    )
+    return bundle.test_x, bundle.classes
+
+
+def _tile(image: np.ndarray) -> Image.Image:
+    pil = Image.fromarray(image, "L" if image.ndim == 2 else "RGB")
+    return pil.resize((GALLERY_TILE, GALLERY_TILE), Image.Resampling.NEAREST)
+
+
+def show_misclassified(record: store.RunRecord) -> None:
+    wrong = record.summary.get("misclassified") or []
+    classes = record.summary.get("classes") or []
+    st.subheader("Misclassified test images")
+    if not wrong:
+        st.caption("No test image was misclassified." if record.summary.get("final") else "No gallery was recorded.")
+        return
+    try:
+        test_x, dataset_classes = _test_images(json.dumps(record.config["data"], sort_keys=True))
+    except (DatasetError, OSError) as exc:
+        st.info(f"The test images cannot be shown: the dataset no longer loads ({exc}).")
+        return
+    if list(dataset_classes) != list(classes):
+        st.info("The test images cannot be shown: the dataset has changed since this run.")
+        return
+    shown = [item for item in wrong if item["index"] < len(test_x)][:GALLERY_SIZE]
+    st.caption(f"The {len(shown)} most confidently wrong of {len(wrong)} recorded mistakes; the test split is never augmented.")
+    tiles = [_tile(to_uint8(test_x[item["index"]].float() / 255)) for item in shown]
+    captions = [f"true: {classes[item['true']]} · predicted: {classes[item['predicted']]} ({item['confidence']:.0%})" for item in shown]
+    per_row = 6
+    for start in range(0, len(tiles), per_row):
+        for column, tile, caption in zip(st.columns(per_row), tiles[start:start + per_row], captions[start:start + per_row]):
+            column.image(tile, caption=caption)
+
+
+def show_predict(record: store.RunRecord, key: str) -> None:
+    """Upload a picture and see what the run's model makes of it."""
+    from core.predict import predict
+
+    if not record.summary.get("weights") or not record.summary.get("data"):
+        return
+    st.subheader("Predict")
+    file = st.file_uploader(
+        "Upload a picture to classify", type=list(UPLOAD_TYPES), key=f"{key}-predict",
+        help="It is converted the way the model was trained: resized to the training image size, "
+        "to colour or gray as needed, and normalised with the training set's statistics.",
+    )
+    if file is None:
+        return
+    try:
+        image = load_image(file.getvalue(), max_side=512)
+        top = predict(record.id, image.tensor, k=5)
+    except ImageError as exc:
+        st.error(f"Could not read {file.name}: {exc}.")
+        return
+    except Exception as exc:  # a model that cannot be rebuilt must not take the page down
+        st.error(f"Could not classify {file.name} ({type(exc).__name__}: {exc}).")
+        return
+    left, right = st.columns([1, 2])
+    left.image(to_uint8(image.tensor), caption=file.name, width="stretch")
+    fig = go.Figure(go.Bar(x=[p for _, p in top][::-1], y=[name for name, _ in top][::-1], orientation="h",
+                           text=[f"{p:.1%}" for _, p in top][::-1], textposition="auto"))
+    fig.update_layout(title="Top 5 classes", xaxis_range=[0, 1], xaxis_tickformat=".0%", height=280, margin={"t": 40, "b": 30})
+    right.plotly_chart(fig, key=f"{key}-predict-chart")
+    right.dataframe(pd.DataFrame(top, columns=["class", "probability"]).style.format({"probability": "{:.2%}"}), hide_index=True)
+
+
+def show_final_report(record: store.RunRecord, key: str) -> None:
+    """Everything about a run that has ended: message, metrics, curves, confusion, gallery, predict."""
+    show_status_message(record)
+    show_final_metrics(record)
+    show_curves(record, key)
+    confusion = record.summary.get("confusion")
+    classes = record.summary.get("classes")
+    if confusion and classes:
+        left, right = st.columns([3, 2])
+        left.plotly_chart(confusion_figure(classes, confusion), key=f"{key}-confusion")
+        right.plotly_chart(per_class_figure(record.summary.get("per_class_acc") or {}), key=f"{key}-per-class")
+        show_misclassified(record)
+    show_predict(record, key)
+
+
+def finite(value) -> bool:
+    return value is not None and isinstance(value, (int, float)) and math.isfinite(value)

@@ -1,0 +1,367 @@
+"""Compare: overlay the curves of any runs and see what differs between them.
+
+Pick runs (the Train page's presets pass theirs in `compare_runs`, a link passes `?runs=id1,id2`),
+choose a metric, an x axis and a smoothing, and read the table of config differences with the
+final and best test accuracy against a baseline. From here a run can be run again with one
+change, or repeated over several seeds to see whether a difference is larger than seed noise.
+Running runs refresh live. All the numbers come from core.compare; this page only draws them.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import streamlit as st
+
+from core import compare, runner, store
+from core.config import ConfigError, flatten, parse_value
+from pages._common import flash, show_flashes
+
+state = st.session_state
+REFRESH_S = 2.0  # live refresh of running runs: fast enough to watch, cheap for the server
+SCREEN_POINTS = 1500  # per run on screen (exports keep every point): keeps each refresh light
+ACTIVE = ("queued", "running")
+
+# This page's session state (the selection is shared: the Train page sets compare_runs).
+PAGE_STATE = {
+    "compare_runs": list,  # the run ids picked, kept while the user visits other pages
+    "compare_link": lambda: None,  # the ?runs= value already read, so a link is applied once
+    "compare_grouped": lambda: True,  # widget: seed groups drawn as mean and band
+}
+for _key, _initial in PAGE_STATE.items():
+    if _key not in state:
+        state[_key] = _initial()
+
+
+# ---- the selection ------------------------------------------------------------------------------
+
+
+def _requested_from_link() -> list[str] | None:
+    """The ids in ?runs=a,b (or repeated ?runs=a&runs=b) the first time this link is seen."""
+    values = st.query_params.get_all("runs")
+    text = ",".join(values)
+    if not values or text == state["compare_link"]:
+        return None
+    state["compare_link"] = text
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _sync_selection(known: set[str]) -> None:
+    """Bring the picker in line with what was asked for, dropping (and naming) runs that do not exist."""
+    requested = _requested_from_link()
+    if requested is not None:
+        state["compare_runs"] = requested
+    wanted = list(dict.fromkeys(state["compare_runs"]))
+    missing = [run_id for run_id in wanted if run_id not in known]
+    if missing:
+        st.warning(
+            f"Ignored {len(missing)} run id(s) that are not in the store (deleted, or from another "
+            f"machine): {', '.join(missing)}",
+            icon=":material/warning:",
+        )
+        wanted = [run_id for run_id in wanted if run_id in known]
+        state["compare_runs"] = wanted
+    if state.get("compare_pick") != wanted:
+        state["compare_pick"] = wanted
+
+
+def _picked() -> None:
+    state["compare_runs"] = list(state["compare_pick"])
+
+
+def _select(run_ids: list[str]) -> None:
+    """Add runs to the selection (from a callback, before the picker is drawn)."""
+    state["compare_runs"] = list(dict.fromkeys([*state["compare_runs"], *run_ids]))
+    state["compare_pick"] = state["compare_runs"]
+
+
+def _unselect(run_id: str) -> None:
+    state["compare_runs"] = [r for r in state["compare_runs"] if r != run_id]
+    state["compare_pick"] = state["compare_runs"]
+
+
+def _write_link(selection: list[str]) -> None:
+    """Keep ?runs= in the address bar equal to the selection, so the page can be shared or bookmarked."""
+    text = ",".join(selection)
+    if st.query_params.get("runs", "") != text:
+        if text:
+            st.query_params["runs"] = text
+        else:
+            del st.query_params["runs"]
+    state["compare_link"] = text or None
+
+
+# ---- actions (widget callbacks: they run before the page is drawn) ------------------------------
+
+
+def _rename(run_id: str, key: str) -> None:
+    try:
+        store.rename(run_id, state[key])
+    except (ValueError, store.UnknownRunError) as e:
+        flash("error", f"Could not rename the run: {e}")
+        return
+    flash("success", f"Renamed to “{state[key].strip()}”.")
+
+
+def _delete(run_id: str, name: str) -> None:
+    try:
+        store.delete(run_id)
+    except (ValueError, store.UnknownRunError) as e:
+        flash("error", f"Could not delete “{name}”: {e}")
+        return
+    _unselect(run_id)
+    flash("success", f"Deleted “{name}” with its metrics and files.")
+
+
+def _stop(run_id: str) -> None:
+    runner.stop(run_id)
+    flash("info", "Stop requested: a running run ends at its next step, a queued one never starts.")
+
+
+def _run_again(run_id: str, key: str, value: str, name: str) -> None:
+    try:
+        new_id = compare.run_again(run_id, key, value, name.strip() or None)
+    except (ConfigError, store.UnknownRunError) as e:
+        flash("error", f"Not launched: {e}")
+        return
+    _select([new_id])
+    flash("success", f"Launched “{store.get_run(new_id).name}” ({store.get_run(new_id).status}).")
+
+
+def _repeat_seeds(run_id: str, n: int, first_seed: int, prefix: str) -> None:
+    try:
+        ids = compare.launch_seeds(store.get_run(run_id).config, n, first_seed, prefix)
+    except (ConfigError, store.UnknownRunError) as e:
+        flash("error", f"Not launched: {e}")
+        return
+    _select(ids)
+    state["compare_grouped"] = True
+    flash(
+        "success",
+        f"Queued {len(ids)} runs “{prefix.strip()}” with seeds {first_seed}..{first_seed + n - 1}; "
+        f"{runner.max_concurrent()} train(s) at a time, the others wait in the queue.",
+    )
+
+
+# ---- drawing ------------------------------------------------------------------------------------
+
+
+def _value_text(value: Any) -> str:
+    """A config value as the text that parses back to it (strings plain, the rest as JSON)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _draw_live(selection: list[str], metric: str, x: str, smoothing: float, grouped: bool, band: str,
+               baseline: str | None, refreshing: bool) -> None:
+    """Chart, table and exports: everything that changes while runs train."""
+    records, _ = compare.load_runs(selection)
+    ids = list(records)
+    if not ids:
+        st.info("The selected runs were deleted meanwhile.", icon=":material/info:")
+        return
+    if any(records[i].status == "queued" for i in ids):
+        runner.tick()  # a queue whose trainer died would otherwise wait for the next launch
+    labels = compare.run_labels({i: records[i].name for i in ids})
+    spec = compare.METRICS[metric]
+    frame = compare.curves(ids, metric, x, smoothing, labels)
+    groups = compare.seed_groups({i: records[i].name for i in ids}) if grouped and x != "wall" else {}
+    series = compare.chart_series(compare.thin(frame, SCREEN_POINTS), groups, band)
+    title = f"{spec.label} by {compare.X_AXES[x].lower()}"
+
+    if frame.empty:
+        st.info(f"No {spec.label.lower()} recorded yet for the selected runs.", icon=":material/hourglass_empty:")
+    else:
+        st.plotly_chart(
+            compare.figure(series, x_label=compare.X_AXES[x], y_label=spec.label),
+            config={"toImageButtonOptions": {"filename": f"auglab_{metric}_by_{x}", "scale": 2}},
+            key="compare_chart",
+        )
+    if grouped and x == "wall":
+        st.caption("Seed groups are drawn run by run on the wall-time axis: their runs share epochs and steps, not times.")
+    waiting = [labels[i] for i in ids if not (frame["run_id"] == i).any()]
+    if waiting and not frame.empty:
+        st.caption(f"Nothing to draw yet for: {', '.join(waiting)}.")
+
+    table = compare.compare_table(ids, baseline)
+    column_config = {
+        "final test acc": st.column_config.NumberColumn(format="percent", help="Test accuracy at the latest evaluation"),
+        "best test acc": st.column_config.NumberColumn(format="percent", help="Best test accuracy over the evaluations"),
+    }
+    for column in ("Δ final vs baseline", "Δ best vs baseline"):
+        if column in table:
+            table[column] = table[column] * 100
+            column_config[column] = st.column_config.NumberColumn(
+                format="%+.2f pp", help="Percentage points above (+) or below (−) the baseline run"
+            )
+    differing = [c for c in table.columns if "." in c]
+    st.markdown(
+        f"**What differs:** {', '.join(f'`{c}`' for c in differing)}" if differing
+        else "**What differs:** nothing; the configs are identical." if len(ids) > 1
+        else "**One run selected:** add another to see what differs."
+    )
+    st.dataframe(table, column_config=column_config, key="compare_table")
+    if groups:
+        summary = compare.group_summary(groups).rename(
+            columns={"mean_final_test_acc": "mean", "std_final_test_acc": "std", "min_final_test_acc": "min",
+                     "max_final_test_acc": "max"}
+        )
+        st.markdown("**Seed groups** (final test accuracy): two configs differ by more than seed noise when "
+                    "their means are several stds apart.")
+        st.dataframe(
+            summary,
+            hide_index=True,
+            column_config={c: st.column_config.NumberColumn(format="percent") for c in ("mean", "std", "min", "max")},
+            key="compare_groups_table",
+        )
+
+    left, right, _ = st.columns([1, 1, 3])
+    left.download_button(
+        "Curves as CSV", compare.curves_csv(frame, metric, x), file_name=f"auglab_{metric}_by_{x}.csv",
+        mime="text/csv", icon=":material/download:", on_click="ignore", disabled=frame.empty,
+    )
+    right.download_button(
+        "Chart as PNG",
+        # drawn only when clicked: a live refresh every few seconds should not redraw a PNG nobody asked for
+        lambda: compare.chart_png(series, title=title, x_label=compare.X_AXES[x], y_label=spec.label),
+        file_name=f"auglab_{metric}_by_{x}.png", mime="image/png", icon=":material/image:", on_click="ignore",
+        disabled=frame.empty,
+    )
+    if refreshing and not any(records[i].status in ACTIVE for i in ids):
+        st.rerun()  # the last run ended: redraw the whole page once, which turns the refresh off
+
+
+def _manage(records: dict[str, store.RunRecord], labels: dict[str, str]) -> None:
+    """Rename, delete, run again with one change, repeat over seeds: on one run of the selection."""
+    st.subheader("Work with a run")
+    target = st.selectbox("Run", list(records), format_func=labels.get, key="compare_target")
+    record = records[target]
+    rename_tab, again_tab, seeds_tab = st.tabs(["Rename or delete", "Run again with one change", "Repeat over seeds"])
+
+    with rename_tab:
+        name_key = f"compare_name_{target}"
+        cols = st.columns([3, 1], vertical_alignment="bottom")
+        cols[0].text_input("Name", value=record.name, key=name_key)
+        cols[1].button("Rename", key="compare_rename", on_click=_rename, args=(target, name_key))
+        if record.status in ACTIVE:
+            st.caption(f"This run is {record.status}: stop it before deleting it.")
+            st.button("Stop run", key="compare_stop", icon=":material/stop:", on_click=_stop, args=(target,))
+        else:
+            confirmed = st.checkbox(
+                f"Yes, delete “{record.name}” with its metrics and files", key=f"compare_confirm_{target}"
+            )
+            st.button(
+                "Delete run", key="compare_delete", type="primary", icon=":material/delete:", disabled=not confirmed,
+                on_click=_delete, args=(target, record.name),
+            )
+
+    with again_tab:
+        flat = flatten(record.config)
+        keys = list(flat)
+        cols = st.columns([2, 2, 2], vertical_alignment="bottom")
+        key = cols[0].selectbox(
+            "Config key", keys, index=keys.index("optim.lr") if "optim.lr" in keys else 0, key="compare_change_key",
+            help="Every setting of the run, by its dotted name (as in the CLI's --set).",
+        )
+        value = cols[1].text_input(
+            "New value", value=_value_text(flat[key]), key=f"compare_change_value_{target}_{key}",
+            help="JSON where it parses (0.1, true, null, [0.5, 0.75]); any other text is taken as a string.",
+        )
+        name = cols[2].text_input("Name (optional)", key=f"compare_change_name_{target}", placeholder="automatic")
+        change = None
+        if parse_value(value.strip()) == flat[key]:
+            st.caption(f"Enter a new value for `{key}` (it is {_value_text(flat[key])} in “{record.name}”).")
+        else:
+            try:
+                change = compare.with_change(record.config, key, value)
+            except ConfigError as e:
+                st.error(str(e), icon=":material/error:")
+        if change is not None:
+            st.caption(f"Change: `{change.text}`; everything else as in “{record.name}”.")
+        st.button(
+            "Launch with this change", key="compare_launch_change", icon=":material/play_arrow:",
+            disabled=change is None, on_click=_run_again, args=(target, key, value, name),
+        )
+
+    with seeds_tab:
+        seed = record.config["run"]["seed"]
+        cols = st.columns([1, 1, 2], vertical_alignment="bottom")
+        n = cols[0].number_input("Seeds", 2, compare.MAX_SEEDS, 3, key=f"compare_seed_n_{target}")
+        first = cols[1].number_input("First seed", 0, 2**53 - 1, seed, key=f"compare_seed_first_{target}")
+        prefix = cols[2].text_input(
+            "Group name", value=compare.seed_group(record.name) or record.name, key=f"compare_seed_prefix_{target}",
+            help=f"The runs are named “<group>{compare.SEED_SEPARATOR}<seed>”; runs named so form a group.",
+        )
+        st.caption(
+            f"Trains this config {n} times with run.seed = {first}..{first + n - 1} (data.seed stays "
+            f"{record.config['data']['seed']}, so every run is tested on the same images). The chart then shows "
+            "their mean with a band."
+        )
+        st.button(
+            f"Launch {n} runs", key="compare_launch_seeds", icon=":material/stacks:",
+            disabled=not prefix.strip(), on_click=_repeat_seeds, args=(target, int(n), int(first), prefix),
+        )
+
+
+# ---- the page -----------------------------------------------------------------------------------
+
+st.title("Compare runs")
+show_flashes()
+runner.tick()
+runs = store.list_runs()
+if runs.empty:
+    st.info("No runs yet. Start one on the Train page, then come back to compare.", icon=":material/info:")
+    st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+    st.stop()
+
+names = dict(zip(runs["id"], runs["name"]))
+statuses = dict(zip(runs["id"], runs["status"]))
+_sync_selection(set(names))
+st.multiselect(
+    "Runs",
+    list(names),
+    format_func=lambda run_id: f"{names[run_id]} · {statuses[run_id]} · {run_id[-6:]}",
+    key="compare_pick",
+    on_change=_picked,
+    placeholder="Pick runs to compare",
+)
+all_groups = compare.seed_groups(names)
+if all_groups:
+    cols = st.columns([3, 1], vertical_alignment="bottom")
+    group = cols[0].selectbox("Seed group", list(all_groups), key="compare_group_pick",
+                              format_func=lambda g: f"{g} ({len(all_groups[g])} runs)")
+    cols[1].button("Add its runs", key="compare_add_group", on_click=_select, args=(all_groups[group],))
+selection = list(state["compare_pick"])
+_write_link(selection)
+if not selection:
+    st.info("Pick one or more runs above to compare their curves and configs.", icon=":material/info:")
+    st.stop()
+
+records, _ = compare.load_runs(selection)
+labels = compare.run_labels({i: r.name for i, r in records.items()})
+controls = st.columns([2, 2, 2, 2], vertical_alignment="bottom")
+metric = controls[0].selectbox(
+    "Metric", list(compare.METRICS), format_func=lambda m: compare.METRICS[m].label, key="compare_metric"
+)
+x_axis = controls[1].radio(
+    "X axis", list(compare.X_AXES), format_func=compare.X_AXES.get, horizontal=True, key="compare_x"
+)
+smoothing = controls[2].slider(
+    "Smoothing", 0.0, 0.99, 0.0, 0.01, key="compare_smoothing",
+    help="Exponential moving average as in TensorBoard: 0 shows the recorded values; hover shows both.",
+)
+with controls[3]:
+    grouped = st.toggle("Seed groups as mean and band", key="compare_grouped")
+    band = st.radio("Band", list(compare.BANDS), format_func=compare.BANDS.get, horizontal=True, key="compare_band",
+                    disabled=not grouped)
+baseline = st.selectbox("Baseline for the differences", list(records), format_func=labels.get, key="compare_baseline")
+
+refreshing = any(r.status in ACTIVE for r in records.values())
+
+
+@st.fragment(run_every=REFRESH_S if refreshing else None)
+def live() -> None:
+    _draw_live(selection, metric, x_axis, smoothing, grouped, band, baseline, refreshing)
+
+
+live()
+_manage(records, labels)

@@ -1,0 +1,494 @@
+"""Augmentation Lab: build a pipeline by pointing and clicking and see what it does to a picture.
+
+The sidebar holds the picture and the pipeline; every slider is generated from the op's
+declared schema. The main area shows a seeded grid of augmented copies (with what each drew),
+the batch mixing tricks, and the exports: torchvision code, code reproducing the grid, JSON,
+PNG and a shareable link that carries the pipeline and the seed.
+"""
+from __future__ import annotations
+
+import re
+from typing import Callable
+from urllib.parse import urlencode
+
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from core.augment import GROUPS, REGISTRY, AugmentError, Param, Pipeline, get_op, load_json, mixing
+from core.images import UPLOAD_TYPES, beta_density, crop_boxes, draw_boxes, make_grid_image, square_batch, to_uint8
+from core.samples import SAMPLES
+from pages._common import (
+    MAX_SEED,
+    PREVIEW_SIDE,
+    WorkingImage,
+    default_pipeline,
+    explain,
+    flash,
+    load_bytes,
+    load_sample_image,
+    pipeline_from_param,
+    pipeline_to_param,
+    png,
+    seed_from_param,
+    show_error,
+    show_flashes,
+)
+
+MIX_SIDE = 256  # mixing needs images of one size: each is centre-cropped and resized to this
+# photos on screen go as JPEG: a tenth of PNG's bytes and ~50x faster to encode, which keeps
+# every slider move snappy; downloads stay PNG
+SHOWN_AS = "JPEG"
+MIX_KINDS = {"Mixup": mixing.mixup, "CutMix": mixing.cutmix, "RICAP": mixing.ricap}
+state = st.session_state
+
+
+# ---- state changes (widget callbacks: they run before the page is drawn) -----------------------
+
+
+def set_pipeline(pipeline: Pipeline) -> None:
+    """Replace the whole pipeline; fresh step ids give fresh widgets seeded from its values."""
+    first = state["lab_next_step_id"]
+    state["lab_pipeline"] = pipeline
+    state["lab_step_ids"] = list(range(first, first + len(pipeline.steps)))
+    state["lab_next_step_id"] = first + len(pipeline.steps)
+
+
+def _index(step_id: int) -> int:
+    return state["lab_step_ids"].index(step_id)
+
+
+def _add_step() -> None:
+    state["lab_pipeline"] = state["lab_pipeline"].added(state["lab_add_op"])
+    state["lab_step_ids"] = [*state["lab_step_ids"], state["lab_next_step_id"]]
+    state["lab_next_step_id"] += 1
+
+
+def _remove_step(step_id: int) -> None:
+    i = _index(step_id)
+    state["lab_pipeline"] = state["lab_pipeline"].removed(i)
+    state["lab_step_ids"] = state["lab_step_ids"][:i] + state["lab_step_ids"][i + 1:]
+
+
+def _move_step(step_id: int, offset: int) -> None:
+    i = _index(step_id)
+    moved = state["lab_pipeline"].moved(i, offset)
+    if moved is not state["lab_pipeline"]:
+        ids = list(state["lab_step_ids"])
+        ids[i], ids[i + offset] = ids[i + offset], ids[i]
+        state["lab_pipeline"], state["lab_step_ids"] = moved, ids
+
+
+def _new_samples() -> None:
+    state["lab_seed"] = (state["lab_seed"] + 1) % (MAX_SEED + 1)
+
+
+def _new_mix_draw() -> None:
+    state["lab_mix_seed"] = (state["lab_mix_seed"] + 1) % (MAX_SEED + 1)
+
+
+def use_upload(name: str, data: bytes) -> None:
+    """Make uploaded bytes the working image; a bad file leaves the current one in place."""
+    current = state["lab_image"]
+    try:
+        state["lab_image"] = load_bytes(name, data)
+    except Exception as e:  # a decoder bug, too, must not take the page down
+        flash("error", f"Could not use {name}: {explain(e)}." + (f" Still showing {current.name}." if current else ""))
+
+
+def _on_image_upload() -> None:
+    file = state.get("lab_upload")
+    if file is not None:
+        use_upload(file.name, file.getvalue())
+
+
+def _use_sample() -> None:
+    try:
+        state["lab_image"] = load_sample_image(state["lab_sample"])
+    except Exception as e:
+        flash("error", f"Could not load the sample {state['lab_sample']}: {explain(e)}")
+
+
+def _on_json_upload() -> None:
+    file = state.get("lab_json_upload")
+    if file is None:
+        return
+    try:
+        pipeline, seed = load_json(file.getvalue())
+        if seed is not None and seed > MAX_SEED:
+            raise AugmentError(f"'seed' must be at most {MAX_SEED}, got {seed}")
+    except Exception as e:
+        flash("error", f"Could not load {file.name}: {explain(e)}. The pipeline is unchanged.")
+        return
+    set_pipeline(pipeline)
+    if seed is not None:
+        state["lab_seed"] = seed
+    flash("success", f"Loaded {len(pipeline.steps)} step(s) from {file.name}.")
+
+
+def _read_link() -> None:
+    """On a session's first run, take the pipeline and seed from the URL if it carries them."""
+    if state["lab_link_read"]:
+        return
+    state["lab_link_read"] = True
+    params = st.query_params
+    if "p" in params:
+        try:
+            set_pipeline(pipeline_from_param(params["p"]))
+        except AugmentError as e:
+            flash("error", f"The pipeline in the link could not be used, so the default pipeline is shown: {e}")
+            set_pipeline(default_pipeline())
+    if "seed" in params:
+        try:
+            state["lab_seed"] = seed_from_param(params["seed"])
+        except AugmentError as e:
+            flash("error", f"The seed in the link could not be used, so seed 0 is shown: {e}")
+
+
+def _write_link(pipeline: Pipeline, seed: int) -> str:
+    """Keep the URL in step with the pipeline and seed; returns the link to share."""
+    params = {"p": pipeline_to_param(pipeline), "seed": str(seed)}
+    for name, value in params.items():
+        if st.query_params.get(name) != value:
+            st.query_params[name] = value
+    base = (st.context.url or "").split("?")[0]
+    return f"{base}?{urlencode(params)}"
+
+
+# ---- the sidebar: picture and pipeline ---------------------------------------------------------
+
+
+def image_source() -> WorkingImage | None:
+    st.sidebar.header("Picture")
+    st.sidebar.selectbox("Sample", list(SAMPLES), key="lab_sample", on_change=_use_sample)
+    st.sidebar.file_uploader(
+        "…or upload one",
+        type=list(UPLOAD_TYPES),
+        key="lab_upload",
+        on_change=_on_image_upload,
+        help="JPEG, PNG, WebP, BMP, GIF (first frame) or TIFF, up to 50 megapixels. "
+        f"It is scaled to {PREVIEW_SIDE} pixels on its long side for the preview.",
+    )
+    if state["lab_image"] is None:
+        _use_sample()
+    working = state["lab_image"]
+    if working is not None and not working.is_sample:
+        st.sidebar.button(f"Back to the sample ({state['lab_sample']})", on_click=_use_sample)
+    return working
+
+
+def _widget_value(param: Param, value):
+    return tuple(value) if param.kind.endswith("_range") else value
+
+
+def _param_value(param: Param, value):
+    """Widget value -> schema value; float sliders return binary noise like 0.35000000000000003."""
+    if param.kind in ("float", "float_range"):
+        return tuple(round(float(v), 10) for v in value) if param.kind == "float_range" else round(float(value), 10)
+    if param.kind in ("int", "int_range"):
+        return tuple(int(v) for v in value) if param.kind == "int_range" else int(value)
+    return value
+
+
+def _param_widget(param: Param, key: str, disabled: bool):
+    common = {"key": key, "help": param.help or None, "disabled": disabled}
+    if param.kind == "bool":
+        return st.checkbox(param.name, **common)
+    if param.kind == "choice":
+        return st.selectbox(param.name, list(param.choices), **common)
+    number = int if param.kind.startswith("int") else float
+    if param.low is None or param.high is None:
+        return st.number_input(param.name, step=number(param.step or 1), **common)
+    return st.slider(param.name, number(param.low), number(param.high), step=number(param.step or 1), **common)
+
+
+def _seed_widget(key: str, value) -> None:
+    """Give a widget its starting value once; afterwards the widget owns it."""
+    if key not in state:
+        state[key] = value
+
+
+def step_editor(index: int, count: int, step, step_id: int) -> tuple[dict, bool]:
+    """One step's card: on/off switch, move and remove buttons, and a widget per declared parameter."""
+    op = get_op(step.op)
+    prefix = f"lab-step{step_id}-{step.op}"
+    with st.container(border=True):
+        st.markdown(f"**{index + 1}. {op.label}**", help=op.help)
+        with st.container(horizontal=True, vertical_alignment="center", gap="medium"):
+            _seed_widget(f"{prefix}-enabled", step.enabled)
+            enabled = st.toggle("on", key=f"{prefix}-enabled")
+            for name, icon, action, args, disabled in (
+                ("up", "arrow_upward", _move_step, (step_id, -1), index == 0),
+                ("down", "arrow_downward", _move_step, (step_id, 1), index == count - 1),
+                ("remove", "delete", _remove_step, (step_id,), False),
+            ):
+                st.button(
+                    "", icon=f":material/{icon}:", key=f"{prefix}-{name}", type="tertiary", help=name.capitalize(),
+                    on_click=action, args=args, disabled=disabled,
+                )
+        params = {}
+        for param in op.params:
+            key = f"{prefix}-{param.name}"
+            _seed_widget(key, _widget_value(param, step.params[param.name]))
+            params[param.name] = _param_value(param, _param_widget(param, key, disabled=not enabled))
+    return params, enabled
+
+
+def pipeline_editor() -> Pipeline:
+    st.sidebar.header("Pipeline")
+    pipeline = state["lab_pipeline"]
+    if len(state["lab_step_ids"]) != len(pipeline.steps):
+        set_pipeline(pipeline)
+    with st.sidebar:
+        st.caption("Steps run top to bottom (like `v2.Compose`); steps switched off are skipped.")
+        if not pipeline.steps:
+            st.info("The pipeline is empty: add an augmentation below.")
+        edited = pipeline
+        for i, (step, step_id) in enumerate(zip(pipeline.steps, state["lab_step_ids"])):
+            params, enabled = step_editor(i, len(pipeline.steps), step, step_id)
+            if params != step.params or enabled != step.enabled:
+                try:
+                    edited = edited.updated(i, params=params, enabled=enabled)
+                except AugmentError as e:
+                    show_error(f"Step {i + 1} keeps its previous settings", e)
+        ops = sorted(REGISTRY.values(), key=lambda op: (GROUPS.index(op.group), op.label))
+        st.selectbox(
+            "Augmentation to add",
+            [op.name for op in ops],
+            format_func=lambda name: f"{get_op(name).group} · {get_op(name).label}",
+            key="lab_add_op",
+        )
+        chosen = get_op(state["lab_add_op"])
+        st.caption(chosen.help + (f" [paper]({chosen.paper})" if chosen.paper else ""))
+        st.button("Add", icon=":material/add:", key="lab-add", on_click=_add_step, type="primary")
+    state["lab_pipeline"] = edited
+    return edited
+
+
+# ---- the preview grid --------------------------------------------------------------------------
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _preview(image_key: str, _image: torch.Tensor, pipeline_json: str, seed: int, n: int):
+    pipeline = Pipeline.from_json(pipeline_json)
+    batch, records = pipeline.preview(_image, n, seed)
+    captions = [Pipeline.describe(records, i) or ["unchanged (no enabled step)"] for i in range(n)]
+    boxes, note = crop_boxes(records, tuple(_image.shape[1:]))
+    return batch, captions, boxes, note
+
+
+def preview_grid(working: WorkingImage, pipeline: Pipeline):
+    """The grid tab; returns (batch, captions) for the PNG export, or None if the pipeline failed."""
+    controls = st.columns([2, 2, 2, 1], vertical_alignment="bottom")
+    rows = controls[0].slider("Rows", 1, 4, key="lab_rows")
+    cols = controls[1].slider("Columns", 1, 6, key="lab_cols")
+    seed = controls[2].number_input(
+        "Seed", 0, MAX_SEED, step=1, key="lab_seed", help="The same seed always gives the same grid."
+    )
+    controls[3].button("New samples", icon=":material/casino:", on_click=_new_samples, key="lab-new-samples")
+    n = rows * cols
+    image = working.image
+    try:
+        batch, captions, boxes, note = _preview(working.key, image.tensor, pipeline.to_json(), int(seed), n)
+    except Exception as e:  # an op that cannot handle this picture: say so and keep the page alive
+        show_error("The pipeline could not run on this picture", e)
+        return None
+
+    left, right = st.columns([1, 3])
+    with left:
+        width, height = image.original_size
+        caption = f"Original: {working.name} ({width}x{height})"
+        st.image(to_uint8(image.tensor), caption=caption, width="stretch", output_format=SHOWN_AS)
+        for text in image.notes:
+            st.info(text, icon=":material/info:")
+        if boxes:
+            outlined = draw_boxes(image.tensor, boxes, [str(i + 1) for i in range(n)])
+            st.image(outlined, caption=note, width="stretch", output_format=SHOWN_AS)
+        else:
+            st.caption(f"Crop boxes: {note}.")
+    with right:
+        for r in range(rows):
+            for c, column in enumerate(st.columns(cols)):
+                i = r * cols + c
+                caption = f"#{i + 1} · " + " · ".join(captions[i])
+                column.image(to_uint8(batch[i]), caption=caption, width="stretch", output_format=SHOWN_AS)
+    return batch, captions
+
+
+# ---- mixing ------------------------------------------------------------------------------------
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _mix(kind: str, image_keys: tuple[str, ...], _images: list[torch.Tensor], strength: float, seed: int):
+    x = square_batch(_images, MIX_SIDE)
+    y = torch.arange(len(_images))
+    return MIX_KINDS[kind](x, y, len(_images), strength, torch.Generator().manual_seed(seed))
+
+
+def _mix_sources(working: WorkingImage) -> dict[str, Callable[[], WorkingImage]]:
+    """Pictures a mixing slot can take: the working one, the samples and extra uploads."""
+    sources = {f"{working.name} (working picture)": lambda: working}
+    for name in SAMPLES:
+        sources.setdefault(name, lambda name=name: load_sample_image(name))
+    for file in state.get("lab_mix_uploads") or []:
+        sources[f"upload: {file.name}"] = lambda file=file: load_bytes(file.name, file.getvalue())
+    return sources
+
+
+def mixing_preview(working: WorkingImage) -> None:
+    st.caption(
+        "Batch tricks mix images *and* labels. Here each picture is its own class, so the soft "
+        "label says how much of each picture a mixed image is. Partners come from a random "
+        "permutation of the batch, as in training: a picture can draw itself and stay unchanged."
+    )
+    top = st.columns([2, 2, 2, 1], vertical_alignment="bottom")
+    kind = top[0].segmented_control("Method", list(MIX_KINDS), key="lab_mix_kind", required=True)
+    symbol = "β" if kind == "RICAP" else "α"
+    alpha = top[1].slider(
+        f"{symbol} of Beta({symbol}, {symbol})", 0.1, 4.0, step=0.1, key="lab_mix_alpha",
+        help="Small values give lopsided mixes (mostly one picture); 1 is uniform; large values mix evenly.",
+    )
+    seed = top[2].number_input("Mixing seed", 0, MAX_SEED, step=1, key="lab_mix_seed")
+    top[3].button("New draw", icon=":material/casino:", on_click=_new_mix_draw, key="lab-new-mix")
+    st.file_uploader(
+        "More pictures to mix (optional)", type=list(UPLOAD_TYPES), accept_multiple_files=True, key="lab_mix_uploads"
+    )
+
+    sources = _mix_sources(working)
+    names = list(sources)
+    count = 4 if kind == "RICAP" else 2
+    slots = st.columns(count)
+    chosen = []
+    others = [name for name in names[1:] if name != working.name] or names
+    for k in range(count):
+        default = names[0] if k == 0 else others[(k - 1) % len(others)]
+        _seed_widget(f"lab_mix_slot{k}", default)
+        if state[f"lab_mix_slot{k}"] not in names:  # an upload that was removed
+            state[f"lab_mix_slot{k}"] = default
+        chosen.append(slots[k].selectbox(f"Picture {k + 1}", names, key=f"lab_mix_slot{k}"))
+    try:
+        pictures = [sources[name]() for name in chosen]
+        keys, tensors = tuple(p.key for p in pictures), [p.image.tensor for p in pictures]
+        mixed, soft, info = _mix(kind, keys, tensors, float(alpha), int(seed))
+    except Exception as e:
+        show_error("These pictures could not be mixed", e)
+        return
+
+    labels = [f"{k + 1}: {picture.name}" for k, picture in enumerate(pictures)]
+    for i, column in enumerate(st.columns(count)):
+        shown, caption = _mixed_view(kind, i, mixed, info, labels)
+        column.image(shown, caption=f"mixed #{i + 1}: {caption}", output_format=SHOWN_AS)
+    _mix_charts(kind, float(alpha), soft, info, labels)
+
+
+def _mixed_view(kind: str, i: int, mixed: torch.Tensor, info: dict, labels: list[str]):
+    """Mixed image i with what was drawn for it outlined, and a caption saying it in words."""
+    if kind == "RICAP":
+        bh, bw = info["boundary"]
+        rest_h, rest_w = MIX_SIDE - bh, MIX_SIDE - bw
+        boxes = [(0, 0, bh, bw), (0, bw, bh, rest_w), (bh, 0, rest_h, bw), (bh, bw, rest_h, rest_w)]
+        sources = info["sources"][i].tolist()
+        caption = "patches: " + ", ".join(f"{labels[s]} {float(a):.0%}" for s, a in zip(sources, info["areas"]))
+        return draw_boxes(mixed[i], boxes, [labels[s] for s in sources]), caption
+    lam, j = float(info["lam"][i]), int(info["partner"][i])
+    if kind == "Mixup":
+        shown, caption = to_uint8(mixed[i]), f"λ = {lam:.2f}: {lam:.0%} of {labels[i]} + {1 - lam:.0%} of {labels[j]}"
+    else:
+        shown = draw_boxes(mixed[i], [info["box"][i].tolist()], [labels[j]])
+        caption = f"kept {lam:.0%} of {labels[i]}; the box comes from {labels[j]}"
+    return shown, caption + (" (drew itself: unchanged)" if j == i else "")
+
+
+def _mix_charts(kind: str, alpha: float, soft: torch.Tensor, info: dict, labels: list[str]) -> None:
+    count = len(labels)
+    charts = st.columns(2)
+    rows = [f"mixed #{i + 1}" for i in range(count)]
+    bars = go.Figure([go.Bar(y=rows, x=soft[:, k].tolist(), name=labels[k], orientation="h") for k in range(count)])
+    bars.update_layout(
+        barmode="stack", title="Soft labels (each row sums to 1)", xaxis_range=[0, 1], height=260 + 20 * count,
+        yaxis_autorange="reversed", margin={"t": 50, "b": 30},
+    )
+    charts[0].plotly_chart(bars, key="lab-mix-labels")
+
+    x, density = beta_density(alpha)
+    curve = go.Figure(go.Scatter(x=x, y=density, fill="tozeroy", name=f"Beta({alpha:g}, {alpha:g})"))
+    if kind == "RICAP":
+        bh, bw = info["boundary"]
+        drawn = {"boundary x / width": bw / MIX_SIDE, "boundary y / height": bh / MIX_SIDE}
+    else:
+        what = "λ" if kind == "Mixup" else "kept area"
+        drawn = {f"{what} #{i + 1}": float(v) for i, v in enumerate(info["lam"])}
+    for name, value in drawn.items():
+        curve.add_vline(x=value, line_dash="dot", annotation_text=name, annotation_textangle=-90)
+    curve.update_layout(
+        title="Density of the boundary" if kind == "RICAP" else "Density λ is drawn from",
+        xaxis_title="fraction" if kind == "RICAP" else "λ",
+        yaxis_range=[0, min(float(density.max()), 6.0) * 1.05], height=300, margin={"t": 50, "b": 30}, showlegend=False,
+    )
+    charts[1].plotly_chart(curve, key="lab-mix-beta")
+    if kind == "CutMix":
+        st.caption("CutMix draws λ from this density, then clips the box at the border; the label uses the kept area.")
+
+
+# ---- exports -----------------------------------------------------------------------------------
+
+
+def exports(working: WorkingImage, pipeline: Pipeline, grid, link: str) -> None:
+    seed, n = int(state["lab_seed"]), state["lab_rows"] * state["lab_cols"]
+    st.subheader("torchvision")
+    st.caption("The same pipeline as a plain `torchvision.transforms.v2` Compose, to paste into any training script.")
+    st.code(pipeline.to_torchvision_code(working.image.size), language="python")
+
+    st.subheader("This exact grid")
+    uploaded = not working.is_sample
+    path = working.name if uploaded else re.sub(r"\W+", "_", working.name).strip("_") + ".png"
+    st.caption(
+        f"Reproduces the grid above pixel for pixel with this project's `core` package, from {path}"
+        + ("." if uploaded else " (download it below).")
+    )
+    st.code(pipeline.to_core_code(seed, n, image_path=path, max_side=PREVIEW_SIDE), language="python")
+    buttons = st.columns(3)
+    if not uploaded:
+        buttons[0].download_button(
+            f"Picture ({path})", data=lambda: png(working.image.tensor), file_name=path, mime="image/png",
+            on_click="ignore", key="lab-dl-picture", icon=":material/image:",
+        )
+    if grid is not None:
+        # deferred downloads run outside the script, where session state cannot be read
+        batch, captions, cols = *grid, state["lab_cols"]
+        captions = [[f"#{i + 1}", *lines] for i, lines in enumerate(captions)]
+        buttons[1].download_button(
+            "Grid (PNG)", data=lambda: png(make_grid_image(batch, cols, captions)), mime="image/png",
+            file_name=f"grid_seed{seed}.png", on_click="ignore", key="lab-dl-grid", icon=":material/grid_on:",
+        )
+
+    st.subheader("Save and load")
+    buttons = st.columns(2)
+    buttons[0].download_button(
+        "Pipeline (JSON)", data=pipeline.to_json(seed), file_name="pipeline.json", mime="application/json",
+        on_click="ignore", key="lab-dl-json", icon=":material/download:",
+    )
+    buttons[1].file_uploader("Load a pipeline (JSON)", type=["json"], key="lab_json_upload", on_change=_on_json_upload)
+
+    st.subheader("Shareable link")
+    st.caption("The link carries the pipeline and the seed: whoever opens it sees this grid on the same picture.")
+    st.code(link, language=None, wrap_lines=True)
+
+
+# ---- page --------------------------------------------------------------------------------------
+
+_read_link()
+st.title("Augmentation Lab")
+working = image_source()
+pipeline = pipeline_editor()
+show_flashes()
+if working is None:
+    st.stop()  # the flash above says why: there is no picture to augment
+link = _write_link(pipeline, int(state["lab_seed"]))
+grid_tab, mix_tab, export_tab = st.tabs(["Preview", "Mixing", "Export"])
+with grid_tab:
+    grid = preview_grid(working, pipeline)
+with mix_tab:
+    mixing_preview(working)
+with export_tab:
+    exports(working, pipeline, grid, link)

@@ -1,0 +1,301 @@
+"""Properties of every declared augmentation and of the Pipeline around them.
+
+Each op is run at its low, default and high settings (Op.extremes) on colour and gray batches,
+including a 3x2 image; then the pipeline's seeding, validation, JSON form, editing and both
+code exports. Comparisons with torchvision's kernels live in test_kernels.py.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from core.augment import REGISTRY, AugmentError, Pipeline, Step, get_op, load_json
+
+OPS = sorted(REGISTRY)
+POLICIES = sorted(name for name, op in REGISTRY.items() if op.group == "policy")
+WITH_P = sorted(name for name, op in REGISTRY.items() if any(p.name == "p" for p in op.params))
+SHAPES = {"rgb": (3, 3, 16, 20), "gray": (3, 1, 16, 20), "rgb_tiny": (3, 3, 3, 2), "gray_tiny": (3, 1, 3, 2)}
+
+
+def batch(shape, seed=0):
+    return torch.rand(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def apply_op(name, x, params, seed=0):
+    return Pipeline.of((name, params)).apply(x, torch.Generator().manual_seed(seed))
+
+
+def expected_size(name, prm, h, w):
+    if name == "random_resized_crop" and prm["size"]:
+        return prm["size"], prm["size"]
+    if name == "pad_crop" and prm["size"]:
+        # the window cannot be larger than the padded image
+        return min(prm["size"], h + 2 * prm["padding"]), min(prm["size"], w + 2 * prm["padding"])
+    return h, w
+
+
+def with_half_p(name, params=None):
+    """Params where an op with a probability fires about half the time (so images differ)."""
+    params = dict(params or {})
+    if name in WITH_P:
+        params["p"] = 0.5
+    return params
+
+
+# ---- every op at every setting ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape_id", list(SHAPES))
+@pytest.mark.parametrize("name", OPS)
+def test_every_op_at_low_default_high(name, shape_id):
+    x = batch(SHAPES[shape_id])
+    n, c, h, w = x.shape
+    for level, prm in get_op(name).extremes().items():
+        out, records = apply_op(name, x, prm)
+        where = f"{name} at {level} {prm} on {shape_id}"
+        assert out.shape == (n, c, *expected_size(name, prm, h, w)), where
+        assert out.dtype == x.dtype, where
+        assert torch.isfinite(out).all(), where
+        assert out.min() >= 0 and out.max() <= 1, where
+        for i in range(n):
+            (line,) = Pipeline.describe(records, i)
+            assert line.startswith(get_op(name).label), where
+
+
+def test_extremes_are_valid_and_span_the_declared_ranges():
+    for name, op in REGISTRY.items():
+        ext = op.extremes()
+        assert ext["default"] == op.validate({}), name
+        for p in op.params:
+            if p.kind in ("float", "int"):
+                assert (ext["low"][p.name], ext["high"][p.name]) == (p.low, p.high), (name, p.name)
+            assert p.help, f"{name}.{p.name} needs a help text for its slider"
+
+
+@pytest.mark.parametrize("name", WITH_P)
+def test_p_zero_is_identity(name):
+    x = batch((6, 3, 16, 20))
+    for level, prm in get_op(name).extremes().items():
+        out, _ = apply_op(name, x, {**prm, "p": 0.0})
+        assert torch.equal(out, x), f"{name} at {level} with p=0 changed the images"
+
+
+@pytest.mark.parametrize("name", OPS)
+def test_same_seed_same_output_other_seed_differs(name):
+    x = batch((4, 3, 16, 20))
+    params = with_half_p(name)
+    a, rec_a = apply_op(name, x, params, seed=7)
+    b, rec_b = apply_op(name, x, params, seed=7)
+    c, _ = apply_op(name, x, params, seed=8)
+    assert torch.equal(a, b)
+    assert [Pipeline.describe(rec_a, i) for i in range(4)] == [Pipeline.describe(rec_b, i) for i in range(4)]
+    assert not torch.equal(a, c), f"{name}: seeds 7 and 8 gave the same batch"
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+@pytest.mark.parametrize("name", OPS)
+def test_each_image_draws_its_own_parameters(name, channels):
+    if name == "grayscale" and channels == 1:
+        pytest.skip("the luma of a gray image is the image itself")
+    one = batch((1, channels, 16, 20))
+    n = 4 if name in POLICIES else 12  # policies run image by image through torchvision: slow
+    x = one.expand(n, -1, -1, -1).contiguous()
+    out, records = apply_op(name, x, with_half_p(name), seed=3)
+    distinct = {tuple(out[i].flatten().tolist()) for i in range(n)}
+    assert len(distinct) > 1, f"{name}: {n} copies of one image came out identical"
+    assert len({tuple(Pipeline.describe(records, i)) for i in range(n)}) > 1
+
+
+@pytest.mark.parametrize("name", POLICIES)
+def test_policies_are_seeded_per_image_and_change_images(name):
+    x = batch((8, 3, 16, 20))
+    a, rec = apply_op(name, x, {}, seed=11)
+    b, _ = apply_op(name, x, {}, seed=11)
+    assert torch.equal(a, b)  # each image's torchvision draw is seeded from our generator
+    seeds = rec[0]["drawn"]["seed"]
+    assert len(set(seeds.tolist())) == 8
+    # beyond uint8 rounding; AutoAugment's sub-policies often skip both of their ops, hence a quarter
+    changed = [(a[i] - x[i]).abs().max() > 2 / 255 for i in range(8)]
+    assert sum(changed) >= 2, f"{name} left (nearly) every image unchanged"
+    # the policy must not touch torch's global generator: training code relies on it elsewhere
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    apply_op(name, x[:2], {}, seed=11)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_random_erasing_mean_comes_from_the_context():
+    x = batch((16, 3, 12, 12))
+    step = Pipeline.of(("random_erasing", {"p": 1.0, "value": "mean"}))
+    out, rec = step.apply(x, torch.Generator().manual_seed(0), {"mean": (0.1, 0.2, 0.3)})
+    i = int(torch.nonzero(rec[0]["drawn"]["applied"])[0])
+    top, left, _, _ = rec[0]["drawn"]["box"][i].tolist()
+    assert torch.allclose(out[i, :, top, left], torch.tensor([0.1, 0.2, 0.3]))
+
+
+# ---- pipeline: composition, validation, JSON, editing ------------------------------------------
+
+
+def test_pipeline_applies_enabled_steps_in_order():
+    x = batch((4, 3, 10, 12))
+    g = torch.Generator().manual_seed(0)
+    out, records = Pipeline.of(("hflip", {"p": 1.0}), ("vflip", {"p": 1.0})).apply(x, g)
+    assert torch.equal(out, x.flip(-1).flip(-2))
+    assert [r["op"] for r in records] == ["hflip", "vflip"]
+    disabled = Pipeline.of(("hflip", {"p": 1.0}), ("vflip", {"p": 1.0})).updated(1, enabled=False)
+    out, records = disabled.apply(x, torch.Generator().manual_seed(0))
+    assert torch.equal(out, x.flip(-1)) and [r["op"] for r in records] == ["hflip"]
+
+
+@pytest.mark.parametrize(
+    "items,needles",
+    [
+        ([{"op": "hflp"}], ["hflp", "unknown augmentation"]),
+        ([{"op": "hflip", "params": {"q": 0.5}}], ["hflip", "'q'", "unknown parameter"]),
+        ([{"op": "hflip", "params": {"p": 1.5}}], ["hflip.p", "1.5", "out of range"]),
+        ([{"op": "hflip", "params": {"p": "high"}}], ["hflip.p", "must be a number"]),
+        ([{"op": "hflip", "params": {"p": True}}], ["hflip.p", "must be a number"]),
+        ([{"op": "cutout", "params": {"n_holes": 1.5}}], ["cutout.n_holes", "whole number"]),
+        ([{"op": "pad_crop", "params": {"padding_mode": "wrap"}}], ["pad_crop.padding_mode", "'wrap'"]),
+        ([{"op": "rotation", "params": {"degrees": 10}}], ["rotation.degrees", "pair"]),
+        ([{"op": "rotation", "params": {"degrees": [20, -20]}}], ["rotation.degrees", "must not exceed"]),
+        ([{"op": "rotation", "params": {"degrees": [float("nan"), 1]}}], ["rotation.degrees", "finite"]),
+        ([{"op": "perspective", "params": {"interpolation": "bicubic"}}], ["perspective.interpolation", "bicubic"]),
+        ([{"op": "grayscale", "params": {"p": 0.5}, "enable": True}], ["step 1", "'enable'"]),
+        ([{"op": "grayscale", "enabled": "yes"}], ["step 1", "enabled"]),
+        ([{"params": {}}], ["step 1", "'op'"]),
+        ([{"op": "hflip"}, "vflip"], ["step 2", "'vflip'"]),
+        ({"op": "hflip"}, ["must be a list"]),
+    ],
+)
+def test_invalid_pipelines_name_the_problem(items, needles):
+    with pytest.raises(AugmentError) as err:
+        Pipeline.from_list(items)
+    for needle in needles:
+        assert needle in str(err.value), (needle, str(err.value))
+
+
+@pytest.mark.parametrize(
+    "text,needles",
+    [
+        ("{steps: [", ["not valid JSON"]),
+        (b"\xff\xfe", ["not valid JSON"]),
+        ('{"steps": [], "sed": 1}', ["'sed'", "unknown key"]),
+        ('{"seed": 1}', ["no 'steps'"]),
+        ('{"steps": [], "seed": -1}', ["'seed'"]),
+        ('{"steps": [], "seed": 1.5}', ["'seed'"]),
+        ('{"steps": [{"op": "zoom"}]}', ["'zoom'"]),
+        ('"hflip"', ["must be a list"]),
+    ],
+)
+def test_invalid_json_names_the_problem(text, needles):
+    with pytest.raises(AugmentError) as err:
+        load_json(text)
+    for needle in needles:
+        assert needle in str(err.value), (needle, str(err.value))
+
+
+def every_op_pipeline(level="high"):
+    return Pipeline.from_list([{"op": name, "params": get_op(name).extremes()[level]} for name in OPS])
+
+
+@pytest.mark.parametrize("level", ["low", "default", "high"])
+def test_json_round_trip(level):
+    pipeline = every_op_pipeline(level).updated(2, enabled=False)
+    text = pipeline.to_json(seed=42)
+    assert json.loads(text)["seed"] == 42
+    again, seed = load_json(text)
+    assert again == pipeline and seed == 42
+    assert Pipeline.from_json(pipeline.to_json()) == pipeline
+    assert Pipeline.from_list(json.loads(json.dumps(pipeline.to_list()))) == pipeline
+    assert load_json(json.dumps(pipeline.to_list())) == (pipeline, None)  # a bare list of steps
+
+
+def test_defaults_are_filled_in_and_stored():
+    pipeline = Pipeline.from_list([{"op": "cutout", "params": {"size": 0.25}}])
+    assert pipeline.steps[0].params == {**get_op("cutout").defaults(), "size": 0.25}
+    assert pipeline.to_list() == [{"op": "cutout", "params": {**get_op("cutout").defaults(), "size": 0.25}, "enabled": True}]
+
+
+def test_editing_returns_new_pipelines():
+    base = Pipeline.empty().added("hflip").added("cutout", {"size": 0.3}).added("grayscale")
+    assert [s.op for s in base.steps] == ["hflip", "cutout", "grayscale"]
+    assert [s.op for s in base.removed(1).steps] == ["hflip", "grayscale"]
+    assert [s.op for s in base.moved(0, 1).steps] == ["cutout", "hflip", "grayscale"]
+    assert [s.op for s in base.moved(2, -2).steps] == ["grayscale", "cutout", "hflip"]
+    assert base.moved(0, -1) == base and base.moved(2, 1) == base  # past either end: unchanged
+    updated = base.updated(1, {"size": 0.6, "n_holes": 2})
+    assert updated.steps[1].params["size"] == 0.6 and updated.steps[1].params["n_holes"] == 2
+    assert updated.steps[1].params["p"] == get_op("cutout").defaults()["p"]  # omitted -> default
+    disabled = base.updated(2, enabled=False)
+    assert not disabled.steps[2].enabled and disabled.steps[2].params == base.steps[2].params
+    assert [s.op for s in disabled.active] == ["hflip", "cutout"]
+    assert [s.op for s in base.steps] == ["hflip", "cutout", "grayscale"]  # the original is untouched
+    with pytest.raises(AugmentError, match="cutout.size"):
+        base.updated(1, {"size": 5.0})
+    with pytest.raises(AugmentError, match="'blur'"):
+        base.added("blur")
+    assert Step.make("hflip") == Step("hflip", {"p": 0.5}, True)
+
+
+def test_apply_rejects_a_single_image():
+    with pytest.raises(AugmentError, match="batch"):
+        Pipeline.of("hflip").apply(torch.rand(3, 8, 8), torch.Generator())
+
+
+# ---- code exports -------------------------------------------------------------------------------
+
+
+def test_torchvision_export_runs_every_op():
+    pipeline = every_op_pipeline("default")
+    code = pipeline.to_torchvision_code((24, 20))
+    assert "class Cutout" in code
+    namespace = {}
+    exec(compile(code, "<export>", "exec"), namespace)
+    pil = Image.fromarray(np.random.default_rng(0).integers(0, 256, (24, 20, 3), dtype=np.uint8))
+    torch.manual_seed(0)
+    out = namespace["transform"](pil)
+    assert isinstance(out, torch.Tensor) and out.shape == (3, 24, 20) and out.dtype == torch.float32
+
+
+def test_torchvision_export_of_output_sizes_and_empty_pipeline():
+    namespace = {}
+    exec(Pipeline.of(("random_resized_crop", {"size": 16}), ("pad_crop", {"size": 12})).to_torchvision_code((30, 40)), namespace)
+    pil = Image.fromarray(np.zeros((30, 40, 3), dtype=np.uint8))
+    assert namespace["transform"](pil).shape == (3, 12, 12)
+    exec(Pipeline.empty().to_torchvision_code((30, 40)), namespace)
+    assert namespace["transform"](pil).shape == (3, 30, 40)
+
+
+def test_torchvision_export_cutout_matches_reference_extent():
+    # one hole at a known centre: the helper must cut the same square as our op
+    namespace = {}
+    exec(Pipeline.of(("cutout", {"size": 0.5})).to_torchvision_code((10, 10)), namespace)
+    cutout = namespace["Cutout"](n_holes=1, length=5, fill=0.0, p=1.0)
+    torch.manual_seed(0)
+    torch.rand(1)  # the helper's draw against p comes first
+    y, x = int(torch.randint(10, (1,))), int(torch.randint(10, (1,)))
+    torch.manual_seed(0)
+    out = cutout(torch.ones(1, 10, 10))
+    expected = torch.ones(1, 10, 10)
+    expected[:, max(0, y - 2):y + 2, max(0, x - 2):x + 2] = 0  # DeVries & Taylor: y - L//2 .. y + L//2
+    assert torch.equal(out, expected)
+
+
+def test_core_export_reproduces_the_preview(tmp_path, monkeypatch):
+    images = pytest.importorskip("core.images")  # written by another helper
+    path = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(path)
+    pipeline = Pipeline.of("hflip", "random_resized_crop", "color_jitter", "cutout", "randaugment")
+    code = pipeline.to_core_code(seed=5, n=4, image_path=str(path), max_side=32)
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(code, "<export>", "exec"), namespace)
+    expected, _ = pipeline.preview(images.load_image(str(path), max_side=32).tensor, n=4, seed=5)
+    assert torch.equal(namespace["grid"], expected)
+    assert namespace["grid"].shape[0] == 4 and max(namespace["grid"].shape[-2:]) == 32

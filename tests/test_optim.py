@@ -1,0 +1,94 @@
+"""Optimisers: AdaBound against its update rule, and the config reaching each optimiser."""
+
+import math
+
+import pytest
+import torch
+
+from core.config import TrainConfig
+from core.optim import AdaBound, build_optimizer
+
+
+def adabound_reference(p0, grads, lrs, initial_lr, betas, final_lr, gamma, eps, wd):
+    """Luo et al. 2019, Algorithm 2 as in the authors' code, one float at a time."""
+    b1, b2 = betas
+    p = list(p0)
+    m = [0.0] * len(p)
+    v = [0.0] * len(p)
+    clipped = 0
+    for t, (g_t, lr) in enumerate(zip(grads, lrs), start=1):
+        fl = final_lr * lr / initial_lr
+        lower = fl * (1 - 1 / (gamma * t + 1))
+        upper = fl * (1 + 1 / (gamma * t))
+        for i in range(len(p)):
+            g = g_t[i] + wd * p[i]
+            m[i] = b1 * m[i] + (1 - b1) * g
+            v[i] = b2 * v[i] + (1 - b2) * g * g
+            raw = lr * math.sqrt(1 - b2**t) / (1 - b1**t) / (math.sqrt(v[i]) + eps)
+            step = min(max(raw, lower), upper)
+            clipped += step != raw
+            p[i] -= step * m[i]
+    return p, clipped
+
+
+@pytest.mark.parametrize("gamma", [1e-3, 0.5])
+def test_adabound_follows_its_update_rule(gamma):
+    g = torch.Generator().manual_seed(0)
+    p0 = torch.randn(6, generator=g, dtype=torch.float64)
+    grads = [torch.randn(6, generator=g, dtype=torch.float64) * 10 ** (k % 3 - 1) for k in range(8)]
+    lrs = [0.01] * 4 + [0.002] * 4  # the schedule drops the lr: final_lr follows it
+    param = torch.nn.Parameter(p0.clone())
+    opt = AdaBound([param], lr=0.01, betas=(0.9, 0.99), final_lr=0.1, gamma=gamma, eps=1e-8, weight_decay=0.01)
+    for grad, lr in zip(grads, lrs):
+        opt.param_groups[0]["lr"] = lr
+        param.grad = grad.clone()
+        opt.step()
+    expected, clipped = adabound_reference(p0.tolist(), [x.tolist() for x in grads], lrs, 0.01, (0.9, 0.99), 0.1, gamma, 1e-8, 0.01)
+    assert param.detach().tolist() == pytest.approx(expected, rel=1e-10, abs=1e-12)
+    if gamma == 0.5:
+        assert clipped > 0  # fast-closing bounds: the clipping branch is exercised
+
+
+def test_adabound_ends_like_sgd_with_final_lr():
+    # After many steps the bounds pinch final_lr, so the step is final_lr * m whatever v is.
+    param = torch.nn.Parameter(torch.zeros(3))
+    opt = AdaBound([param], lr=1e-3, final_lr=0.05, gamma=1.0)
+    opt.state[param] = {"step": 10**6, "exp_avg": torch.zeros(3), "exp_avg_sq": torch.zeros(3)}
+    param.grad = torch.tensor([1.0, -2.0, 100.0])
+    opt.step()
+    m = 0.1 * param.grad
+    assert param.detach() == pytest.approx((-0.05 * m).tolist(), rel=1e-5)
+
+
+def test_adabound_rejects_bad_settings():
+    with pytest.raises(ValueError):
+        AdaBound([torch.nn.Parameter(torch.zeros(1))], final_lr=0)
+    with pytest.raises(ValueError):
+        AdaBound([torch.nn.Parameter(torch.zeros(1))], betas=(0.9, 1.0))
+
+
+@pytest.mark.parametrize(
+    "optim,cls,expected",
+    [
+        ({"name": "sgd", "lr": 0.1, "momentum": 0.8, "nesterov": True, "weight_decay": 1e-3}, torch.optim.SGD,
+         {"momentum": 0.8, "nesterov": True, "weight_decay": 1e-3}),
+        ({"name": "sgd", "momentum": 0.0, "nesterov": False}, torch.optim.SGD, {"momentum": 0.0, "nesterov": False}),
+        ({"name": "adam", "lr": 1e-3, "beta1": 0.8, "weight_decay": 1e-4}, torch.optim.Adam,
+         {"betas": (0.8, 0.999), "weight_decay": 1e-4}),
+        ({"name": "adamw", "lr": 1e-3, "weight_decay": 0.05, "eps": 1e-6}, torch.optim.AdamW,
+         {"weight_decay": 0.05, "eps": 1e-6}),
+        ({"name": "adabound", "lr": 1e-3, "final_lr": 0.2, "adabound_gamma": 1e-2}, AdaBound,
+         {"final_lr": 0.2, "gamma": 1e-2}),
+    ],
+)
+def test_the_config_reaches_the_optimiser(optim, cls, expected):
+    from core.models import build_model
+
+    cfg = TrainConfig.from_dict({"optim": optim})
+    model = build_model("fastcnn", in_channels=3, num_classes=10, width=0.25)
+    opt = build_optimizer(model, cfg)
+    assert type(opt) is cls
+    for group in opt.param_groups:
+        assert {k: group[k] for k in expected} == expected
+        assert group["lr"] == pytest.approx(cfg.optim.lr * group["lr_mult"])
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))

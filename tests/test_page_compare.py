@@ -1,0 +1,265 @@
+"""The Compare page through AppTest, on runs written straight into the store (no training).
+
+Launches from the page (run again, seed repeats) are checked with the only training slot held by
+a "running" run of this test process, so the new runs stay queued and no trainer is started.
+"""
+import base64
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
+from core import compare, runner, store
+from core.config import TrainConfig
+from test_compare import make_run
+
+
+def open_page(runs: list[str] | None = None, link: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    at.switch_page("pages/compare.py")
+    if runs is not None:
+        at.session_state["compare_runs"] = runs
+    if link is not None:
+        at.query_params["runs"] = link
+    return run(at)
+
+
+def run(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def chart(at: AppTest) -> dict:
+    (element,) = at.get("plotly_chart")
+    return json.loads(element.proto.spec)
+
+
+def array(value) -> list:
+    """A trace's x or y: plotly sends numeric arrays base64-encoded with their dtype."""
+    if isinstance(value, dict) and "bdata" in value:
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).tolist()
+    return list(value)
+
+
+def trace_names(at: AppTest) -> list[str]:
+    return [trace["name"] for trace in chart(at)["data"]]
+
+
+def texts(elements) -> str:
+    return "\n".join(e.value for e in elements)
+
+
+def hold_the_only_slot() -> str:
+    runner.set_max_concurrent(1)
+    return store.create_run(TrainConfig(), "holds the slot", status="running")
+
+
+@pytest.fixture
+def two_runs():
+    baseline = make_run("baseline", test_acc=(0.5, 0.7, 0.8))
+    mixup = make_run("mixup", {"tricks": {"mixup_alpha": 0.2}}, test_acc=(0.4, 0.75, 0.85))
+    return baseline, mixup
+
+
+# ---- guards --------------------------------------------------------------------------------------
+
+
+def test_an_empty_store_says_where_runs_come_from():
+    at = open_page()
+    assert "No runs yet" in texts(at.info)
+    assert not at.get("plotly_chart")
+
+
+def test_nothing_selected_shows_a_guard_and_no_chart(two_runs):
+    at = open_page()
+    assert "Pick one or more runs" in texts(at.info)
+    assert not at.get("plotly_chart") and not at.dataframe
+
+
+def test_a_deleted_run_in_the_link_is_named_and_ignored(two_runs):
+    baseline, mixup = two_runs
+    at = open_page(link=f"{baseline},20200101-000000-dead00,{mixup}")
+    assert "20200101-000000-dead00" in texts(at.warning)
+    assert at.multiselect(key="compare_pick").value == [baseline, mixup]
+    assert trace_names(at) == ["baseline", "mixup"]
+    assert at.query_params["runs"] == f"{baseline},{mixup}"  # the address bar drops it too
+    assert not run(at).warning  # warned once, not on every rerun
+
+
+# ---- overlay and table ---------------------------------------------------------------------------
+
+
+def test_two_runs_are_overlaid_with_a_table_of_what_differs(two_runs):
+    baseline, mixup = two_runs
+    at = open_page(runs=[baseline, mixup])
+    spec = chart(at)
+    assert [t["name"] for t in spec["data"]] == ["baseline", "mixup"]
+    assert array(spec["data"][1]["y"]) == pytest.approx([0.4, 0.75, 0.85])
+    assert "%{y" in spec["data"][0]["hovertemplate"]  # hovering shows the exact value
+    table = at.dataframe[0].value
+    assert [c for c in table.columns if "." in c] == ["tricks.mixup_alpha"]
+    assert table["tricks.mixup_alpha"].tolist() == ["0.0", "0.2"]
+    assert table["best test acc"].tolist() == pytest.approx([0.8, 0.85])
+    # the baseline defaults to the first run; deltas are shown in percentage points
+    assert table["Δ final vs baseline"].tolist() == pytest.approx([0.0, 5.0])
+    assert "`tricks.mixup_alpha`" in texts(at.markdown)
+
+
+def test_baseline_metric_axis_and_smoothing_change_what_is_drawn(two_runs):
+    baseline, mixup = two_runs
+    at = open_page(runs=[baseline, mixup])
+    at.selectbox(key="compare_baseline").set_value(mixup)
+    at.selectbox(key="compare_metric").set_value("lr")
+    at.radio(key="compare_x").set_value("step")
+    run(at)
+    spec = chart(at)
+    assert array(spec["data"][0]["x"]) == list(range(1, 13))  # 3 epochs of 4 steps
+    assert array(spec["data"][0]["y"]) == pytest.approx([0.1 / s for s in range(1, 13)])
+    assert at.dataframe[0].value["Δ final vs baseline"].tolist() == pytest.approx([-5.0, 0.0])
+    at.slider(key="compare_smoothing").set_value(0.5)
+    at.selectbox(key="compare_metric").set_value("test_acc")
+    at.radio(key="compare_x").set_value("epoch")
+    run(at)
+    first = chart(at)["data"][0]
+    assert array(first["y"]) == pytest.approx(compare.ema([0.5, 0.7, 0.8], 0.5).tolist())
+    assert array(first["customdata"]) == pytest.approx([0.5, 0.7, 0.8])  # the raw values, for the hover
+
+
+def test_a_seed_group_is_drawn_as_a_mean_with_a_band():
+    ids = [make_run(compare.seed_run_name("cutmix", s), test_acc=(0.4 + 0.1 * s, 0.8)) for s in range(3)]
+    other = make_run("baseline", test_acc=(0.5, 0.7))
+    at = open_page(runs=[*ids, other])
+    assert trace_names(at) == ["cutmix (mean of 3, min–max) band", "cutmix (mean of 3, min–max)", "baseline"]
+    assert array(chart(at)["data"][1]["y"]) == pytest.approx([0.5, 0.8])
+    groups = at.dataframe[1].value
+    assert groups["runs"].tolist() == [3] and groups["mean"].tolist() == pytest.approx([0.8])
+    at.toggle(key="compare_grouped").set_value(False)
+    run(at)
+    assert trace_names(at) == [compare.seed_run_name("cutmix", s) for s in range(3)] + ["baseline"]
+
+
+# ---- rename, delete ------------------------------------------------------------------------------
+
+
+def test_rename_a_run(two_runs):
+    baseline, mixup = two_runs
+    at = open_page(runs=[baseline, mixup])
+    at.selectbox(key="compare_target").set_value(mixup)
+    run(at)
+    at.text_input(key=f"compare_name_{mixup}").set_value("mixup 0.2")
+    at.button(key="compare_rename").click()
+    run(at)
+    assert store.get_run(mixup).name == "mixup 0.2"
+    assert "Renamed" in texts(at.success)
+    assert trace_names(at) == ["baseline", "mixup 0.2"]
+
+
+def test_delete_needs_a_confirmation(two_runs):
+    baseline, mixup = two_runs
+    at = open_page(runs=[baseline, mixup])
+    at.selectbox(key="compare_target").set_value(mixup)
+    run(at)
+    assert at.button(key="compare_delete").disabled  # until the box is ticked
+    at.checkbox(key=f"compare_confirm_{mixup}").check()
+    run(at)
+    at.button(key="compare_delete").click()
+    run(at)
+    with pytest.raises(store.UnknownRunError):
+        store.get_run(mixup)
+    assert "Deleted" in texts(at.success)
+    assert at.multiselect(key="compare_pick").value == [baseline]
+    assert trace_names(at) == ["baseline"]
+
+
+def test_a_running_run_offers_stop_instead_of_delete(two_runs):
+    baseline, _ = two_runs
+    live = hold_the_only_slot()
+    at = open_page(runs=[baseline, live])
+    at.selectbox(key="compare_target").set_value(live)
+    run(at)
+    assert not [b for b in at.button if b.key == "compare_delete"]
+    at.button(key="compare_stop").click()
+    run(at)
+    assert store.get_run(live).stop_requested
+
+
+# ---- launching from the page ---------------------------------------------------------------------
+
+
+def test_run_again_with_one_change_queues_a_run_with_that_override(two_runs):
+    baseline, mixup = two_runs
+    hold_the_only_slot()
+    at = open_page(runs=[baseline, mixup])
+    at.selectbox(key="compare_target").set_value(mixup)
+    at.selectbox(key="compare_change_key").set_value("tricks.mixup_alpha")
+    run(at)
+    value = at.text_input(key=f"compare_change_value_{mixup}_tricks.mixup_alpha")
+    assert value.value == "0.2" and at.button(key="compare_launch_change").disabled  # no change yet
+    value.set_value("-1")
+    run(at)
+    assert "tricks.mixup_alpha must be >= 0" in texts(at.error)
+    assert at.button(key="compare_launch_change").disabled
+    at.text_input(key=f"compare_change_value_{mixup}_tricks.mixup_alpha").set_value("0.4")
+    run(at)
+    assert not at.error
+    at.button(key="compare_launch_change").click()
+    run(at)
+    new_id = next(i for i in at.multiselect(key="compare_pick").value if i not in (baseline, mixup))
+    new = store.get_run(new_id)
+    assert new.status in ("queued", "running") and new.name == "mixup · tricks.mixup_alpha=0.4"
+    assert compare.differing_keys([store.get_run(mixup).config, new.config]) == ["tricks.mixup_alpha"]
+    assert new.config["tricks"]["mixup_alpha"] == 0.4
+    assert "Launched" in texts(at.success)
+    runner.stop(new_id)
+    assert store.get_run(new_id).status == "stopped"
+
+
+def test_repeat_over_seeds_queues_a_group_of_runs(two_runs):
+    baseline, _ = two_runs
+    hold_the_only_slot()
+    at = open_page(runs=[baseline])
+    at.number_input(key=f"compare_seed_n_{baseline}").set_value(4)
+    at.number_input(key=f"compare_seed_first_{baseline}").set_value(10)
+    at.text_input(key=f"compare_seed_prefix_{baseline}").set_value("plain")
+    run(at)
+    at.button(key="compare_launch_seeds").click()
+    run(at)
+    runs = store.list_runs()
+    group = runs[runs["name"].str.startswith("plain · seed")]
+    assert len(group) == 4 and set(group["status"]) == {"queued"}
+    assert sorted(store.get_run(i).config["run"]["seed"] for i in group["id"]) == [10, 11, 12, 13]
+    assert set(group["id"]) <= set(at.multiselect(key="compare_pick").value)
+    assert "Queued 4 runs" in texts(at.success)
+    for run_id in group["id"]:
+        runner.stop(run_id)
+    assert set(store.list_runs().set_index("id").loc[list(group["id"]), "status"]) == {"stopped"}
+
+
+# ---- exports -------------------------------------------------------------------------------------
+
+
+def test_the_csv_export_holds_the_plotted_curves(two_runs, monkeypatch):
+    baseline, mixup = two_runs
+    saved: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def capture(self, path_or_data, mimetype, kind, filename=None):
+        saved[filename] = path_or_data
+        return original(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
+    at = open_page(runs=[baseline, mixup])
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Curves as CSV", "Chart as PNG"]
+    table = pd.read_csv(io.BytesIO(saved["auglab_test_acc_by_epoch.csv"]))
+    assert table.columns.tolist() == ["run_id", "run", "epoch", "test_acc", "test_acc_smoothed"]
+    assert table.groupby("run")["test_acc"].apply(list).to_dict() == {
+        "baseline": pytest.approx([0.5, 0.7, 0.8]),
+        "mixup": pytest.approx([0.4, 0.75, 0.85]),
+    }

@@ -1,0 +1,205 @@
+"""The run store: CRUD, metrics as they happen, stop flags, interrupted runs, the queue claim."""
+
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from core import store
+from core.config import ConfigError, TrainConfig
+from core.events import Eval, Failed, Finished, Started, Step, Stopped
+
+
+def started_event(run_id):
+    return Started(
+        run_id=run_id, config=TrainConfig().to_dict(), device="cpu (2 threads)", n_params=10, steps_per_epoch=3,
+        total_steps=6, train_size=96, test_size=20, classes=("a", "b"), in_channels=3, image_size=8,
+        mean=(0.5, 0.5, 0.5), std=(0.2, 0.2, 0.2),
+    )
+
+
+def step_event(i):
+    return Step(step=i, epoch=i / 3, loss=1.0 / i, acc=0.1 * i, lr=0.05, images_per_s=100.0, wall=0.1 * i)
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_create_get_list_rename(auglab_home):
+    cfg = TrainConfig.from_dict({"run": {"epochs": 2}})
+    run_id = store.create_run(cfg, "first")
+    other = store.create_run(TrainConfig())
+    record = store.get_run(run_id)
+    assert (record.name, record.status, record.train_config()) == ("first", "queued", cfg)
+    assert store.get_run(other).name == "fastcnn on shapes"
+    assert store.db_path() == auglab_home / "runs.sqlite" and record.folder == auglab_home / "runs" / run_id
+
+    runs = store.list_runs()
+    assert list(runs.id) == [other, run_id]  # newest first
+    row = runs.set_index("id").loc[run_id]
+    assert (row["name"], row["status"], row["dataset"], row["model"], row["epochs"]) == ("first", "queued", "shapes", "fastcnn", 2)
+
+    store.rename(run_id, "  renamed ")
+    assert store.get_run(run_id).name == "renamed"
+    with pytest.raises(ValueError):
+        store.rename(run_id, " ")
+    with pytest.raises(store.UnknownRunError):
+        store.get_run("nope")
+    with pytest.raises(ConfigError, match="unknown key 'optim.lrr'"):
+        store.create_run({"optim": {"lrr": 1}})
+
+
+def test_the_database_is_in_wal_mode_so_pages_read_while_a_trainer_writes():
+    run_id = store.create_run(TrainConfig(), status="running")
+    writer = sqlite3.connect(store.db_path(), isolation_level=None)
+    assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("UPDATE runs SET name = 'writing' WHERE id = ?", (run_id,))
+    try:
+        assert store.get_run(run_id).name == "fastcnn on shapes"  # readers see the last commit
+    finally:
+        writer.execute("COMMIT")
+        writer.close()
+    assert store.get_run(run_id).name == "writing"
+
+
+def test_the_sink_records_metrics_as_they_happen():
+    run_id = store.create_run(TrainConfig(), status="running")
+    sink = store.StoreSink(run_id, flush_every_s=3600, flush_every_steps=3)
+    sink(started_event(run_id))
+    record = store.get_run(run_id)
+    assert record.device == "cpu (2 threads)" and record.summary["data"]["classes"] == ["a", "b"]
+    assert record.summary["total_steps"] == 6
+
+    sink(step_event(1))
+    sink(step_event(2))
+    assert store.metrics(run_id, "step").empty  # buffered
+    sink(step_event(3))
+    steps = store.metrics(run_id, "step")
+    assert list(steps.step) == [1, 2, 3] and list(steps.train_loss) == [1.0, 0.5, pytest.approx(1 / 3)]
+    assert list(steps.columns) == ["step", "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_s", "wall"]
+
+    sink(step_event(4))
+    sink(Eval(epoch=1, step=4, train_loss=0.7, train_acc=0.6, test_loss=0.8, test_acc=0.55, wall=1.0))
+    assert len(store.metrics(run_id, "step")) == 4  # an evaluation commits the buffered steps
+    epochs = store.metrics(run_id, "epoch")
+    assert epochs[["step", "test_acc", "train_acc"]].values.tolist() == [[4, 0.55, 0.6]]
+
+    sink(Finished(metrics={"test_acc": 0.55}, classes=("a", "b"), confusion=[[5, 5], [4, 6]],
+                  per_class_acc={"a": 0.5, "b": 0.6}, misclassified=[{"index": 3, "true": 0, "predicted": 1}],
+                  weights_path="/somewhere/else/weights.pt"))
+    sink.close()
+    record = store.get_run(run_id)
+    assert record.status == "finished" and record.ended >= record.started
+    assert record.summary["confusion"] == [[5, 5], [4, 6]] and record.summary["weights"] == "weights.pt"
+    assert record.summary["final"] == {"test_acc": 0.55} and record.summary["data"]["image_size"] == 8
+    assert store.list_runs().set_index("id").loc[run_id, "test_acc"] == 0.55
+
+
+@pytest.mark.parametrize(
+    "event,status,message",
+    [(Failed("loss became NaN at step 3", step=3), "failed", "loss became NaN at step 3"),
+     (Stopped(step=2, epoch=0.5, wall=1.0), "stopped", "stopped on request")],
+)
+def test_the_sink_records_how_a_run_ended(event, status, message):
+    run_id = store.create_run(TrainConfig(), status="running")
+    sink = store.StoreSink(run_id)
+    sink(step_event(1))
+    sink(event)
+    sink.close()
+    record = store.get_run(run_id)
+    assert (record.status, record.message) == (status, message)
+    assert len(store.metrics(run_id, "step")) == 1
+
+
+def test_stop_requests():
+    queued = store.create_run(TrainConfig())
+    store.request_stop(queued)
+    record = store.get_run(queued)
+    assert record.status == "stopped" and record.message == "stopped before it started"
+
+    running = store.create_run(TrainConfig(), status="running")
+    sink = store.StoreSink(running)
+    assert not sink.should_stop() and not store.stop_requested(running)
+    store.request_stop(running)
+    assert sink.should_stop() and store.stop_requested(running)
+    assert store.get_run(running).status == "running"  # the trainer ends it at its next step
+    sink.close()
+    with pytest.raises(store.UnknownRunError):
+        store.request_stop("nope")
+
+
+def test_a_running_run_whose_process_died_is_interrupted():
+    run_id = store.create_run(TrainConfig(), status="running")
+    assert store.get_run(run_id).status == "running"  # this process is alive
+    pid = dead_pid()
+    store.set_status(run_id, "running", pid=pid)
+    record = store.get_run(run_id)
+    assert record.status == "interrupted" and f"pid {pid}" in record.message and record.ended
+    assert store.list_runs().set_index("id").loc[run_id, "status"] == "interrupted"
+
+
+def test_a_zombie_process_counts_as_dead():
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs /proc to tell zombies apart")
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert not store.pid_alive(proc.pid)
+    proc.wait()
+    assert store.pid_alive(store.os.getpid())
+
+
+def test_runs_of_another_host_are_left_alone():
+    run_id = store.create_run(TrainConfig(), status="running")
+    with sqlite3.connect(store.db_path()) as conn:
+        conn.execute("UPDATE runs SET pid = ?, host = 'gpu-server' WHERE id = ?", (dead_pid(), run_id))
+    assert socket.gethostname() != "gpu-server"
+    assert store.refresh_statuses() == []
+    assert store.get_run(run_id).status == "running"
+
+
+def test_delete_removes_the_run_its_metrics_and_its_folder(auglab_home):
+    run_id = store.create_run(TrainConfig(), status="running")
+    sink = store.StoreSink(run_id)
+    sink(step_event(1))
+    sink(Stopped(step=1, epoch=0.3, wall=0.1))
+    sink.close()
+    (store.run_dir(run_id) / "weights.pt").write_bytes(b"x")
+    store.delete(run_id)
+    assert not (auglab_home / "runs" / run_id).exists()
+    assert store.metrics(run_id, "step").empty
+    with pytest.raises(store.UnknownRunError):
+        store.get_run(run_id)
+    busy = store.create_run(TrainConfig(), status="running")
+    with pytest.raises(ValueError, match="stop it before deleting"):
+        store.delete(busy)
+
+
+def test_claiming_respects_the_slots_and_the_queue_order():
+    first, second = store.create_run(TrainConfig()), store.create_run(TrainConfig())
+    assert store.claim_next_queued(max_concurrent=1) == first
+    assert store.claim_next_queued(max_concurrent=1) is None
+    assert store.get_run(second).status == "queued"
+    assert store.claim_next_queued(max_concurrent=2) == second
+    assert store.claim_next_queued(max_concurrent=5) is None  # nothing left in the queue
+
+
+def test_settings_and_bad_statuses():
+    assert store.get_setting("max_concurrent") is None
+    store.set_setting("max_concurrent", "2")
+    assert store.get_setting("max_concurrent") == "2"
+    run_id = store.create_run(TrainConfig())
+    with pytest.raises(ValueError, match="status must be one of"):
+        store.set_status(run_id, "done")
+    with pytest.raises(ValueError):
+        store.metrics(run_id, "batch")

@@ -1,0 +1,327 @@
+"""The training loop, its losses, the LR finder and predict, on a small slice of the shapes set."""
+
+import dataclasses
+import math
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+import core.data
+from core import models, store
+from core import train as train_api
+from core.config import TrainConfig
+from core.events import Eval, Failed, Finished, Started, Step, Stopped
+from core.lr_finder import lr_find, suggest_lr
+from core.optim import build_optimizer
+from core.predict import load_run_model, predict
+from core.trainer import (
+    BatchMaker,
+    build_model,
+    classification_loss,
+    distillation_loss,
+    fit,
+    load_data,
+    train_events,
+)
+
+TRAIN_IMAGES, TEST_IMAGES = 192, 100
+
+
+@pytest.fixture(scope="module")
+def small_shapes():
+    """The real shapes generator, fewer images: 192 train (6 batches of 32) and 100 test."""
+    train = core.data.generate_shapes(TRAIN_IMAGES, seed=1)
+    test = core.data.generate_shapes(TEST_IMAGES, seed=2)
+    x = train.x.float() / 255
+    return core.data.DatasetBundle(
+        name="shapes", train_x=train.x, train_y=train.y, test_x=test.x, test_y=test.y,
+        classes=core.data.SHAPE_CLASSES,
+        mean=tuple(x.mean(dim=(0, 2, 3)).tolist()), std=tuple(x.std(dim=(0, 2, 3)).tolist()),
+    )
+
+
+@pytest.fixture(autouse=True)
+def small_data(monkeypatch, small_shapes):
+    monkeypatch.setattr(core.data, "load_dataset", lambda name, **kwargs: small_shapes)
+
+
+def tiny(**sections) -> TrainConfig:
+    """A config that trains in about a second: a narrow FastCNN, 2 epochs of 6 steps."""
+    tree = {
+        "model": {"options": {"width": 0.25, "depth": 1}},
+        "run": {"epochs": 2, "batch_size": 32, "threads": 1},
+    }
+    for section, values in sections.items():
+        tree[section] = {**tree.get(section, {}), **values}
+    return TrainConfig.from_dict(tree)
+
+
+def kinds(events):
+    return [type(e).__name__ for e in events]
+
+
+# ---------------------------------------------------------------------------- the loop
+
+
+def test_a_run_emits_started_steps_evals_and_finished(tmp_path):
+    events = list(train_events(tiny(), run_id="r1", artefact_dir=tmp_path))
+    assert kinds(events) == ["Started"] + ["Step"] * 6 + ["Eval"] + ["Step"] * 6 + ["Eval", "Finished"]
+    started, finished = events[0], events[-1]
+    assert started.device == "cpu (1 threads)"
+    assert (started.steps_per_epoch, started.total_steps, started.train_size) == (6, 12, TRAIN_IMAGES)
+    assert started.n_params == models.count_parameters(build_model(tiny(), core.data.load_dataset("x"), torch.device("cpu")))
+    steps = [e for e in events if isinstance(e, Step)]
+    assert [s.step for s in steps] == list(range(1, 13))
+    assert steps[-1].epoch == 2.0
+    assert all(s.images_per_s > 0 and 0 <= s.acc <= 1 for s in steps)
+
+    confusion = torch.tensor(finished.confusion)
+    assert confusion.sum() == TEST_IMAGES
+    assert finished.metrics["test_acc"] == pytest.approx(confusion.trace().item() / TEST_IMAGES)
+    assert finished.metrics["test_acc"] == events[-2].test_acc
+    for i, name in enumerate(finished.classes):
+        row = confusion[i].sum().item()
+        assert finished.per_class_acc[name] == pytest.approx(confusion[i, i].item() / row)
+    wrong = finished.misclassified
+    assert len(wrong) == TEST_IMAGES - confusion.trace().item()
+    assert all(w["true"] != w["predicted"] for w in wrong)
+    assert [w["confidence"] for w in wrong] == sorted((w["confidence"] for w in wrong), reverse=True)
+    state = torch.load(finished.weights_path, weights_only=True)
+    assert set(state) == set(build_model(tiny(), core.data.load_dataset("x"), torch.device("cpu")).state_dict())
+
+
+def test_a_small_model_learns_the_shapes():
+    cfg = tiny(model={"options": {"width": 0.5, "depth": 1}}, run={"epochs": 6}, optim={"lr": 0.2})
+    final = fit(cfg)
+    assert isinstance(final, Finished)
+    assert final.metrics["train_acc"] > 0.6
+    assert final.metrics["test_acc"] > 0.4  # chance is 0.1
+
+
+def test_the_same_seed_repeats_a_cpu_run_exactly():
+    cfg = tiny(
+        augment={"train": [{"op": "hflip", "params": {"p": 0.5}}, {"op": "pad_crop", "params": {"padding": 4}}]},
+        tricks={"mixup_alpha": 0.4, "mix_prob": 0.5},
+    )
+
+    def metrics_of(c):
+        return [(e.loss, e.acc) if isinstance(e, Step) else (e.test_loss, e.test_acc)
+                for e in train_events(c) if isinstance(e, (Step, Eval))]
+
+    first = metrics_of(cfg)
+    assert metrics_of(cfg) == first
+    assert metrics_of(dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, seed=1))) != first
+
+
+def test_a_nan_loss_fails_the_run_with_a_hint_about_the_learning_rate():
+    events = list(train_events(tiny(optim={"lr": 1e6}, schedule={"name": "constant"})))
+    failed = events[-1]
+    assert isinstance(failed, Failed)
+    assert failed.message.startswith("loss became NaN at step ")
+    assert "the learning rate 1e+06 is probably too high" in failed.message
+    assert failed.step == int(failed.message.split("step ")[1].split(":")[0])
+    assert not any(isinstance(e, (Eval, Finished)) for e in events)
+
+
+def test_a_stop_request_is_honoured_at_the_next_step_boundary(tmp_path):
+    events = []
+    stopped_after = 3
+
+    def should_stop():
+        return sum(isinstance(e, Step) for e in events) >= stopped_after
+
+    for event in train_events(tiny(), should_stop=should_stop, artefact_dir=tmp_path):
+        events.append(event)
+    assert kinds(events) == ["Started"] + ["Step"] * stopped_after + ["Stopped"]
+    assert events[-1].step == stopped_after and events[-1].epoch == pytest.approx(0.5)
+    assert (tmp_path / "weights.pt").exists()
+
+
+def test_setup_errors_become_a_failed_event_with_the_users_message():
+    final = fit(tiny(run={"device": "cuda:7"})) if not torch.cuda.is_available() else None
+    if final is not None:
+        assert isinstance(final, Failed) and "no CUDA GPU" in final.message
+    final = fit(tiny(augment={"train": [{"op": "random_resized_crop", "params": {"size": 16}}]}))
+    assert isinstance(final, Failed) and "set crop sizes" in final.message
+
+
+# ---------------------------------------------------------------------------- store-backed runs
+
+
+def test_run_records_everything_in_the_store():
+    run_id = train_api.run(tiny(), "tiny")
+    record = store.get_run(run_id)
+    assert (record.status, record.name, record.device) == ("finished", "tiny", "cpu (1 threads)")
+    assert record.train_config() == tiny()
+    epochs = store.metrics(run_id, "epoch")
+    assert list(epochs.step) == [6, 12] and epochs.test_acc.notna().all()
+    steps = store.metrics(run_id, "step")
+    assert list(steps.step) == list(range(1, 13)) and steps.lr.notna().all()
+    assert record.summary["final"]["test_acc"] == epochs.test_acc.iloc[-1]
+    assert record.summary["data"]["classes"] == list(core.data.SHAPE_CLASSES)
+    assert (record.folder / record.summary["weights"]).exists()
+
+
+def test_a_stop_requested_in_the_store_ends_the_run_as_stopped_with_its_metrics():
+    def stop_after_two_steps(event):
+        if isinstance(event, Step) and event.step == 2:
+            store.request_stop(event_run_id[0])
+
+    def remember_id(event):
+        if isinstance(event, Started):
+            event_run_id.append(event.run_id)
+
+    event_run_id = []
+    run_id = train_api.run(tiny(), sinks=[remember_id, stop_after_two_steps])
+    record = store.get_run(run_id)
+    assert record.status == "stopped" and record.stop_requested
+    assert list(store.metrics(run_id, "step").step) == [1, 2]  # checked before step 3 began
+
+
+def test_a_diverging_run_is_recorded_as_failed_with_the_message():
+    run_id = train_api.run(tiny(optim={"lr": 1e6}))
+    record = store.get_run(run_id)
+    assert record.status == "failed"
+    assert "loss became NaN" in record.message and "probably too high" in record.message
+
+
+def test_predict_rebuilds_the_model_from_the_store(small_shapes):
+    run_id = train_api.run(tiny())
+    record = store.get_run(run_id)
+    image = small_shapes.test_x[0]
+    top = predict(run_id, image, k=3)
+    assert len(top) == 3 and all(name in core.data.SHAPE_CLASSES for name, _ in top)
+    probs = [p for _, p in top]
+    assert probs == sorted(probs, reverse=True) and sum(probs) <= 1 + 1e-6
+    # It agrees with the evaluation that produced the stored confusion matrix.
+    batch = predict(run_id, small_shapes.test_x, k=1)
+    predicted = torch.tensor([core.data.SHAPE_CLASSES.index(b[0][0]) for b in batch])
+    for wrong in record.summary["misclassified"]:
+        assert predicted[wrong["index"]] == wrong["predicted"]
+    assert (predicted == small_shapes.test_y).float().mean().item() == pytest.approx(record.summary["final"]["test_acc"])
+    # Gray and differently sized images are brought to what the model was trained on.
+    gray = small_shapes.test_x[:2, :1]
+    assert len(predict(run_id, F.interpolate(gray.float() / 255, size=48), k=2)) == 2
+    with pytest.raises(ValueError, match="no saved weights"):
+        predict(store.create_run(tiny()), image)
+
+
+# ---------------------------------------------------------------------------- losses
+
+
+def test_soft_targets_with_label_smoothing_match_the_formula():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(8, 5, generator=g)
+    soft = torch.rand(8, 5, generator=g)
+    soft = soft / soft.sum(1, keepdim=True)  # mixed targets, rows sum to one
+    eps, k = 0.1, 5
+    expected = -(((1 - eps) * soft + eps / k) * logits.log_softmax(1)).sum(1).mean()
+    assert classification_loss(logits, soft, eps).item() == pytest.approx(expected.item(), rel=1e-6)
+    hard = torch.randint(0, 5, (8,), generator=g)
+    expected_hard = -(((1 - eps) * F.one_hot(hard, 5) + eps / k) * logits.log_softmax(1)).sum(1).mean()
+    assert classification_loss(logits, hard, eps).item() == pytest.approx(expected_hard.item(), rel=1e-6)
+
+
+def test_distillation_loss_matches_hinton_et_al():
+    g = torch.Generator().manual_seed(1)
+    student, teacher = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
+    y = torch.randint(0, 4, (6,), generator=g)
+    t, alpha = 3.0, 0.7
+    p_teacher = (teacher / t).softmax(1)
+    kl = (p_teacher * (p_teacher.log() - (student / t).log_softmax(1))).sum(1).mean()
+    ce = -student.log_softmax(1)[torch.arange(6), y].mean()
+    expected = alpha * t * t * kl + (1 - alpha) * ce
+    assert distillation_loss(student, teacher, y, t, alpha).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert distillation_loss(student, teacher, y, t, 0.0).item() == pytest.approx(ce.item(), rel=1e-6)
+
+
+def test_distillation_from_a_stored_teacher():
+    teacher_id = train_api.run(tiny(), "teacher")
+    student = tiny(tricks={"teacher_run_id": teacher_id, "distill_temperature": 2.0, "distill_alpha": 0.5})
+    assert isinstance(fit(student), Finished)
+    teacher = load_run_model(teacher_id)
+    x = core.data.load_dataset("x").test_x[:4]
+    assert teacher.logits(x).shape == (4, 10)
+    missing = fit(tiny(tricks={"teacher_run_id": store.create_run(tiny())}))
+    assert isinstance(missing, Failed) and "no saved weights" in missing.message
+
+
+# ---------------------------------------------------------------------------- batches
+
+
+def test_batches_are_augmented_mixed_and_normalised():
+    device = torch.device("cpu")
+    plain_cfg = tiny()
+    data = load_data(plain_cfg, device)
+    idx = torch.arange(8)
+    x, targets, labels, images = BatchMaker(plain_cfg, data)(idx)
+    raw = data.train_x[:8].float() / 255
+    assert torch.equal(images, raw) and torch.equal(targets, data.train_y[:8])
+    assert torch.allclose(x, (raw - data.mean) / data.std)
+
+    flip_cfg = tiny(augment={"train": [{"op": "hflip", "params": {"p": 1.0}}]})
+    _, _, _, flipped = BatchMaker(flip_cfg, data)(idx)
+    assert torch.equal(flipped, raw.flip(-1))
+
+    mix_cfg = tiny(tricks={"cutmix_alpha": 1.0})
+    _, soft, dominant, _ = BatchMaker(mix_cfg, data)(idx)
+    assert soft.shape == (8, 10) and torch.allclose(soft.sum(1), torch.ones(8))
+    assert torch.equal(dominant, soft.argmax(1))
+
+    never = tiny(tricks={"mixup_alpha": 1.0, "mix_prob": 0.0})
+    assert BatchMaker(never, data)(idx)[1].dtype == torch.int64
+
+
+def test_xavier_init_and_the_head_multiplier_reach_the_model_and_optimiser():
+    data = core.data.load_dataset("x")
+    xavier = build_model(tiny(model={"init": "xavier"}), data, torch.device("cpu"))
+    conv = xavier.features[0]
+    fan_in, fan_out = conv.weight[0].numel(), conv.weight.shape[0] * conv.weight[0, 0].numel()
+    bound = math.sqrt(6 / (fan_in + fan_out))
+    assert conv.weight.abs().max() <= bound and conv.weight.abs().max() > 0.9 * bound
+    cfg = tiny(optim={"head_lr_mult": 10.0, "lr": 0.02})
+    opt = build_optimizer(build_model(cfg, data, torch.device("cpu")), cfg)
+    assert [(g["name"], g["lr_mult"], g["lr"]) for g in opt.param_groups] == [("body", 1.0, 0.02), ("head", 10.0, 0.2)]
+
+
+def test_a_frozen_body_stays_put_while_the_head_learns(tmp_path):
+    cfg = tiny(optim={"freeze_body_epochs": 1}, run={"epochs": 1})
+    data = core.data.load_dataset("x")
+    initial = build_model(cfg, data, torch.device("cpu")).state_dict()
+    final = fit(cfg, artefact_dir=tmp_path)
+    trained = torch.load(final.weights_path, weights_only=True)
+    model = build_model(cfg, data, torch.device("cpu"))
+    params = dict(model.named_parameters())
+    head = {name for name, p in params.items() if any(p is q for q in models.param_groups(model)["head"])}
+    assert head and all(torch.equal(trained[n], initial[n]) for n in params if n not in head)
+    assert all(not torch.equal(trained[n], initial[n]) for n in head)
+
+
+@pytest.mark.parametrize("option", [{"channels_last": True}, {"amp": "bf16"}])
+def test_speed_options_still_train(option):
+    final = fit(tiny(run={"epochs": 1, **option}))
+    assert isinstance(final, Finished), final
+
+
+# ---------------------------------------------------------------------------- LR finder
+
+
+def test_lr_finder_ramps_exponentially_and_stops_when_the_loss_explodes():
+    df = lr_find(tiny(), start_lr=1e-4, end_lr=1e4, num_steps=40)
+    assert list(df.columns[:3]) == ["lr", "loss", "raw_loss"]
+    ratios = (df.lr.iloc[1:].to_numpy() / df.lr.iloc[:-1].to_numpy())
+    assert ratios == pytest.approx([(1e4 / 1e-4) ** (1 / 39)] * len(ratios))
+    assert len(df) < 40  # stopped early: an lr of 1e4 makes the loss explode
+    suggestion = df.attrs["suggested_lr"]
+    assert df.lr.min() <= suggestion <= df.lr.max()
+
+
+def test_suggestions_follow_the_curve():
+    lrs = [10 ** (i / 10 - 4) for i in range(41)]
+    # A loss that is flat, falls steepest around 1e-2, bottoms out at 1e-1 and then rises.
+    loss = [2 - math.tanh((math.log10(lr) + 2) * 2) if lr <= 1e-1 else 1.1 + (math.log10(lr) + 1) for lr in lrs]
+    df = pd.DataFrame({"lr": lrs, "loss": loss})
+    assert suggest_lr(df, "steepest") == pytest.approx(1e-2, rel=0.3)
+    assert suggest_lr(df, "min/10") == pytest.approx(lrs[int(pd.Series(loss).idxmin())] / 10)
