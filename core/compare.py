@@ -423,7 +423,7 @@ def figure(series: Sequence[Series], *, title: str = "", x_label: str = "", y_la
             # The band is one closed shape: along the top edge, then back along the bottom.
             fig.add_trace(
                 go.Scatter(
-                    x=np.concatenate([s.x, s.x[::-1]]), y=np.concatenate([s.hi, s.lo[::-1]]),
+                    x=np.concatenate([s.x, s.x[::-1]]), y=np.concatenate([s.hi, s.lo[::-1]]), mode="lines",
                     fill="toself", fillcolor=_rgba(s.color, 0.2), line={"width": 0}, hoverinfo="skip",
                     showlegend=False, legendgroup=s.name, name=f"{s.name} band",
                 )

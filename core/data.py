@@ -18,6 +18,7 @@ import hashlib
 import io
 import math
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,7 +106,9 @@ DATASETS: dict[str, DatasetInfo] = {
             "textured background; 32x32 RGB, 5,000 train / 1,000 test, generated from the seed in "
             "under a second, no files needed. Variants make the TRAIN split narrower than the test "
             "split, so that the right augmentation visibly pays off: "
-            "'left' = train objects only in the left half, test objects anywhere (flips and crops help); "
+            "'left' = train objects only in the left half, test objects anywhere (flips and crops help "
+            "position-sensitive models such as the MLP and LeNet a lot; a CNN with global pooling barely "
+            "notices the shift, which is a lesson of its own); "
             "'few_colours' = train objects only red or green, test objects any colour (colour jitter "
             "and grayscale help). Note: the bars and the triangle are not rotation- or vflip-invariant, "
             "so those augmentations can hurt here."
@@ -217,11 +220,11 @@ def load_dataset(
     if subset is not None and subset < 1:
         keep = _stratified_pick(train_y, subset, _generator(seed, "subset-train"))
         train_x, train_y = train_x[keep], train_y[keep]
-        notes.append(f"subset: {subset:.0%} of train, stratified (seed {seed})")
+        notes.append(f"subset: {_percent(subset)} of train, stratified (seed {seed})")
         if len(test_y) > FULL_TEST_LIMIT:
             keep = _stratified_pick(test_y, subset, _generator(seed, "subset-test"))
             test_x, test_y = test_x[keep], test_y[keep]
-            notes.append(f"subset: {subset:.0%} of test (it holds more than {FULL_TEST_LIMIT:,} images)")
+            notes.append(f"subset: {_percent(subset)} of test (it holds more than {FULL_TEST_LIMIT:,} images)")
 
     mean, std = _channel_stats(train_x)
     return DatasetBundle(
@@ -237,6 +240,10 @@ def load_dataset(
     )
 
 
+def _percent(fraction: float) -> str:
+    return f"{fraction * 100:.3g}%"
+
+
 def _generator(seed: int, tag: str) -> torch.Generator:
     """A generator for one purpose: changing the subset must not change the shapes or the split."""
     digest = hashlib.sha256(f"{seed}:{tag}".encode()).digest()
@@ -245,7 +252,7 @@ def _generator(seed: int, tag: str) -> torch.Generator:
 
 def _stratified_pick(y: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
     """Sorted indices of `fraction` of each class (at least one image of every non-empty class)."""
-    picked = []
+    picked = [torch.zeros(0, dtype=torch.int64)]
     for c in range(int(y.max()) + 1 if len(y) else 0):
         idx = (y == c).nonzero().flatten()
         if len(idx) == 0:
@@ -352,7 +359,7 @@ def generate_shapes(n: int, *, seed: int, image_size: int = 32, variant: str | N
 
     out = torch.empty(n, 3, s, s, dtype=torch.uint8)
     centre = (torch.arange(s, dtype=torch.float32) + 0.5).view(1, 1, s)
-    chunk = 1024
+    chunk = max(16, (1 << 18) // (s * s))  # ~256k pixels at a time: cache-friendly, bounded memory
     noise_gen = torch.Generator().manual_seed(noise_seed)
     for start in range(0, n, chunk):
         sl = slice(start, min(n, start + chunk))
@@ -369,7 +376,8 @@ def generate_shapes(n: int, *, seed: int, image_size: int = 32, variant: str | N
             sel = labels == c
             if sel.any():
                 dist[sel] = _SHAPE_SDF[c](u[sel], v[sel])
-        alpha = (0.5 - dist * r).clamp(0, 1).unsqueeze(1) * opacity[sl].view(m, 1, 1, 1)  # signed distance in pixels -> coverage
+        # signed distance in pixels -> coverage: antialiased edges at any image size
+        alpha = (0.5 - dist * r).clamp(0, 1).unsqueeze(1) * opacity[sl].view(m, 1, 1, 1)
         bg = background[sl].view(m, 3, 1, 1) + F.interpolate(texture[sl], size=(s, s), mode="bilinear")
         img = bg * (1 - alpha) + colour[sl].view(m, 3, 1, 1) * alpha
         img = img + 0.05 * torch.randn(m, 3, s, s, generator=noise_gen)
@@ -447,23 +455,17 @@ def _seed_int(seed: int, tag: str) -> int:
 # torchvision datasets
 # ============================================================================
 
-# name -> (torchvision class name, folder under the root, files that folder must hold)
+_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+# name -> (torchvision class name, folder under the root, files that folder must hold, how to get them there)
 _TORCHVISION = {
     "cifar10": (
         "CIFAR10",
         "cifar-10-batches-py",
         ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"),
+        "unpacking cifar-10-python.tar.gz in {root} creates it",
     ),
-    "mnist": (
-        "MNIST",
-        "MNIST/raw",
-        ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-    ),
-    "fashion_mnist": (
-        "FashionMNIST",
-        "FashionMNIST/raw",
-        ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-    ),
+    "mnist": ("MNIST", "MNIST/raw", _MNIST_FILES, "gunzip the four .gz files of MNIST there"),
+    "fashion_mnist": ("FashionMNIST", "FashionMNIST/raw", _MNIST_FILES, "gunzip the four .gz files of Fashion-MNIST there"),
 }
 
 
@@ -472,19 +474,18 @@ def _datasets_root() -> Path:
 
 
 def _torchvision_files_present(name: str, root: Path) -> bool:
-    _, folder, files = _TORCHVISION[name]
+    _, folder, files, _ = _TORCHVISION[name]
     return all((root / folder / f).is_file() for f in files)
 
 
 def _load_torchvision(name: str, image_size: int | None, allow_download: bool, notes: list[str]):
-    cls_name, folder, files = _TORCHVISION[name]
+    cls_name, folder, files, how = _TORCHVISION[name]
     root = _datasets_root()
     if not allow_download and not _torchvision_files_present(name, root):
         raise DatasetError(
             f"{DATASETS[name].label}: files not found and downloading is off. Put the files "
-            f"{', '.join(files)} in {root / folder} (torchvision's layout; the archives from the "
-            f"official site unpack to it), or allow the download, or upload a zip of class folders "
-            f"instead (zip:<path>)."
+            f"{', '.join(files)} in {root / folder} (torchvision's layout: {how.format(root=root)}), "
+            f"or allow the download, or upload a zip of class folders instead (zip:<path>)."
         )
     import torchvision.datasets  # here, not at the top: importing it takes about a second
 
@@ -530,11 +531,22 @@ class _Source:
 
     def __init__(self, kind: str, path: Path, max_bytes: int, max_files: int):
         self.kind, self.path = kind, path
+        # Kept open for every read: reading the table of contents of a 60,000-file zip takes
+        # half a second, so it must happen once, not once per image or per step.
+        self.zip: zipfile.ZipFile | None = None
         self.stored_name: dict[str, str] = {}  # relative path -> name to read it by (zip member name)
         self.subdirs: dict[str, set[str]] = {"": set()}  # folder -> names of its sub-folders
         self.filenames: dict[str, list[str]] = {"": []}  # folder -> names of its files
+        try:
+            self._index(max_bytes, max_files)
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def _index(self, max_bytes: int, max_files: int) -> None:
+        path = self.path
         total = 0
-        for rel, stored, size, is_dir in self._list_zip() if kind == "zip" else self._list_folder():
+        for rel, stored, size, is_dir in self._list_zip() if self.kind == "zip" else self._list_folder():
             parts = rel.split("/")
             if any(p.startswith(".") or p == "__MACOSX" for p in parts) or parts[-1].lower() in _JUNK_FILES:
                 continue  # macOS resource forks, .DS_Store, hidden files: never data
@@ -569,8 +581,8 @@ class _Source:
 
     def _list_zip(self) -> Iterator[tuple[str, str, int, bool]]:
         try:
-            with zipfile.ZipFile(self.path) as zf:
-                infos = zf.infolist()
+            self.zip = zipfile.ZipFile(self.path)
+            infos = self.zip.infolist()
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
             raise DatasetError(
                 f"{self.path.name} is not a zip file or is damaged ({exc}); create it again, for "
@@ -600,6 +612,17 @@ class _Source:
                 full = os.path.join(dirpath, f)
                 if os.path.isfile(full):
                     yield prefix + f, prefix + f, os.path.getsize(full), False
+
+    def __enter__(self) -> "_Source":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.zip is not None:
+            self.zip.close()
+
+    def read(self, rel: str) -> bytes:
+        name = self.stored_name[rel]
+        return self.zip.read(name) if self.zip is not None else (self.path / name).read_bytes()
 
     def children(self, folder: str) -> tuple[list[str], list[str]]:
         """Sorted names of the immediate sub-folders and files of `folder` ("" is the top)."""
@@ -659,6 +682,11 @@ def _find_layout(src: _Source) -> _Layout:
         skipped += [_join(splits[0][1], f) for f in stray if _is_image(f)]
         test_classes, stray = src.children(splits[1][1])
         skipped += [_join(splits[1][1], f) for f in stray if _is_image(f)]
+        if not test_classes:
+            raise DatasetError(
+                f"{where}: {test_dir}/ holds no class folders; put the test images in "
+                f"{test_dir}/<class>/, or remove {test_dir}/ to have a test split held out from {train_dir}/."
+            )
         extra = sorted(set(test_classes) - set(class_dirs))
         if extra:
             raise DatasetError(
@@ -680,9 +708,11 @@ def _find_layout(src: _Source) -> _Layout:
             f"{where}: only one class folder ({class_dirs[0]!r}); a classifier needs at least two classes."
         )
 
+    # All train images first, then all test images: a split is then a slice of the decoded
+    # tensor, a view rather than a copy of up to hundreds of MB.
     members, labels, origin = [], [], []
-    for label, cls in enumerate(class_dirs):
-        for split_origin, split_dir in splits:
+    for split_origin, split_dir in splits:
+        for label, cls in enumerate(class_dirs):
             if split_origin == 1 and cls not in test_classes:
                 continue
             folder = _join(split_dir, cls)
@@ -704,46 +734,43 @@ def _auto_image_size(src: _Source, members: list[str]) -> tuple[int, int]:
 
     step = max(1, len(members) // 32)
     sides = []
-    zf = zipfile.ZipFile(src.path) if src.kind == "zip" else None
-    try:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # only headers are read here
         for name in members[::step][:32]:
             try:
-                data = _read_member(src.kind, src.path, src.stored_name[name], zf)
-                with Image.open(io.BytesIO(data), formats=_PIL_FORMATS) as im:
+                with Image.open(io.BytesIO(src.read(name)), formats=_PIL_FORMATS) as im:
                     sides.append(min(im.size))
             except Exception:
                 continue  # unreadable files are counted when decoding
-    finally:
-        if zf is not None:
-            zf.close()
     typical = int(np.median(sides)) if sides else 32
     if typical <= 32:
         return max(IMAGE_SIZE_RANGE[0], typical), typical
     return (32 if typical <= 64 else 64), typical
 
 
-def _read_member(kind: str, path: Path, name: str, zf: zipfile.ZipFile | None) -> bytes:
-    return zf.read(name) if kind == "zip" else (path / name).read_bytes()
-
-
-def _decode_part(task: tuple[str, str, list[str], int]) -> tuple[np.ndarray, np.ndarray]:
+def _decode_all(src: _Source, members: list[str], size: int) -> tuple[np.ndarray, np.ndarray]:
     """Decode, convert and resize images: ([n, S, S, 3] uint8, status per image).
 
-    Status: 0 colour, 1 grayscale (stored in all three channels), 2 unreadable. The zip is opened
-    once for all images: reading the table of contents of a 60,000-file zip takes half a second.
+    Status: 0 colour, 1 grayscale (stored in all three channels), 2 unreadable.
+    One process on purpose. Measured on the 60,000 CIFAR-10 jpgs (2 cores): 7.2 s of CPU
+    serially; a pool of two forked workers spent 11 s of CPU in all (pickling the pixels back
+    costs 1.8 s in the parent) and was slower in wall time whenever the other core was busy, as
+    it is while a training run or the app is up. At best it saves about a quarter of a one-off
+    cost that the cache then removes: not worth forking a multi-threaded server process.
     """
     from PIL import Image, ImageOps
 
-    kind, path_str, names, size = task
-    path = Path(path_str)
-    out = np.zeros((len(names), size, size, 3), dtype=np.uint8)
-    status = np.full(len(names), 2, dtype=np.int8)
-    zf = zipfile.ZipFile(path) if kind == "zip" else None
-    try:
-        for i, name in enumerate(names):
+    out = np.zeros((len(members), size, size, 3), dtype=np.uint8)
+    status = np.full(len(members), 2, dtype=np.int8)
+    with warnings.catch_warnings():
+        # PIL only warns about images up to twice its pixel limit and then decodes them: a tiny
+        # file that claims to be huge (a decompression bomb) would take gigabytes. Refused below.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        for i, name in enumerate(members):
             try:
-                data = _read_member(kind, path, name, zf)
-                with Image.open(io.BytesIO(data), formats=_PIL_FORMATS) as im:
+                with Image.open(io.BytesIO(src.read(name)), formats=_PIL_FORMATS) as im:
+                    if im.width * im.height > Image.MAX_IMAGE_PIXELS:
+                        raise ValueError(f"{im.width}x{im.height} pixels: too large to decode safely")
                     gray = im.mode in _GRAYSCALE_MODES
                     im.draft("L" if gray else "RGB", (size, size))  # JPEG: decode at a reduced scale, much faster
                     im = im.convert("L" if gray else "RGB")
@@ -754,20 +781,8 @@ def _decode_part(task: tuple[str, str, list[str], int]) -> tuple[np.ndarray, np.
                 out[i] = arr[..., None] if gray else arr
                 status[i] = 1 if gray else 0
             except Exception:
-                continue  # corrupt, truncated, not really an image: reported as skipped
-    finally:
-        if zf is not None:
-            zf.close()
+                continue  # corrupt, truncated, not really an image, a bomb: reported as skipped
     return out, status
-
-
-def _decode_all(src: _Source, members: list[str], size: int) -> tuple[np.ndarray, np.ndarray]:
-    # One process on purpose. Measured on the 60,000 CIFAR-10 jpgs (2 cores): 7.2 s of CPU
-    # serially; a pool of two forked workers spent 11 s of CPU in all (pickling the pixels back
-    # costs 1.8 s in the parent) and was slower in wall time whenever the other core was busy, as
-    # it is while a training run or the app is up. At best it saves about a quarter of a one-off
-    # cost that the cache then removes, not worth forking a multi-threaded server process.
-    return _decode_part((src.kind, str(src.path), [src.stored_name[m] for m in members], size))
 
 
 def _source_fingerprint(src_kind: str, path: Path) -> str:
@@ -803,9 +818,9 @@ def _load_images(
     max_files: int,
     notes: list[str],
 ):
-    path = Path(raw_path.strip()).expanduser()
     if not raw_path.strip():
         raise DatasetError(f"'{kind}:' needs a path, e.g. '{kind}:/home/me/pets{'.zip' if kind == 'zip' else ''}'")
+    path = Path(raw_path.strip()).expanduser()
     if kind == "folder" and not path.is_dir():
         raise DatasetError(f"folder not found: {path}")
     if kind == "zip" and not path.is_file():
@@ -830,14 +845,14 @@ def _load_images(
     x, y, origin = decoded["x"], decoded["y"], decoded["origin"]
     notes += decoded["notes"]
     if decoded["layout"] == "split":
-        train, test = origin == 0, origin == 1
-    else:
-        test_idx = _stratified_holdout(y, val_ratio, _generator(seed, "holdout"))
-        test = torch.zeros(len(y), dtype=torch.bool)
-        test[test_idx] = True
-        train = ~test
-        notes.insert(0, f"split: {val_ratio:.0%} of each class held out as test (seed {seed})")
-    return x[train], y[train], x[test], y[test], decoded["classes"]
+        n_train = int((origin == 0).sum())
+        return x[:n_train], y[:n_train], x[n_train:], y[n_train:], decoded["classes"]
+    test = torch.zeros(len(y), dtype=torch.bool)
+    test[_stratified_holdout(y, val_ratio, _generator(seed, "holdout"))] = True
+    if not test.any():
+        raise DatasetError(f"{path.name}: every class has a single image, so none can be held out as a test split.")
+    notes.insert(0, f"split: {_percent(val_ratio)} of each class held out as test (seed {seed})")
+    return x[~test], y[~test], x[test], y[test], decoded["classes"]
 
 
 def _stratified_holdout(y: torch.Tensor, ratio: float, generator: torch.Generator) -> torch.Tensor:
@@ -853,15 +868,20 @@ def _stratified_holdout(y: torch.Tensor, ratio: float, generator: torch.Generato
 
 
 def _decode_source(kind: str, path: Path, image_size: int | None, max_bytes: int, max_files: int) -> dict:
-    src = _Source(kind, path, max_bytes, max_files)
+    with _Source(kind, path, max_bytes, max_files) as src:
+        return _decode_layout(src, image_size)
+
+
+def _decode_layout(src: _Source, image_size: int | None) -> dict:
+    path = src.path
     layout = _find_layout(src)
     notes = list(layout.notes)
     if image_size is None:
         size, typical = _auto_image_size(src, layout.members)
-        notes.append(f"images resized to {size}x{size} (chosen from their typical size of {typical} px)")
+        notes.append(f"images at {size}x{size}, chosen automatically (the source images are about {typical} px)")
     else:
         size = image_size
-        notes.append(f"images resized to {size}x{size}")
+        notes.append(f"images at {size}x{size}, as requested")
 
     pixels, status = _decode_all(src, layout.members, size)
     ok = status != 2
@@ -878,7 +898,9 @@ def _decode_source(kind: str, path: Path, image_size: int | None, max_bytes: int
             )
     if skipped:
         examples = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
-        notes.append(f"skipped {len(skipped)} file(s) that are not readable images ({examples})")
+        notes.append(
+            f"skipped {len(skipped)} file(s) that are not readable images or lie outside class folders ({examples})"
+        )
 
     all_gray = bool((status[ok] == 1).all())
     x = torch.from_numpy(pixels[ok]).permute(0, 3, 1, 2)

@@ -147,6 +147,11 @@ def _measure(cfg: TrainConfig, steps: int, budget_s: float) -> StepTiming:
     )
 
 
+def clear_cache() -> None:
+    """Forget every timing, e.g. after the machine got less busy."""
+    _time_steps.cache_clear()
+
+
 def format_duration(seconds: float) -> str:
     """'45 s', '3 min 20 s', '2 h 05 min': rounded the way a person reads an estimate."""
     seconds = max(0.0, seconds)

@@ -205,7 +205,9 @@ class CifarResNet18(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, width: int):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
+        )
         stages, c = [], width
         for i, mult in enumerate((1, 2, 4, 8)):
             out = width * mult
@@ -226,8 +228,8 @@ class FastCNN(nn.Module):
     -> global max pool -> linear head -> times `logit_scale`.
     Pooling right after the first conv of a block does the expensive convs at the lower
     resolution; the global max pool asks "is the feature anywhere?", which suits objects at any
-    position; scaling the logits down (airbench uses 1/9) keeps the softmax from saturating early,
-    which lets the plain head train with a high learning rate.
+    position; scaling the logits down (airbench uses 1/9) keeps the early softmax outputs soft,
+    so the large learning rates of a short schedule do not blow up the first steps.
     """
 
     def __init__(self, in_channels: int, num_classes: int, width: float, depth: int, logit_scale: float):
@@ -297,7 +299,10 @@ MODELS: dict[str, ModelInfo] = {
         help="Flatten the image, then fully connected layers with ReLU. No notion of neighbouring "
         "pixels: a shifted image is a different input, so it shows what convolutions buy.",
         options=(
-            Option("hidden", "int_list", [256, 128], "Width of each hidden layer; [] is a linear classifier.", low=1, high=4096, max_len=6),
+            Option(
+                "hidden", "int_list", [256, 128], "Width of each hidden layer; [] is a linear classifier.",
+                low=1, high=4096, max_len=6,
+            ),
             Option("dropout", "float", 0.0, "Dropout after each hidden layer (0 = off).", low=0.0, high=0.9),
         ),
         build=lambda c, k, s, hidden, dropout: MLP(c, k, s, hidden, dropout),
@@ -306,7 +311,9 @@ MODELS: dict[str, ModelInfo] = {
         label="LeNet-5",
         help="The classic small CNN (LeCun 1998): two 5x5 conv + pool stages and three fully "
         "connected layers, about 60k parameters. For 28x28 and 32x32 images.",
-        options=(Option("activation", "choice", "relu", "ReLU (modern) or tanh (as in 1998).", choices=("relu", "tanh")),),
+        options=(
+            Option("activation", "choice", "relu", "ReLU (modern) or tanh (as in 1998).", choices=("relu", "tanh")),
+        ),
         build=lambda c, k, s, activation: LeNet(c, k, s, activation),
         min_image_size=20,
     ),
@@ -328,7 +335,9 @@ MODELS: dict[str, ModelInfo] = {
         label="ResNet-18 (CIFAR form)",
         help="ResNet-18 adapted to small images (3x3 stem, no max pool), 11M parameters at width 64; "
         "the usual CIFAR-10 baseline (about 95% with flips and crops). Needs a GPU at full width.",
-        options=(Option("width", "int", 64, "Channels of the first stage; later stages use 2x, 4x, 8x.", low=8, high=128),),
+        options=(
+            Option("width", "int", 64, "Channels of the first stage; later stages use 2x, 4x, 8x.", low=8, high=128),
+        ),
         build=lambda c, k, s, width: CifarResNet18(c, k, width),
     ),
     "fastcnn": ModelInfo(
@@ -337,9 +346,15 @@ MODELS: dict[str, ModelInfo] = {
         "three conv blocks (32/64/128 channels at width 1) with pooling early in each block, a global "
         "max pool and a scaled linear head; about 0.3M parameters.",
         options=(
-            Option("width", "float", 1.0, "Multiplies every channel count (24 stem; 32, 64, 128 blocks).", low=0.25, high=4.0),
+            Option(
+                "width", "float", 1.0, "Multiplies every channel count (24 stem; 32, 64, 128 blocks).",
+                low=0.25, high=4.0,
+            ),
             Option("depth", "int", 2, "Convs per block (the first one pools).", low=1, high=4),
-            Option("logit_scale", "float", 1 / 9, "Multiplies the logits; small values keep early training stable.", low=0.01, high=1.0),
+            Option(
+                "logit_scale", "float", 1 / 9, "Multiplies the logits; small values keep early training stable.",
+                low=0.01, high=1.0,
+            ),
         ),
         build=lambda c, k, s, width, depth, logit_scale: FastCNN(c, k, width, depth, logit_scale),
     ),
@@ -348,7 +363,9 @@ MODELS: dict[str, ModelInfo] = {
         help="torchvision's ResNet-18 with a new final layer; optionally starts from ImageNet weights "
         "for fine-tuning (give the head a higher learning rate). Works best on images of 64 px or "
         "more, normalised with the ImageNet mean and std.",
-        options=(Option("pretrained", "bool", False, "Start from ImageNet weights (needs the weights file or internet)."),),
+        options=(
+            Option("pretrained", "bool", False, "Start from ImageNet weights (needs the weights file or internet)."),
+        ),
         build=lambda c, k, s, pretrained: _torchvision_resnet18(c, k, pretrained),
         min_image_size=16,
     ),
@@ -362,7 +379,8 @@ def build_model(name: str, *, in_channels: int, num_classes: int, image_size: in
     if name not in MODELS:
         raise ModelError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     info = MODELS[name]
-    for what, value, low in (("in_channels", in_channels, 1), ("num_classes", num_classes, 2), ("image_size", image_size, info.min_image_size)):
+    checks = (("in_channels", in_channels, 1), ("num_classes", num_classes, 2), ("image_size", image_size, info.min_image_size))
+    for what, value, low in checks:
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ModelError(f"{name}: {what} must be a whole number of at least {low}, got {value!r}")
     return info.build(in_channels, num_classes, image_size, **info.validate(name, options))

@@ -86,7 +86,8 @@ def _spawn(run_id: str) -> None:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # not in the dashboard's process group: survives its signals
+            # Not in the dashboard's process group, so its Ctrl-C and its exit leave the run alone.
+            **({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt" else {"start_new_session": True}),
         )
     except OSError as exc:
         store.set_status(run_id, "failed", message=f"could not start the training process: {exc}")

@@ -358,6 +358,8 @@ def claim_next_queued(max_concurrent: int) -> str | None:
 
 def pid_alive(pid: int) -> bool:
     """Whether a process with this pid exists and has not already exited (zombies count as dead)."""
+    if os.name == "nt":
+        return _windows_pid_alive(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -369,6 +371,20 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return True  # no /proc (macOS): existence is all we can check
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _windows_pid_alive(pid: int) -> bool:
+    # os.kill(pid, 0) would send Ctrl-C on Windows, so ask the kernel for the exit code instead.
+    import ctypes
+
+    kernel32 = ctypes.windll.kernel32
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return False
+    code = ctypes.c_ulong()
+    ok = kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+    kernel32.CloseHandle(handle)
+    return bool(ok) and code.value == 259  # STILL_ACTIVE
 
 
 def refresh_statuses(run_ids: list[str] | None = None) -> list[str]:
@@ -384,13 +400,17 @@ def refresh_statuses(run_ids: list[str] | None = None) -> list[str]:
         params += run_ids
     with _connection() as conn:
         rows = conn.execute(query, params).fetchall()
-        dead = [row["id"] for row in rows if row["pid"] is None or not pid_alive(row["pid"])]
-        for run_id, pid in ((row["id"], row["pid"]) for row in rows if row["id"] in dead):
+        dead = [(row["id"], row["pid"]) for row in rows if row["pid"] is None or not pid_alive(row["pid"])]
+        for run_id, pid in dead:
+            message = f"the training process (pid {pid}) ended without recording a result"
+            log = home() / "runs" / run_id / "log.txt"
+            if log.exists():
+                message += f"; its output is in {log}"
             conn.execute(
                 "UPDATE runs SET status = 'interrupted', ended = ?, message = ? WHERE id = ? AND status = 'running'",
-                (time.time(), f"the training process (pid {pid}) ended without recording a result", run_id),
+                (time.time(), message, run_id),
             )
-    return dead
+    return [run_id for run_id, _ in dead]
 
 
 # --------------------------------------------------------------------------------- settings

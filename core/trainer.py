@@ -128,7 +128,7 @@ def describe_device(device: torch.device, threads: int, amp: torch.dtype | None)
         index = device.index if device.index is not None else torch.cuda.current_device()
         text = f"cuda:{index} ({torch.cuda.get_device_name(index)})"
     elif device.type == "cpu":
-        text = f"cpu ({threads} threads)"
+        text = f"cpu ({threads} thread{'s' if threads != 1 else ''})"
     else:
         text = device.type
     return text + (f", {str(amp).removeprefix('torch.')} autocast" if amp else "")

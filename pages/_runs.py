@@ -7,8 +7,9 @@ show several runs.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -17,9 +18,11 @@ import streamlit as st
 from PIL import Image
 
 from core import store
-from core.data import DatasetError, load_dataset
+from core.config import DataConfig
+from core.data import DatasetBundle, DatasetError, load_dataset
 from core.estimate import format_duration
 from core.images import UPLOAD_TYPES, ImageError, load_image, to_uint8
+from core.uploads import find_upload
 
 STATUS_ICONS = {
     "queued": ":material/schedule:",
@@ -43,14 +46,28 @@ def status_label(status: str) -> str:
 def describe(record: store.RunRecord) -> str:
     """One line: name, model on dataset, status."""
     cfg = record.config
-    return f"{record.name} · {cfg['model']['name']} on {_dataset_name(cfg['data']['dataset'])} · {record.status}"
+    return f"{record.name} · {cfg['model']['name']} on {dataset_name(cfg['data']['dataset'])} · {record.status}"
 
 
-def _dataset_name(dataset: str) -> str:
-    from core.uploads import find_upload
-
+def dataset_name(dataset: str) -> str:
+    """How a config's dataset reads to a person: an upload by its file name, not its stored path."""
     upload = find_upload(dataset)
     return f"upload {upload.name}" if upload else dataset
+
+
+def load_bundle(data: DataConfig | Mapping) -> DatasetBundle:
+    """The dataset a data config describes, loaded once per server (the page's and the gallery's)."""
+    tree = dataclasses.asdict(data) if isinstance(data, DataConfig) else dict(data)
+    return _bundle(json.dumps(tree, sort_keys=True))
+
+
+@st.cache_resource(max_entries=3, show_spinner="Loading the dataset…")
+def _bundle(data_config_json: str) -> DatasetBundle:
+    d = json.loads(data_config_json)
+    return load_dataset(
+        d["dataset"], image_size=d["image_size"], subset=d["subset"], seed=d["seed"], val_ratio=d["val_ratio"],
+        variant=d["variant"], allow_download=d["allow_download"],
+    )
 
 
 # ---- status and progress ----------------------------------------------------------------------
@@ -204,16 +221,6 @@ def per_class_figure(per_class: dict[str, float | None]) -> go.Figure:
     return fig
 
 
-@st.cache_resource(max_entries=2, show_spinner="Loading the test images…")
-def _test_images(data_config_json: str):
-    d = json.loads(data_config_json)
-    bundle = load_dataset(
-        d["dataset"], image_size=d["image_size"], subset=d["subset"], seed=d["seed"], val_ratio=d["val_ratio"],
-        variant=d["variant"], allow_download=d["allow_download"],
-    )
-    return bundle.test_x, bundle.classes
-
-
 def _tile(image: np.ndarray) -> Image.Image:
     pil = Image.fromarray(image, "L" if image.ndim == 2 else "RGB")
     return pil.resize((GALLERY_TILE, GALLERY_TILE), Image.Resampling.NEAREST)
@@ -227,11 +234,12 @@ def show_misclassified(record: store.RunRecord) -> None:
         st.caption("No test image was misclassified." if record.summary.get("final") else "No gallery was recorded.")
         return
     try:
-        test_x, dataset_classes = _test_images(json.dumps(record.config["data"], sort_keys=True))
+        bundle = load_bundle(record.config["data"])
     except (DatasetError, OSError) as exc:
         st.info(f"The test images cannot be shown: the dataset no longer loads ({exc}).")
         return
-    if list(dataset_classes) != list(classes):
+    test_x = bundle.test_x
+    if list(bundle.classes) != list(classes):
         st.info("The test images cannot be shown: the dataset has changed since this run.")
         return
     shown = [item for item in wrong if item["index"] < len(test_x)][:GALLERY_SIZE]
@@ -289,7 +297,3 @@ def show_final_report(record: store.RunRecord, key: str) -> None:
         right.plotly_chart(per_class_figure(record.summary.get("per_class_acc") or {}), key=f"{key}-per-class")
         show_misclassified(record)
     show_predict(record, key)
-
-
-def finite(value) -> bool:
-    return value is not None and isinstance(value, (int, float)) and math.isfinite(value)

@@ -214,12 +214,12 @@ def _draw_live(selection: list[str], metric: str, x: str, smoothing: float, grou
             key="compare_groups_table",
         )
 
-    left, right, _ = st.columns([1, 1, 3])
-    left.download_button(
+    exports = st.container(horizontal=True)
+    exports.download_button(
         "Curves as CSV", compare.curves_csv(frame, metric, x), file_name=f"auglab_{metric}_by_{x}.csv",
         mime="text/csv", icon=":material/download:", on_click="ignore", disabled=frame.empty,
     )
-    right.download_button(
+    exports.download_button(
         "Chart as PNG",
         # drawn only when clicked: a live refresh every few seconds should not redraw a PNG nobody asked for
         lambda: compare.chart_png(series, title=title, x_label=compare.X_AXES[x], y_label=spec.label),
@@ -338,7 +338,7 @@ if not selection:
 
 records, _ = compare.load_runs(selection)
 labels = compare.run_labels({i: r.name for i, r in records.items()})
-controls = st.columns([2, 2, 2, 2], vertical_alignment="bottom")
+controls = st.columns([2, 3, 2], vertical_alignment="bottom")
 metric = controls[0].selectbox(
     "Metric", list(compare.METRICS), format_func=lambda m: compare.METRICS[m].label, key="compare_metric"
 )
@@ -349,11 +349,13 @@ smoothing = controls[2].slider(
     "Smoothing", 0.0, 0.99, 0.0, 0.01, key="compare_smoothing",
     help="Exponential moving average as in TensorBoard: 0 shows the recorded values; hover shows both.",
 )
-with controls[3]:
-    grouped = st.toggle("Seed groups as mean and band", key="compare_grouped")
-    band = st.radio("Band", list(compare.BANDS), format_func=compare.BANDS.get, horizontal=True, key="compare_band",
-                    disabled=not grouped)
-baseline = st.selectbox("Baseline for the differences", list(records), format_func=labels.get, key="compare_baseline")
+controls = st.columns([2, 3, 2], vertical_alignment="bottom")
+baseline = controls[0].selectbox("Baseline", list(records), format_func=labels.get, key="compare_baseline",
+                                 help="The table gives every run's accuracy minus this run's.")
+grouped = controls[1].toggle("Seed groups as mean and band", key="compare_grouped",
+                             help=f"Runs named “<group>{compare.SEED_SEPARATOR}<seed>” are drawn as one line.")
+band = controls[2].radio("Band", list(compare.BANDS), format_func=compare.BANDS.get, horizontal=True,
+                         key="compare_band", disabled=not grouped)
 
 refreshing = any(r.status in ACTIVE for r in records.values())
 

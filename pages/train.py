@@ -1,4 +1,901 @@
+"""Train: configure a run, launch it, watch it learn, and read its report when it ends.
+
+Top: the course's experiments as one-click presets. Middle: the config editor (tabs for data,
+model, augmentation, tricks, optimiser and schedule, run) next to what the run will cost: its
+learning-rate schedule, parameter count, device and an estimated duration measured on this
+machine. Bottom: the selected run (?run=<id> in the URL; by default the newest running one),
+drawn live by a fragment that polls the run store every second and moves the queue along.
+
+Every field of the editor is one `Field` declaration; the config is built from the widgets by
+`core.config.apply_overrides`, so the page validates exactly as the CLI does. Training happens
+in separate processes started by core.runner; this page only reads the store.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
+from core import estimate, runner, store, trainer
+from core.augment import GROUPS, REGISTRY, AugmentError, Param, Pipeline, get_op, load_json
+from core.config import (
+    AMP_MODES, DEVICES, LENGTH_UNITS, OPTIMIZERS, SCHEDULES, WARMUP_KINDS, ConfigError, TrainConfig, apply_overrides,
+    diff,
+)
+from core.data import DATASETS, DatasetError, available_datasets
+from core.models import INIT_SCHEMES, MODELS, build_model, count_parameters
+from core.presets import PRESETS, plan_preset
+from core.schedules import schedule_curve
+from core.uploads import MAX_UPLOAD_BYTES, find_upload, list_uploads, save_upload
+from pages import _runs
+from pages._common import flash, pipeline_from_param, show_flashes
+
+state = st.session_state
+REFRESH_S = 1.0  # live view refresh: curves grow at least once a second
+RUN_CHOICES = 200  # newest runs offered in the run picker
+
+# This page's session state; the editor's field widgets are seeded by load_into_editor and keep
+# their values across pages with persist_state="session".
+TRAIN_STATE: dict[str, Callable[[], Any]] = {
+    "tr_pipeline": Pipeline.empty,  # the augmentation the next run trains with
+    "tr_pipeline_version": lambda: 0,  # bumped when the pipeline is replaced: fresh step widgets
+    "tr_seeded": lambda: False,  # whether the editor's widgets hold a config yet
+    "tr_auto_estimate": lambda: True,  # widget: time a few steps to estimate each config's duration
+}
+
+
+def init_state() -> None:
+    for key, initial in TRAIN_STATE.items():
+        if key not in state:
+            state[key] = initial()
+    if not state["tr_seeded"]:
+        load_into_editor(TrainConfig())
+
+
+# ============================================================================ the editor's fields
+
+
+@dataclass(frozen=True)
+class Field:
+    """One config value in the editor: its widget, help text and when it is shown."""
+
+    key: str  # dotted config key
+    label: str
+    help: str
+    kind: str  # "float" | "int" | "slider" | "bool" | "choice" | "floats" | "size" | "fraction"
+    choices: tuple = ()
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    when: Callable[[Mapping[str, Any]], bool] | None = None  # shown only if true for the current values
+
+    @property
+    def widget_key(self) -> str:
+        return f"tr_{self.key}"
+
+    def to_widget(self, value: Any) -> Any:
+        if self.kind == "floats":
+            return ", ".join(f"{v:g}" for v in value)
+        if self.kind == "size":
+            return 0 if value is None else value
+        if self.kind == "fraction":
+            return 1.0 if value is None else value
+        if self.kind in ("choice", "teacher") and value is None:
+            return ""
+        return value
+
+    def from_widget(self, value: Any) -> Any:
+        if self.kind == "floats":
+            try:
+                return [float(v) for v in str(value).replace(";", ",").split(",") if v.strip()]
+            except ValueError:
+                raise ConfigError(f"{self.key} must be numbers separated by commas, got {value!r}") from None
+        if self.kind == "size":
+            return None if not value else int(value)
+        if self.kind == "fraction":
+            return None if value >= 1.0 else round(float(value), 4)
+        if self.kind in ("choice", "teacher") and value == "":
+            return None
+        if self.kind == "float":
+            return float(value)
+        if self.kind == "slider":
+            return round(float(value), 6)
+        return value
+
+
+def _is(key: str, *values: Any) -> Callable[[Mapping[str, Any]], bool]:
+    return lambda v: v.get(key) in values
+
+
+DATA_FIELDS = (
+    Field("data.dataset", "Dataset", "Which images to train on. The generated shapes need no files; CIFAR-10, MNIST "
+          "and Fashion-MNIST need theirs under the data folder (or the download option); a zip of class folders "
+          "can be uploaded below.", "dataset"),
+    Field("data.variant", "Variant", DATASETS["shapes"].help, "choice", choices=("", *DATASETS["shapes"].variants),
+          when=_is("data.dataset", "shapes")),
+    Field("data.subset", "Share of the training images", "Train on a stratified, seeded fraction of the training "
+          "split (1 = all). Quick experiments on a CPU; the test split is kept whole up to 10,000 images so "
+          "accuracies stay comparable.", "fraction", low=0.01, high=1.0, step=0.01),
+    Field("data.image_size", "Image size (px, 0 = the dataset's own)", "Side length every image is resized to. 0 keeps "
+          "the dataset's size (for uploads: its typical size up to 32 px, else 32 or 64).", "size", low=0, high=256, step=1),
+    Field("data.val_ratio", "Held-out test share", "For an upload without train/ and test/ folders: the share of each "
+          "class held out as the test split.", "slider", low=0.05, high=0.5, step=0.05,
+          when=lambda v: str(v.get("data.dataset", "")).startswith(("zip:", "folder:"))),
+    Field("data.seed", "Data seed", "Picks the generated images, the subset and the held-out split. Kept apart from the "
+          "training seed so runs with different training seeds are tested on the same images.", "int", low=0),
+    Field("data.allow_download", "Allow downloading the dataset", "Let torchvision download CIFAR-10 / MNIST / "
+          "Fashion-MNIST if the files are missing (needs internet). Off: a missing dataset fails at once with a "
+          "message saying where to put the files.", "bool",
+          when=lambda v: v.get("data.dataset") in DATASETS and DATASETS[v["data.dataset"]].needs_files),
+)
+MODEL_FIELDS = (
+    Field("model.name", "Model", "The network to train; its description and options appear below.", "model"),
+    Field("model.init", "Weight initialisation", "default: PyTorch's own. xavier: Glorot uniform (Glorot & Bengio "
+          "2010), for tanh-like units. kaiming: He normal (He et al. 2015), made for ReLU. Batch norm layers always "
+          "start at weight 1, bias 0.", "choice", choices=INIT_SCHEMES),
+)
+TRICK_FIELDS = (
+    Field("tricks.label_smoothing", "Label smoothing ε", "Target = (1 − ε)·one-hot + ε/K (Szegedy et al. 2016): "
+          "less over-confident predictions. 0.1 is usual; 0 is off.", "slider", low=0.0, high=0.5, step=0.01),
+    Field("tricks.mixup_alpha", "Mixup α", "Blend each batch with a shuffled copy of itself, labels too, with λ ~ "
+          "Beta(α, α) (Zhang et al. 2018). 0.2 is typical; 0 is off.", "float", low=0.0, high=10.0, step=0.1),
+    Field("tricks.cutmix_alpha", "CutMix α", "Paste a box from a shuffled copy of the batch; labels mixed by area, "
+          "area ~ Beta(α, α) (Yun et al. 2019). 1.0 is typical; 0 is off.", "float", low=0.0, high=10.0, step=0.1),
+    Field("tricks.ricap_beta", "RICAP β", "Tile four images' crops into one, labels mixed by area; the crossing "
+          "point ~ Beta(β, β) (Takahashi et al. 2018). 0.3 is typical; 0 is off.", "float", low=0.0, high=10.0, step=0.1),
+    Field("tricks.mix_prob", "Chance a batch is mixed", "With several mixers on, one is picked per mixed batch "
+          "(as timm does).", "slider", low=0.0, high=1.0, step=0.05),
+    Field("tricks.teacher_run_id", "Distillation teacher", "Knowledge distillation (Hinton et al. 2015): a finished "
+          "run whose model teaches this one through its softened predictions. It must predict the same classes "
+          "from the same kind of images.", "teacher"),
+    Field("tricks.distill_temperature", "Distillation temperature", "Softens both distributions; Hinton et al. use "
+          "2 to 20.", "float", low=0.1, high=50.0, step=0.5, when=lambda v: bool(v.get("tricks.teacher_run_id"))),
+    Field("tricks.distill_alpha", "Weight of the teacher", "Share of the loss that comes from matching the teacher; "
+          "the rest is the usual cross-entropy.", "slider", low=0.0, high=1.0, step=0.05,
+          when=lambda v: bool(v.get("tricks.teacher_run_id"))),
+    Field("optim.head_lr_mult", "Head learning-rate multiplier", "Differential learning rates: the classification "
+          "head trains at this multiple of the lr, e.g. 10 when fine-tuning a new head on a pretrained body.",
+          "float", low=0.01, high=100.0, step=1.0),
+    Field("optim.freeze_body_epochs", "Frozen-body epochs", "Train only the head for this many epochs first, then "
+          "unfreeze the body; 0 never freezes.", "int", low=0),
+)
+OPTIM_FIELDS = (
+    Field("optim.name", "Optimiser", "SGD with Nesterov momentum is the dependable choice for CNNs from scratch; Adam "
+          "and AdamW adapt per parameter; AdaBound (Luo et al. 2019) moves from Adam towards SGD.", "choice",
+          choices=OPTIMIZERS),
+    Field("optim.lr", "Peak learning rate", "The lr the schedule is built around (per 256 images when linear scaling "
+          "is on). SGD: 0.05 to 0.2; Adam: about 1e-3.", "float", low=1e-7, high=100.0, step=0.01),
+    Field("optim.weight_decay", "Weight decay", "L2 penalty (decoupled for AdamW); 5e-4 is the standard CIFAR value "
+          "for SGD.", "float", low=0.0, high=1.0, step=1e-4),
+    Field("optim.momentum", "Momentum", "SGD momentum; 0.9 is usual.", "slider", low=0.0, high=0.99, step=0.01,
+          when=_is("optim.name", "sgd")),
+    Field("optim.nesterov", "Nesterov momentum", "Look-ahead momentum: a little faster and more stable; needs "
+          "momentum > 0.", "bool", when=_is("optim.name", "sgd")),
+    Field("optim.beta1", "β1", "Decay rate of the gradient mean.", "float", low=0.0, high=0.999, step=0.01,
+          when=_is("optim.name", "adam", "adamw", "adabound")),
+    Field("optim.beta2", "β2", "Decay rate of the squared gradient mean.", "float", low=0.0, high=0.99999, step=0.001,
+          when=_is("optim.name", "adam", "adamw", "adabound")),
+    Field("optim.eps", "ε", "Keeps the denominator away from zero.", "float", low=1e-12, high=1.0, step=1e-8,
+          when=_is("optim.name", "adam", "adamw", "adabound")),
+    Field("optim.final_lr", "AdaBound final lr", "The SGD-like lr the bounds converge to (Luo et al. use 0.1).",
+          "float", low=1e-6, high=10.0, step=0.01, when=_is("optim.name", "adabound")),
+    Field("optim.adabound_gamma", "AdaBound γ", "How fast the bounds close in on the final lr (Luo et al. use 1e-3).",
+          "float", low=1e-6, high=1.0, step=1e-4, when=_is("optim.name", "adabound")),
+)
+SCHEDULE_FIELDS = (
+    Field("schedule.name", "Schedule", "constant; step: ×γ at milestones; cosine: smooth decay to the minimum "
+          "(Loshchilov & Hutter 2017); sgdr: cosine with warm restarts; onecycle: up then down "
+          "(Smith & Topin 2017).", "choice", choices=SCHEDULES),
+    Field("schedule.milestones", "Milestones (fractions of the run)", "When the lr is multiplied by γ, e.g. "
+          "0.5, 0.75.", "floats", when=_is("schedule.name", "step")),
+    Field("schedule.gamma", "γ", "The factor applied at each milestone.", "float", low=0.001, high=1.0, step=0.05,
+          when=_is("schedule.name", "step")),
+    Field("schedule.min_lr", "Minimum lr", "Where the cosine ends (eta_min in PyTorch).", "float", low=0.0, high=10.0,
+          step=1e-4, when=_is("schedule.name", "cosine", "sgdr")),
+    Field("schedule.t0", "First cycle length", "SGDR: length of the first cycle, in the unit below.", "float",
+          low=0.01, high=10_000.0, step=1.0, when=_is("schedule.name", "sgdr")),
+    Field("schedule.t0_unit", "Cycle unit", "Whether the cycle length counts epochs or optimiser steps.", "choice",
+          choices=LENGTH_UNITS, when=_is("schedule.name", "sgdr")),
+    Field("schedule.t_mult", "Cycle growth", "Each cycle is this many times longer than the previous one "
+          "(Loshchilov & Hutter use 2).", "int", low=1, when=_is("schedule.name", "sgdr")),
+    Field("schedule.pct_start", "Share rising", "One-cycle: share of the run spent rising to the peak lr.", "slider",
+          low=0.05, high=0.95, step=0.05, when=_is("schedule.name", "onecycle")),
+    Field("schedule.div_factor", "Start divisor", "One-cycle: the run starts at lr / this.", "float", low=1.0,
+          high=1e4, step=1.0, when=_is("schedule.name", "onecycle")),
+    Field("schedule.final_div_factor", "Final divisor", "One-cycle: the run ends at lr / start divisor / this.",
+          "float", low=1.0, high=1e6, step=10.0, when=_is("schedule.name", "onecycle")),
+    Field("schedule.warmup", "Warmup length", "A linear ramp before the schedule (Goyal et al. 2017), in the unit "
+          "below; 0 is no warmup. Lets large learning rates and batches start without blowing up.", "float",
+          low=0.0, high=100_000.0, step=1.0),
+    Field("schedule.warmup_unit", "Warmup unit", "Whether the warmup counts epochs or optimiser steps.", "choice",
+          choices=LENGTH_UNITS),
+    Field("schedule.warmup_kind", "Warmup kind", "linear: from the start factor × lr. gradual (Goyal et al.): with "
+          "linear scaling on, from the unscaled lr to the scaled one.", "choice", choices=WARMUP_KINDS),
+    Field("schedule.warmup_start_factor", "Warmup start factor", "Where a linear warmup starts, as a fraction of the "
+          "lr it leads to.", "slider", low=0.0, high=1.0, step=0.05),
+    Field("schedule.linear_scaling", "Linear scaling rule", "Goyal et al. 2017: the lr used is lr × batch size / 256, "
+          "so a larger batch gets a proportionally larger lr.", "bool"),
+)
+RUN_FIELDS = (
+    Field("run.epochs", "Epochs", "Passes over the training set.", "int", low=1, high=10_000),
+    Field("run.batch_size", "Batch size", "Images per optimiser step; 128 keeps a 2-core CPU busy without long "
+          "steps.", "int", low=1, high=65_536),
+    Field("run.seed", "Training seed", "Seeds shuffling, augmentation, mixing and initialisation: the same seed "
+          "repeats a CPU run exactly.", "int", low=0),
+    Field("run.device", "Device", "auto picks a CUDA GPU, then Apple's MPS, then the CPU; the device used is "
+          "recorded with the run.", "choice", choices=DEVICES),
+    Field("run.eval_every", "Evaluate every (epochs)", "Evaluate on the test split every this many epochs, and always "
+          "after the last one.", "int", low=1, high=10_000),
+    Field("run.threads", "CPU threads (0 = all)", "PyTorch's CPU threads; 0 uses every core.", "int", low=0, high=256),
+    Field("run.amp", "Mixed precision", "auto: on for CUDA (bf16 where supported, else fp16), off elsewhere. fp16 "
+          "needs CUDA.", "choice", choices=AMP_MODES),
+    Field("run.channels_last", "Channels-last layout", "Faster convolutions on recent GPUs, rarely on CPUs.", "bool"),
+    Field("run.compile", "torch.compile", "Compiles the model first: pays off only for long GPU runs.", "bool"),
+)
+ALL_FIELDS = DATA_FIELDS + MODEL_FIELDS + TRICK_FIELDS + OPTIM_FIELDS + SCHEDULE_FIELDS + RUN_FIELDS
+
+
+def _option_key(model: str, option: str) -> str:
+    return f"tr_opt.{model}.{option}"
+
+
+def _option_to_widget(kind: str, value: Any) -> Any:
+    return ", ".join(str(v) for v in value) if kind == "int_list" else value
+
+
+def _option_from_widget(kind: str, value: Any, where: str) -> Any:
+    if kind == "int_list":
+        try:
+            return [int(v) for v in str(value).replace(";", ",").split(",") if v.strip()]
+        except ValueError:
+            raise ConfigError(f"{where} must be whole numbers separated by commas, got {value!r}") from None
+    return float(value) if kind == "float" else value
+
+
+# ============================================================================ state <-> config
+
+
+def load_into_editor(cfg: TrainConfig) -> None:
+    """Put a whole config into the editor's widgets (before they are drawn: a callback or page start)."""
+    for f in ALL_FIELDS:
+        state[f.widget_key] = f.to_widget(_nested(cfg, f.key))
+    info = MODELS[cfg.model.name]
+    options = info.validate(cfg.model.name, cfg.model.options)
+    for option in info.options:
+        state[_option_key(cfg.model.name, option.name)] = _option_to_widget(option.kind, options[option.name])
+    set_pipeline(Pipeline.from_list(list(cfg.augment.train)))
+    state["tr_seeded"] = True
+
+
+def _nested(cfg: TrainConfig, dotted: str) -> Any:
+    value: Any = cfg
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def set_pipeline(pipeline: Pipeline) -> None:
+    state["tr_pipeline"] = pipeline
+    state["tr_pipeline_version"] += 1
+
+
+def _seed(key: str, value: Any) -> None:
+    if key not in state:
+        state[key] = value
+
+
+def current_values() -> dict[str, Any]:
+    """The editor's values as dotted config keys (raises ConfigError for text that does not parse)."""
+    values = {f.key: f.from_widget(state[f.widget_key]) for f in ALL_FIELDS}
+    name = values["model.name"]
+    info = MODELS[name]
+    options = {}
+    for option in info.options:
+        key = _option_key(name, option.name)
+        _seed(key, _option_to_widget(option.kind, option.default))
+        options[option.name] = _option_from_widget(option.kind, state[key], f"model option {option.name}")
+    # Store only the options that differ from the defaults: a run's config then says what was chosen.
+    values["model.options"] = {k: v for k, v in options.items() if v != info.defaults()[k]}
+    values["augment.train"] = state["tr_pipeline"].to_list()
+    return values
+
+
+def current_config() -> TrainConfig:
+    """The config the editor describes; raises ConfigError with the engine's message."""
+    return apply_overrides(TrainConfig(), current_values())
+
+
+# ============================================================================ widgets
+
+
+def draw_field(f: Field, values: Mapping[str, Any]) -> None:
+    if f.when is not None and not f.when(values):
+        return
+    common = {"key": f.widget_key, "help": f.help, "persist_state": "session"}
+    if f.kind == "bool":
+        st.checkbox(f.label, **common)
+    elif f.kind == "choice":
+        st.selectbox(f.label, list(f.choices), format_func=lambda c: c or "standard", **common)
+    elif f.kind == "floats":
+        st.text_input(f.label, **common)
+    elif f.kind in ("slider", "fraction"):
+        st.slider(f.label, float(f.low), float(f.high), step=float(f.step), **common)
+    elif f.kind in ("int", "size"):
+        st.number_input(f.label, min_value=None if f.low is None else int(f.low),
+                        max_value=None if f.high is None else int(f.high), step=1, **common)
+    elif f.kind == "float":
+        st.number_input(f.label, min_value=f.low, max_value=f.high, step=f.step, format="%g", **common)
+    else:
+        raise AssertionError(f"{f.key}: kind {f.kind!r} is drawn by its own function")
+
+
+def draw_fields(fields: tuple[Field, ...], values: Mapping[str, Any], columns: int = 2) -> None:
+    shown = [f for f in fields if f.when is None or f.when(values)]
+    cols = st.columns(columns)
+    for i, f in enumerate(shown):
+        with cols[i % columns]:
+            draw_field(f, values)
+
+
+def _field(key: str) -> Field:
+    return next(f for f in ALL_FIELDS if f.key == key)
+
+
+# ---- data -------------------------------------------------------------------------------------
+
+
+def _dataset_label(name: str, available: list[str]) -> str:
+    if name in DATASETS:
+        info = DATASETS[name]
+        return info.label + ("" if name in available else " · not on this machine")
+    upload = find_upload(name)
+    return f"Upload: {upload.summary}" if upload else name
+
+
+def _on_zip_upload() -> None:
+    file = state.get("tr_zip_upload")
+    if file is None:
+        return
+    try:
+        upload = save_upload(file.name, file.getvalue())
+    except DatasetError as exc:
+        flash("error", f"{file.name} cannot be used as a dataset: {exc} The selected dataset is unchanged.")
+        return
+    except Exception as exc:  # an unexpected failure must not take the page down
+        flash("error", f"{file.name} could not be read ({type(exc).__name__}: {exc}). The selected dataset is unchanged.")
+        return
+    state[_field("data.dataset").widget_key] = upload.dataset
+    flash("success", f"Uploaded {upload.summary}. It is selected as the dataset." + (f" ({upload.note})" if upload.note else ""))
+
+
+def data_tab(values: Mapping[str, Any]) -> None:
+    available = available_datasets()
+    options = [*DATASETS, *(u.dataset for u in list_uploads())]
+    key = _field("data.dataset").widget_key
+    if state[key] not in options:
+        options.append(state[key])  # e.g. a folder: path from a loaded run config
+    st.selectbox("Dataset", options, format_func=lambda n: _dataset_label(n, available), key=key,
+                 help=_field("data.dataset").help, persist_state="session")
+    name = state[key]
+    if name in DATASETS:
+        st.caption(DATASETS[name].help)
+    draw_fields(DATA_FIELDS[1:], values)
+    st.file_uploader(
+        "Upload a dataset: a zip of class folders", type=["zip"], key="tr_zip_upload", on_change=_on_zip_upload,
+        help="<class>/<image> for every class (at least two), optionally inside train/ and test/ folders; one "
+        f"wrapping folder is fine. Up to {MAX_UPLOAD_BYTES // 2**20} MB. Without a test folder, a share of each "
+        "class is held out as the test split.",
+    )
+
+
+# ---- model ------------------------------------------------------------------------------------
+
+
+def model_tab(values: Mapping[str, Any]) -> None:
+    key = _field("model.name").widget_key
+    st.selectbox("Model", list(MODELS), format_func=lambda n: MODELS[n].label, key=key,
+                 help=_field("model.name").help, persist_state="session")
+    info = MODELS[state[key]]
+    st.caption(info.help)
+    draw_field(_field("model.init"), values)
+    cols = st.columns(2)
+    for i, option in enumerate(info.options):
+        wkey = _option_key(state[key], option.name)
+        _seed(wkey, _option_to_widget(option.kind, option.default))
+        with cols[i % 2]:
+            common = {"key": wkey, "help": option.help, "persist_state": "session"}
+            if option.kind == "bool":
+                st.checkbox(option.name, **common)
+            elif option.kind == "choice":
+                st.selectbox(option.name, list(option.choices), **common)
+            elif option.kind == "int_list":
+                st.text_input(f"{option.name} (comma-separated)", **common)
+            elif option.kind == "int":
+                st.number_input(option.name, min_value=int(option.low), max_value=int(option.high), step=1, **common)
+            else:
+                st.number_input(option.name, min_value=float(option.low), max_value=float(option.high), step=0.05,
+                                format="%g", **common)
+
+
+# ---- augmentation -----------------------------------------------------------------------------
+
+
+def _use_lab_pipeline() -> None:
+    pipeline = state.get("lab_pipeline")
+    if pipeline is not None:
+        set_pipeline(pipeline)
+        flash("success", f"Using the Augmentation Lab's pipeline ({len(pipeline.steps)} steps).")
+
+
+def _on_pipeline_json() -> None:
+    file = state.get("tr_pipeline_json")
+    if file is None:
+        return
+    try:
+        pipeline, _ = load_json(file.getvalue())
+    except AugmentError as exc:
+        flash("error", f"Could not load {file.name}: {exc}. The pipeline is unchanged.")
+        return
+    set_pipeline(pipeline)
+    flash("success", f"Loaded {len(pipeline.steps)} step(s) from {file.name}.")
+
+
+def pipeline_param_from_link(text: str) -> str:
+    """The `p` value of a lab link (the whole URL or just the value)."""
+    text = text.strip()
+    if "?" in text or text.startswith(("http://", "https://")):
+        values = parse_qs(urlsplit(text).query).get("p")
+        if not values:
+            raise AugmentError("the link carries no pipeline (no p=… in it)")
+        return values[0]
+    return text.removeprefix("p=")
+
+
+def _on_pipeline_link() -> None:
+    text = state.get("tr_pipeline_link", "")
+    if not text.strip():
+        return
+    try:
+        pipeline = pipeline_from_param(pipeline_param_from_link(text))
+    except AugmentError as exc:
+        flash("error", f"The link's pipeline could not be used: {exc}. The pipeline is unchanged.")
+        return
+    set_pipeline(pipeline)
+    flash("success", f"Loaded {len(pipeline.steps)} step(s) from the link.")
+
+
+def _add_step() -> None:
+    set_pipeline(state["tr_pipeline"].added(state["tr_add_op"]))
+
+
+def _remove_step(index: int) -> None:
+    set_pipeline(state["tr_pipeline"].removed(index))
+
+
+def _param_widget(param: Param, key: str, value: Any, disabled: bool) -> Any:
+    if key not in state:
+        state[key] = tuple(value) if param.kind.endswith("_range") else value
+    common = {"key": key, "help": param.help or None, "disabled": disabled}
+    if param.kind == "bool":
+        return st.checkbox(param.name, **common)
+    if param.kind == "choice":
+        return st.selectbox(param.name, list(param.choices), **common)
+    number = int if param.kind.startswith("int") else float
+    raw = st.slider(param.name, number(param.low), number(param.high), step=number(param.step or (1 if number is int else 0.01)), **common)
+    # Float sliders return binary noise like 0.35000000000000003: keep the values a person chose.
+    if param.kind == "float_range":
+        return tuple(round(float(v), 10) for v in raw)
+    if param.kind == "float":
+        return round(float(raw), 10)
+    return tuple(int(v) for v in raw) if param.kind == "int_range" else int(raw)
+
+
+def augment_tab() -> None:
+    pipeline: Pipeline = state["tr_pipeline"]
+    version = state["tr_pipeline_version"]
+    st.caption(
+        "The training split goes through this pipeline, each image with its own random draws; the test split "
+        "is never augmented. The Augmentation Lab previews exactly what it does."
+    )
+    lab = state.get("lab_pipeline")
+    top = st.columns(3)
+    top[0].button(
+        f"Use the Lab's pipeline ({len(lab.steps)} steps)" if lab is not None else "Use the Lab's pipeline",
+        on_click=_use_lab_pipeline, disabled=lab is None, key="tr-use-lab", icon=":material/science:",
+        help="Copy the pipeline you built on the Augmentation Lab page (including one loaded there from JSON or a link).",
+    )
+    top[1].button("No augmentation", on_click=set_pipeline, args=(Pipeline.empty(),), key="tr-clear-pipeline",
+                  icon=":material/block:", disabled=not pipeline.steps)
+    top[2].file_uploader("Load a pipeline (JSON)", type=["json"], key="tr_pipeline_json", on_change=_on_pipeline_json,
+                         help="A pipeline saved from the Augmentation Lab (its Export tab).")
+    st.text_input("…or paste a link shared from the Augmentation Lab", key="tr_pipeline_link", on_change=_on_pipeline_link,
+                  placeholder="http://localhost:8501/?p=…&seed=0")
+
+    edited = pipeline
+    for i, step in enumerate(pipeline.steps):
+        op = get_op(step.op)
+        prefix = f"tr_aug{version}_{i}"
+        with st.container(border=True):
+            head = st.columns([6, 1], vertical_alignment="center")
+            _seed(f"{prefix}_enabled", step.enabled)
+            enabled = head[0].checkbox(f"**{i + 1}. {op.label}**", key=f"{prefix}_enabled", help=op.help)
+            head[1].button("✕", key=f"{prefix}_remove", on_click=_remove_step, args=(i,), help="Remove this step")
+            params = {}
+            if op.params:
+                with st.expander("Settings: " + ", ".join(f"{k}={_short(v)}" for k, v in step.params.items())):
+                    for param in op.params:
+                        params[param.name] = _param_widget(param, f"{prefix}_{param.name}", step.params[param.name], not enabled)
+            if (params and params != step.params) or enabled != step.enabled:
+                try:
+                    edited = edited.updated(i, params=params or None, enabled=enabled)
+                except AugmentError as exc:
+                    st.error(f"Step {i + 1} keeps its previous settings: {exc}")
+    state["tr_pipeline"] = edited
+    if not pipeline.steps:
+        st.info("No augmentation: the model sees the training images as they are.")
+    ops = sorted(REGISTRY.values(), key=lambda op: (GROUPS.index(op.group), op.label))
+    add = st.columns([3, 1], vertical_alignment="bottom")
+    add[0].selectbox("Augmentation to add", [op.name for op in ops], key="tr_add_op",
+                     format_func=lambda n: f"{get_op(n).group} · {get_op(n).label}")
+    add[1].button("Add", key="tr-add-step", on_click=_add_step, icon=":material/add:")
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "(" + ", ".join(_short(v) for v in value) + ")"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# ---- tricks -----------------------------------------------------------------------------------
+
+
+def _teacher_choices() -> dict[str, str]:
+    runs = store.list_runs()
+    finished = runs[runs["status"] == "finished"]
+    return {"": "none (no distillation)", **{r.id: f"{r.name} ({r.model} on {r.dataset}, test acc {r.test_acc:.1%})"
+                                             for r in finished.itertuples() if pd.notna(r.test_acc)}}
+
+
+def tricks_tab(values: Mapping[str, Any]) -> None:
+    st.markdown("**Label smoothing and batch mixing**")
+    draw_fields(TRICK_FIELDS[:5], values)
+    st.markdown("**Distillation**")
+    choices = _teacher_choices()
+    key = _field("tricks.teacher_run_id").widget_key
+    if state[key] not in choices:
+        choices[state[key]] = f"{state[key]} (not a finished run here)"
+    st.selectbox("Distillation teacher", list(choices), format_func=choices.get, key=key,
+                 help=_field("tricks.teacher_run_id").help, persist_state="session")
+    draw_fields(TRICK_FIELDS[6:8], values)
+    st.markdown("**Fine-tuning: differential learning rate and freezing**")
+    draw_fields(TRICK_FIELDS[8:], values)
+    st.caption("Warmup and the linear scaling rule are in the Optimiser & schedule tab.")
+
+
+# ============================================================================ what the run will cost
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _parameter_count(model: str, options_json: str, in_channels: int, num_classes: int, image_size: int) -> int:
+    options = json.loads(options_json)
+    # The count is the same with or without pretrained weights; never download them just to count.
+    options = {k: (False if k == "pretrained" else v) for k, v in options.items()}
+    return count_parameters(build_model(model, in_channels=in_channels, num_classes=num_classes, image_size=image_size, **options))
+
+
+def schedule_figure(cfg: TrainConfig, steps_per_epoch: int) -> go.Figure:
+    steps, lrs = schedule_curve(cfg, steps_per_epoch)
+    fig = go.Figure(go.Scatter(x=[s / steps_per_epoch for s in steps], y=lrs, mode="lines", name="lr"))
+    head = cfg.optim.head_lr_mult
+    if head != 1.0:
+        fig.add_scatter(x=[s / steps_per_epoch for s in steps], y=[lr * head for lr in lrs], mode="lines",
+                        name=f"head (×{head:g})", line={"dash": "dot"})
+    fig.update_layout(title="Learning rate", xaxis_title="epoch", height=260, margin={"t": 40, "b": 40, "l": 50, "r": 10},
+                      showlegend=head != 1.0, legend={"orientation": "h", "y": -0.3})
+    if cfg.optim.freeze_body_epochs:
+        fig.add_vrect(x0=0, x1=cfg.optim.freeze_body_epochs, fillcolor="grey", opacity=0.15, line_width=0,
+                      annotation_text="body frozen", annotation_position="top left")
+    return fig
+
+
+def cost_panel(cfg: TrainConfig) -> Callable[[], None] | None:
+    """Schedule, parameters and device now; returns the (slow) estimate to draw once the page is up."""
+    try:
+        bundle = _runs.load_bundle(cfg.data)
+    except DatasetError as exc:
+        st.error(f"The dataset does not load: {exc}")
+        bundle = None
+    steps_per_epoch = max(1, len(bundle.train_y) // cfg.run.batch_size) if bundle is not None else 1
+    st.plotly_chart(schedule_figure(cfg, steps_per_epoch), key="tr-schedule")
+    if bundle is None:
+        return None
+    st.caption(
+        f"{bundle.num_classes} classes · {len(bundle.train_y):,} train / {len(bundle.test_y):,} test images of "
+        f"{bundle.image_size}x{bundle.image_size} · {steps_per_epoch:,} steps per epoch"
+        + (f" · {bundle.note}" if bundle.note else "")
+    )
+    cols = st.columns(2)
+    try:
+        n = _parameter_count(cfg.model.name, json.dumps(cfg.model.options, sort_keys=True), bundle.in_channels,
+                             bundle.num_classes, bundle.image_size)
+        cols[0].metric("Parameters", f"{n:,}", help="Trainable weights of the model for this dataset's images and classes.")
+    except ValueError as exc:
+        st.error(f"The model cannot be built for these images: {exc}")
+        return None
+    try:
+        device = trainer.pick_device(cfg.run.device)
+        threads = cfg.run.threads or os.cpu_count() or 1
+        described = trainer.describe_device(device, threads, trainer.autocast_dtype(cfg.run.amp, device))
+    except ConfigError as exc:
+        st.error(str(exc))
+        return None
+    cols[1].metric("Device", device.type.upper(), help="The device a run of this config trains on.")
+    cols[1].caption(described)
+    left, right = st.columns([3, 2], vertical_alignment="center")
+    slot = left.empty()
+    right.checkbox(
+        "Estimate the duration", key="tr_auto_estimate", persist_state="session",
+        help="Times a few real training steps of this config on this machine (cached per model, data, batch "
+        "and augmentation). Turn it off while editing a config whose steps are slow.",
+    )
+    if not state["tr_auto_estimate"]:
+        return None
+    right.button("Measure again", key="tr-remeasure", on_click=estimate.clear_cache, type="tertiary",
+                 help="Forget the timings, e.g. after the machine got less busy.")
+
+    def draw_estimate() -> None:
+        with slot.container():
+            busy = (store.list_runs()["status"] == "running").any()
+            try:
+                with st.spinner("Timing a few training steps…"):
+                    est = estimate.estimate(cfg)
+            except (ValueError, RuntimeError) as exc:
+                st.error(f"A training step fails with this config: {exc}")
+                return
+            st.metric("Estimated time", estimate.format_duration(est.total_s),
+                      help=f"Measured on this machine: {est.timing.timed_steps} real training steps of this config "
+                      f"after one warm-up step, times {est.total_steps:,} steps, plus {est.evaluations} evaluation(s) "
+                      "and starting the training process.")
+            st.caption(
+                f"{est.seconds_per_step * 1000:,.0f} ms per step × {est.total_steps:,} steps"
+                + (" · measured while another run trains, so probably too long" if busy else "")
+            )
+
+    return draw_estimate
+
+
+# ============================================================================ launching
+
+
+def _launch() -> None:
+    try:
+        cfg = current_config()
+        run_id = runner.launch(cfg, state.get("tr_run_name", "").strip() or None)
+    except (ConfigError, ValueError) as exc:
+        flash("error", f"Not launched: {exc}")
+        return
+    st.query_params["run"] = run_id
+    record = store.get_run(run_id)
+    if record.status == "queued":
+        flash("info", f"Queued {record.name}: it starts when a running run ends.")
+    else:
+        flash("success", f"Launched {record.name}.")
+
+
+def launch_panel(cfg: TrainConfig | None) -> None:
+    st.text_input("Run name", key="tr_run_name", placeholder=f"{cfg.model.name} on {cfg.data.dataset}" if cfg else "",
+                  help="Shown in the run list and the comparison; empty: model on dataset.", persist_state="session")
+    cols = st.columns([2, 1], vertical_alignment="bottom")
+    cols[0].button("Launch", key="tr-launch", type="primary", icon=":material/rocket_launch:", on_click=_launch,
+                   disabled=cfg is None, width="stretch")
+    cols[1].number_input(
+        "Runs at once", min_value=1, max_value=16, value=runner.max_concurrent(), key="tr_max_concurrent",
+        on_change=lambda: runner.set_max_concurrent(int(state["tr_max_concurrent"])),
+        help="More runs than this wait in the queue and start in turn. One is right for a CPU, where two runs "
+        "would each take twice as long; a large GPU can take several.",
+    )
+
+
+def presets_panel() -> None:
+    device = trainer.pick_device("auto").type
+    name = st.selectbox("Experiment", list(PRESETS), format_func=lambda n: PRESETS[n].title, key="tr_preset",
+                        persist_state="session")
+    plan = plan_preset(name, device, available_datasets())
+    st.markdown(PRESETS[name].description)
+    for note in plan.notes:
+        st.info(note, icon=":material/info:")
+    first = plan.runs[0][1]
+    rows = []
+    for run_name, cfg in plan.runs:
+        changes = diff(first, cfg)
+        rows.append({
+            "run": run_name.split(" · ", 1)[-1],
+            "model": cfg.model.name,
+            "epochs": cfg.run.epochs,
+            "differs from the first run in": "; ".join(f"{k} = {v[1]}" for k, v in changes.items()) or "—",
+        })
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    if st.button(f"Launch these {len(plan.runs)} runs and compare them", key="tr-launch-preset", icon=":material/play_arrow:"):
+        ids = [runner.launch(cfg, run_name) for run_name, cfg in plan.runs]
+        state["compare_runs"] = ids
+        st.switch_page("pages/compare.py", query_params={"runs": ",".join(ids)})
+
+
+# ============================================================================ the run monitor
+
+
+def default_run(runs: pd.DataFrame) -> str | None:
+    """The newest running run, else the newest queued one, else the newest run of all."""
+    for status in ("running", "queued"):
+        live = runs[runs["status"] == status]
+        if not live.empty:
+            return live["id"].iloc[0]
+    return runs["id"].iloc[0] if not runs.empty else None
+
+
+def selected_run(runs: pd.DataFrame) -> str | None:
+    wanted = st.query_params.get("run")
+    if wanted in set(runs["id"]):
+        return wanted
+    chosen = default_run(runs)
+    if chosen is not None:
+        st.query_params["run"] = chosen
+    elif "run" in st.query_params:
+        del st.query_params["run"]
+    return chosen
+
+
+def _pick_run(key: str) -> None:
+    st.query_params["run"] = state[key]
+
+
+def queue_table(runs: pd.DataFrame) -> None:
+    live = runs[runs["status"].isin(["running", "queued"])].sort_values("created")
+    if live.empty:
+        st.caption("Nothing is training or waiting.")
+        return
+    position = (live["status"] == "queued").cumsum().where(live["status"] == "queued")
+    table = pd.DataFrame({
+        "status": [
+            s + (f" #{int(p)}" if pd.notna(p) else "") for s, p in zip(live["status"], position)
+        ],
+        "name": live["name"],
+        "model": live["model"],
+        "dataset": live["dataset"].map(_runs.dataset_name),
+        "progress": [f"{int(s or 0):,} / {int(t):,} steps" if pd.notna(t) else "—" for s, t in zip(live["step"].fillna(0), live["total_steps"])],
+        "id": live["id"],
+    })
+    st.dataframe(table, hide_index=True, key="tr-queue-table")
+
+
+def queue_panel(drawn_active: bool) -> None:
+    """Running and queued runs; moves the queue along (runner.tick) on every refresh."""
+    runner.tick()
+    runs = store.list_runs()
+    active = bool(runs["status"].isin(["running", "queued"]).any())
+    if active != drawn_active:
+        st.rerun()  # start or stop the page's refresh timer
+    st.markdown("**Training and waiting**")
+    queue_table(runs)
+
+
+def queue_position(run_id: str) -> int | None:
+    runs = store.list_runs()
+    queued = runs[runs["status"] == "queued"].sort_values("created")
+    ids = list(queued["id"])
+    return ids.index(run_id) + 1 if run_id in ids else None
+
+
+def run_panel(run_id: str, drawn_status: str) -> None:
+    """The selected run, live: header, stop button, progress and growing curves."""
+    try:
+        record = store.get_run(run_id)
+    except store.UnknownRunError:
+        st.warning(f"Run {run_id} is no longer in the store.")
+        return
+    if record.is_final and record.status != drawn_status:
+        st.rerun()  # an ended run gets its report, drawn once outside this fragment
+    head = st.columns([5, 1], vertical_alignment="center")
+    head[0].subheader(record.name)
+    head[0].caption(f"{_runs.status_label(record.status)} · {record.id}" + (f" · {record.device}" if record.device else ""))
+    if not record.is_final:
+        head[1].button(
+            "Stop" if record.status == "running" else "Remove from queue", key="tr-stop", icon=":material/stop:",
+            on_click=runner.stop, args=(record.id,),
+            help="A running run stops cleanly at its next step and keeps what it learned; a queued one never starts.",
+        )
+        if record.stop_requested and record.status == "running":
+            st.caption("Stopping at the next step…")
+        steps = store.metrics(record.id, "step")
+        _runs.show_progress(record, steps, queue_position(record.id) if record.status == "queued" else None)
+        _runs.show_curves(record, f"tr-live-{record.id}", steps)
+
+
+def _edit_copy(run_id: str) -> None:
+    load_into_editor(store.get_run(run_id).train_config())
+    flash("success", "The editor now holds that run's config: change what you want and launch.")
+
+
+def monitor() -> None:
+    st.header("Runs")
+    runs = store.list_runs()
+    run_id = selected_run(runs)
+    active = bool(runs["status"].isin(["running", "queued"]).any())
+    st.fragment(run_every=REFRESH_S if active else None)(queue_panel)(active)
+    if run_id is None:
+        st.info("No runs yet: configure one above and press Launch, or start a preset.")
+        return
+    choices = list(runs["id"].head(RUN_CHOICES))
+    if run_id not in choices:
+        choices.insert(0, run_id)
+    names = dict(zip(runs["id"], runs["name"] + " · " + runs["status"]))
+    pick_key = f"tr_pick_{run_id}"  # a new widget per selection, so it always shows the selected run
+    state[pick_key] = run_id
+    st.selectbox("Show run", choices, format_func=lambda i: f"{names.get(i, i)} · {i}", key=pick_key,
+                 on_change=_pick_run, args=(pick_key,))
+    record = store.get_run(run_id)
+    live = not record.is_final
+    st.fragment(run_every=REFRESH_S if live else None)(run_panel)(run_id, record.status)
+    if record.is_final:
+        _runs.show_final_report(record, f"tr-report-{run_id}")
+        with st.expander("Config of this run"):
+            st.button("Edit a copy in the editor above", key="tr-edit-copy", on_click=_edit_copy, args=(run_id,),
+                      icon=":material/edit:")
+            st.json(record.config, expanded=False)
+
+
+# ============================================================================ page
+
+
+init_state()
 st.title("Train")
-st.info("coming soon")
+show_flashes()
+
+with st.expander("Presets: the course's experiments in one click", icon=":material/school:"):
+    presets_panel()
+
+editor, summary = st.columns([3, 2], gap="large")
+with editor:
+    try:
+        values = current_values()
+    except ConfigError:
+        values = {f.key: state[f.widget_key] for f in ALL_FIELDS}
+    tabs = st.tabs(["Data", "Model", "Augmentation", "Tricks", "Optimiser & schedule", "Run"])
+    with tabs[0]:
+        data_tab(values)
+    with tabs[1]:
+        model_tab(values)
+    with tabs[2]:
+        augment_tab()
+    with tabs[3]:
+        tricks_tab(values)
+    with tabs[4]:
+        draw_fields(OPTIM_FIELDS, values)
+        st.divider()
+        draw_fields(SCHEDULE_FIELDS, values)
+    with tabs[5]:
+        draw_fields(RUN_FIELDS, values)
+
+draw_estimate = None
+with summary:
+    try:
+        config = current_config()
+    except ConfigError as exc:
+        config = None
+        st.error(f"This config cannot run: {exc}", icon=":material/error:")
+    if config is not None:
+        draw_estimate = cost_panel(config)
+    launch_panel(config)
+
+monitor()
+
+# Last, so that everything above is on screen while a few training steps are timed.
+if draw_estimate is not None:
+    draw_estimate()

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import png_header_only
 from PIL import Image
 
 from core import data
@@ -255,7 +256,8 @@ def test_unsplit_zip_is_split_stratified_and_seeded(tmp_path):
     assert not torch.equal(a.test_x, other.test_x)
     # No image lost or duplicated by the split
     everything = np.stack([class_image(c, i, 8) for c in range(3) for i in range(10)])
-    assert image_digests(torch.cat([a.train_x, a.test_x])) == image_digests(torch.from_numpy(everything).permute(0, 3, 1, 2))
+    written = torch.from_numpy(everything).permute(0, 3, 1, 2)
+    assert image_digests(torch.cat([a.train_x, a.test_x])) == image_digests(written)
     assert "30% of each class held out" in a.note
 
 
@@ -289,7 +291,9 @@ def test_images_are_resized_automatically_or_on_request(tmp_path):
     assert load_dataset(f"zip:{small}").image_size == 20  # small images keep their size
 
     # A solid colour stays that colour at any size, and a wide image is centre-cropped, not squashed
-    files = {f"{c}/{i}.png": png_bytes(np.full((30, 60, 3), 50 * k, np.uint8)) for k, c in enumerate(CLASSES) for i in range(2)}
+    files = {
+        f"{c}/{i}.png": png_bytes(np.full((30, 60, 3), 50 * k, np.uint8)) for k, c in enumerate(CLASSES) for i in range(2)
+    }
     wide = np.zeros((30, 60, 3), np.uint8)
     wide[:, 15:45] = 200  # the centre square is bright, the sides are black
     files["ant/0.png"] = png_bytes(wide)
@@ -332,9 +336,11 @@ def test_unreadable_files_are_skipped_and_reported(tmp_path):
     files["train/ant/broken.png"] = b"\x89PNG\r\n\x1a\n this is not really a png"
     files["train/bee/notes.txt"] = b"hello"
     files["train/cat/0000.png"] = png_bytes(class_image(2, 0, 8))[:40]  # truncated
+    # Just above PIL's limit, where PIL itself would only warn and go on to allocate ~100 MB
+    files["train/cat/bomb.png"] = png_header_only(10_000, 9_000)
     b = load_dataset(f"zip:{write_zip(tmp_path / 's.zip', files)}")
     assert torch.bincount(b.train_y).tolist() == [3, 3, 2]
-    assert "skipped 3 file(s)" in b.note
+    assert "skipped 4 file(s)" in b.note
 
 
 def _bad_zip_cases(tmp_path: Path):
@@ -358,6 +364,9 @@ def _bad_zip_cases(tmp_path: Path):
         tmp_path / "corrupt.zip", {**imagefolder_files(CLASSES[:2], 2, 8, split=False), "cat/0.png": b"garbage"}
     )
     test_only_class = write_zip(tmp_path / "extra.zip", {**good, "test/dog/0.png": png_bytes(class_image(3, 0, 8))})
+    train_only = {name: content for name, content in good.items() if name.startswith("train/")}
+    empty_test = write_zip(tmp_path / "empty_test.zip", train_only, dirs=("test/",))
+    singles = write_zip(tmp_path / "singles.zip", imagefolder_files(CLASSES, 1, 8, split=False))
     return [
         (not_zip, {}, "not a zip file or is damaged"),
         (truncated, {}, "not a zip file or is damaged"),
@@ -371,6 +380,8 @@ def _bad_zip_cases(tmp_path: Path):
         (text_class, {}, "'dog' has no image files"),
         (corrupt_class, {}, "no readable images left in class 'cat'"),
         (test_only_class, {}, r"class folder\(s\) \['dog'\] that train/ lacks"),
+        (empty_test, {}, "test/ holds no class folders"),
+        (singles, {}, "every class has a single image"),
         (tmp_path / "missing.zip", {}, "zip file not found"),
     ]
 

@@ -69,7 +69,7 @@ def test_a_run_emits_started_steps_evals_and_finished(tmp_path):
     events = list(train_events(tiny(), run_id="r1", artefact_dir=tmp_path))
     assert kinds(events) == ["Started"] + ["Step"] * 6 + ["Eval"] + ["Step"] * 6 + ["Eval", "Finished"]
     started, finished = events[0], events[-1]
-    assert started.device == "cpu (1 threads)"
+    assert started.device == "cpu (1 thread)"
     assert (started.steps_per_epoch, started.total_steps, started.train_size) == (6, 12, TRAIN_IMAGES)
     assert started.n_params == models.count_parameters(build_model(tiny(), core.data.load_dataset("x"), torch.device("cpu")))
     steps = [e for e in events if isinstance(e, Step)]
@@ -153,7 +153,7 @@ def test_setup_errors_become_a_failed_event_with_the_users_message():
 def test_run_records_everything_in_the_store():
     run_id = train_api.run(tiny(), "tiny")
     record = store.get_run(run_id)
-    assert (record.status, record.name, record.device) == ("finished", "tiny", "cpu (1 threads)")
+    assert (record.status, record.name, record.device) == ("finished", "tiny", "cpu (1 thread)")
     assert record.train_config() == tiny()
     epochs = store.metrics(run_id, "epoch")
     assert list(epochs.step) == [6, 12] and epochs.test_acc.notna().all()

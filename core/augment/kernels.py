@@ -29,9 +29,7 @@ def apply_to(mask: torch.Tensor, x: torch.Tensor, fn: Callable[[torch.Tensor], t
     if len(idx) == len(mask):
         return fn(x)
     idx = idx.to(x.device)
-    out = x.clone()
-    out[idx] = fn(x[idx])
-    return out
+    return x.index_copy(0, idx, fn(x.index_select(0, idx)))
 
 
 def paste(x: torch.Tensor, mask: torch.Tensor, fill: float | torch.Tensor) -> torch.Tensor:

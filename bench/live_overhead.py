@@ -1,0 +1,345 @@
+"""What watching a run live costs: training speed with the dashboard open, and the server's memory.
+
+1. Throughput. The same run trains twice: once from the CLI with no dashboard running, once
+   queued through core.runner (what the Train page's Launch button calls) while headless Chromium
+   shows it on the Train page, whose curves redraw every second. Both speeds are the median of
+   the per-step images/s the run store recorded, after the first steps (warm-up); the ratio
+   app/CLI should stay >= 0.95.
+2. Memory. A synthetic run (this script writes ten steps a second into the store, no training)
+   stays live on the Train page for --minutes; the Streamlit server's RSS is sampled with psutil,
+   and every live update the browser receives is counted from the websocket (one finished
+   fragment run each). An hour at one update a second is 3600 updates per live fragment; the
+   server should stay flat within 50 MB. Nothing is sped up: the page's own refresh interval is
+   used, so a long run means a long --minutes (the README's figure used --minutes 60).
+
+    python bench/live_overhead.py                  # about 3 minutes of live updates, plus two short runs
+    python bench/live_overhead.py --minutes 60     # the README's memory figure
+    python bench/live_overhead.py --skip-throughput --minutes 10
+
+Needs Debian's chromium (/usr/bin/chromium), the playwright package and psutil; it never
+downloads a browser. Everything it records goes to a temporary AUGLAB_HOME (or --home).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+]
+TARGET_RATIO = 0.95
+TARGET_GROWTH_MB = 50.0
+WARMUP_FRACTION = 0.1  # steps at the start of a run left out of its speed: allocation, caches
+
+
+# ---- the dashboard in a browser ----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def streamlit_server(home: Path, timeout: float = 90.0) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`streamlit run app.py` on a free loopback port; stopped (killed if need be) on exit."""
+    port = free_port()
+    env = dict(os.environ, AUGLAB_HOME=str(home))
+    log = open(home / "streamlit.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {proc.returncode}; see {home / 'streamlit.log'}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"streamlit did not answer on {url} within {timeout:g} s")
+            time.sleep(0.3)
+        yield proc, url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+
+
+@contextmanager
+def browser_page() -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser.new_page(viewport={"width": 1400, "height": 1000})
+        finally:
+            browser.close()
+
+
+class UpdateCounter:
+    """Counts the live updates a page receives: websocket messages that end a fragment run."""
+
+    def __init__(self, page) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        self._message = ForwardMsg
+        self.fragment_runs = 0
+        page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
+
+    def _frame(self, payload) -> None:
+        if not isinstance(payload, (bytes, bytearray)):
+            return
+        try:
+            msg = self._message.FromString(bytes(payload))
+        except Exception:  # not a ForwardMsg (a future protocol change): count nothing rather than crash
+            return
+        if msg.WhichOneof("type") == "script_finished" and msg.script_finished == msg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY:
+            self.fragment_runs += 1
+
+
+PLOT_POINTS_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+    .reduce((n, el) => n + (el.data || []).reduce((m, t) => m + (t.x ? t.x.length : 0), 0), 0)"""
+
+
+def open_app(page, url: str) -> None:
+    # The app's root first: until a session has run app.py (st.navigation), Streamlit would
+    # serve /train straight from the pages/ folder.
+    page.goto(url, wait_until="domcontentloaded")
+    page.get_by_role("heading", name="Augmentation Lab").first.wait_for(timeout=90_000)
+
+
+def wait_until_idle(page, timeout_s: float = 120.0) -> None:
+    """Until Streamlit's 'running' indicator is gone (the page's first full run is over)."""
+    deadline = time.monotonic() + timeout_s
+    time.sleep(1.0)
+    while time.monotonic() < deadline:
+        if page.locator('[data-testid="stStatusWidget"]').count() == 0:
+            return
+        time.sleep(0.5)
+
+
+# ---- throughput --------------------------------------------------------------------------------
+
+
+def bench_config(epochs: int, subset: float):
+    from core.config import TrainConfig
+
+    # The Train page's default model on the embedded dataset, cut down so that each run is about
+    # a minute on a 2-core laptop; small batches give enough steps for a stable median.
+    return TrainConfig.from_dict({"data": {"subset": subset}, "run": {"epochs": epochs, "batch_size": 64}})
+
+
+def images_per_s(run_id: str) -> tuple[float, int]:
+    """Median images/s over the run's steps after the warm-up, and how many steps that is."""
+    from core import store
+
+    speeds = store.metrics(run_id, "step")["images_per_s"].dropna().tolist()
+    skip = max(3, int(len(speeds) * WARMUP_FRACTION))
+    kept = speeds[skip:]
+    if not kept:
+        raise RuntimeError(f"run {run_id} recorded only {len(speeds)} steps: too short to measure")
+    return statistics.median(kept), len(kept)
+
+
+def cli_run(config, home: Path, name: str) -> str:
+    from core import store
+
+    path = home / "bench_config.json"
+    path.write_text(config.to_json())
+    env = dict(os.environ, AUGLAB_HOME=str(home))
+    subprocess.run([sys.executable, "-m", "core.train", "--config", str(path), "--name", name, "--quiet"],
+                   cwd=ROOT, env=env, check=True)
+    runs = store.list_runs()
+    return runs[runs["name"] == name]["id"].iloc[0]
+
+
+def app_run(config, page, url: str, name: str, rss) -> tuple[str, int, int]:
+    """Queue the run as the Train page does and watch it there until it ends.
+
+    Returns the run id, the live updates received and the largest number of points the page's
+    charts showed (which must have grown while the run trained).
+    """
+    from core import runner, store
+
+    page.goto(f"{url}/train", wait_until="domcontentloaded")
+    page.get_by_role("heading", name="Train").first.wait_for(timeout=90_000)
+    wait_until_idle(page)  # the page times a few steps for its cost estimate: not during the run
+    counter = UpdateCounter(page)
+    run_id = runner.launch(config, name)
+    page.goto(f"{url}/train?run={run_id}", wait_until="domcontentloaded")
+    first_points = None
+    most = 0
+    while True:
+        points = page.evaluate(PLOT_POINTS_JS)
+        if points and first_points is None:
+            first_points = points
+        most = max(most, points)
+        rss.sample()
+        record = store.get_run(run_id)
+        if record.is_final:
+            break
+        time.sleep(1.0)
+    if record.status != "finished":
+        raise RuntimeError(f"the app run ended {record.status}: {record.message}")
+    if first_points is None or most <= first_points:
+        raise RuntimeError(f"the Train page's curves did not grow while the run trained ({first_points} -> {most} points)")
+    return run_id, counter.fragment_runs, most
+
+
+# ---- memory ------------------------------------------------------------------------------------
+
+
+class Rss:
+    """RSS samples of one process, in MB."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.process = psutil.Process(pid)
+        self.samples: list[tuple[float, float]] = []
+
+    def sample(self) -> float:
+        mb = self.process.memory_info().rss / 2**20
+        self.samples.append((time.monotonic(), mb))
+        return mb
+
+
+def synthetic_run(stop: threading.Event, steps_per_s: float = 10.0, steps_per_epoch: int = 100) -> str:
+    """A 'running' run fed by a thread of this process: steps at a steady pace, an evaluation per epoch."""
+    import math
+
+    from core import store
+    from core.config import TrainConfig
+    from core.events import Eval, Started, Step, Stopped
+
+    cfg = TrainConfig()
+    run_id = store.create_run(cfg, "bench: synthetic live run", status="running")
+    total = 10**6  # never reached: the run is stopped when the measurement ends
+
+    def feed() -> None:
+        sink = store.StoreSink(run_id)
+        start = time.monotonic()
+        sink(Started(run_id, cfg.to_dict(), "cpu (synthetic)", 0, steps_per_epoch, total, 5000, 1000,
+                     tuple(str(i) for i in range(10)), 3, 32, (0.5,) * 3, (0.25,) * 3))
+        step = 0
+        while not stop.is_set():
+            step += 1
+            wall = time.monotonic() - start
+            loss = 2.3 * math.exp(-step / 3000) + 0.1 * math.sin(step / 7)
+            sink(Step(step, step / steps_per_epoch, loss, 1 - loss / 2.4, 0.05, 1000.0, wall))
+            if step % steps_per_epoch == 0:
+                sink(Eval(step // steps_per_epoch, step, loss, 1 - loss / 2.4, loss * 1.1, 1 - loss / 2.2, wall))
+            stop.wait(max(0.0, step / steps_per_s - (time.monotonic() - start)))
+        sink(Stopped(step, step / steps_per_epoch, time.monotonic() - start, "benchmark over"))
+        sink.close()
+
+    threading.Thread(target=feed, name="synthetic-run", daemon=True).start()
+    return run_id
+
+
+def memory(page, url: str, rss: Rss, minutes: float) -> dict:
+    stop = threading.Event()
+    run_id = synthetic_run(stop)
+    try:
+        counter = UpdateCounter(page)
+        page.goto(f"{url}/train?run={run_id}", wait_until="domcontentloaded")
+        page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+        time.sleep(10)  # the first draws allocate what every later one reuses
+        start_updates, start = counter.fragment_runs, rss.sample()
+        t0 = time.monotonic()
+        peak = start
+        while time.monotonic() - t0 < minutes * 60:
+            time.sleep(min(10.0, max(0.1, minutes * 60 - (time.monotonic() - t0))))
+            peak = max(peak, rss.sample())
+            if page.evaluate(PLOT_POINTS_JS) == 0:
+                raise RuntimeError("the Train page stopped showing the live run's curves")
+        end = rss.sample()
+        return {"start": start, "end": end, "peak": peak, "updates": counter.fragment_runs - start_updates,
+                "seconds": time.monotonic() - t0}
+    finally:
+        stop.set()
+
+
+# ---- main --------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=3.0, help="live updates watched for the memory part (README: 60)")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs of each throughput run")
+    parser.add_argument("--subset", type=float, default=0.4, help="share of the shapes training set per run")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--home", type=Path, help="AUGLAB_HOME to use (default: a new temporary folder)")
+    args = parser.parse_args()
+    if not Path(CHROMIUM).exists():
+        sys.exit(f"{CHROMIUM} not found: install Debian's chromium package (apt-get install chromium)")
+
+    home = args.home or Path(tempfile.mkdtemp(prefix="auglab_bench_"))
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["AUGLAB_HOME"] = str(home)
+    print(f"AUGLAB_HOME={home}  ({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})", flush=True)
+    config = bench_config(args.epochs, args.subset)
+
+    cli_speed = None
+    if not args.skip_throughput:
+        print("1. throughput: CLI run, no dashboard…", flush=True)
+        cli_id = cli_run(config, home, "bench: CLI")
+        cli_speed, cli_steps = images_per_s(cli_id)
+        print(f"   CLI: {cli_speed:,.0f} images/s (median of {cli_steps} steps)", flush=True)
+
+    with streamlit_server(home) as (server, url), browser_page() as page:
+        rss = Rss(server.pid)
+        open_app(page, url)
+        if cli_speed is not None:
+            print("   app: the same run launched with the Train page open and live…", flush=True)
+            app_id, updates, points = app_run(config, page, url, "bench: app", rss)
+            app_speed, app_steps = images_per_s(app_id)
+            ratio = app_speed / cli_speed
+            verdict = "ok" if ratio >= TARGET_RATIO else f"below the {TARGET_RATIO} target"
+            print(f"   app: {app_speed:,.0f} images/s (median of {app_steps} steps; {updates} live updates, "
+                  f"curves grew to {points} points)")
+            print(f"   ratio app/CLI: {ratio:.3f} ({verdict})", flush=True)
+        if not args.skip_memory:
+            print(f"2. memory: the Train page showing a live run for {args.minutes:g} min…", flush=True)
+            m = memory(page, url, rss, args.minutes)
+            growth = m["end"] - m["start"]
+            verdict = "ok" if growth <= TARGET_GROWTH_MB else f"above the {TARGET_GROWTH_MB:g} MB target"
+            rate = m["updates"] / m["seconds"] if m["seconds"] else 0.0
+            print(f"   {m['updates']} live updates in {m['seconds']:.0f} s ({rate:.2f}/s, all fragments)")
+            print(f"   server RSS: start {m['start']:.0f} MB, end {m['end']:.0f} MB, peak {m['peak']:.0f} MB, "
+                  f"growth {growth:+.1f} MB ({verdict})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
