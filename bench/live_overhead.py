@@ -127,8 +127,10 @@ class UpdateCounter:
             self.fragment_runs += 1
 
 
+# Points drawn in all of the page's plotly charts (plotly.js decodes the base64 arrays the server
+# sends into _fullData, where each trace's _length is its number of points).
 PLOT_POINTS_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
-    .reduce((n, el) => n + (el.data || []).reduce((m, t) => m + (t.x ? t.x.length : 0), 0), 0)"""
+    .reduce((n, el) => n + (el._fullData || []).reduce((m, t) => m + (t._length || 0), 0), 0)"""
 
 
 def open_app(page, url: str) -> None:

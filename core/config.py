@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union, get_args, get_origin, get_type_hints
 
+from core.augment import Pipeline
 from core.data import DATASETS, IMAGE_SIZE_RANGE, PATH_PREFIXES
 from core.models import INIT_SCHEMES, MODELS
 
@@ -231,10 +232,6 @@ class AugmentConfig(_Section):
     train: tuple[dict, ...] = ()
 
     def _validate(self) -> None:
-        if not self.train:
-            return
-        from core.augment import Pipeline
-
         try:
             canonical = Pipeline.from_list(list(self.train)).to_list()
         except ValueError as exc:

@@ -652,7 +652,7 @@ class _Layout:
     members: list[str]  # image files to decode, in order
     labels: list[int]
     origin: list[int]  # 0 train folder, 1 test folder, -1 no split folders
-    skipped: list[str]  # files that are not images
+    skipped: list[str]  # files left out: not images, or images outside any class folder
     notes: list[str]
 
 

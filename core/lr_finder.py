@@ -9,7 +9,6 @@ below the lr of the lowest loss ("min/10"). Nothing is recorded in the run store
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import pandas as pd
@@ -17,7 +16,17 @@ import torch
 
 from core.config import TrainConfig
 from core.optim import build_optimizer
-from core.trainer import BatchMaker, autocast, autocast_dtype, build_model, classification_loss, generator, load_data, pick_device
+from core.trainer import (
+    BatchMaker,
+    autocast,
+    autocast_dtype,
+    available_cores,
+    build_model,
+    classification_loss,
+    generator,
+    load_data,
+    pick_device,
+)
 
 METHODS = ("steepest", "min/10")
 
@@ -48,7 +57,7 @@ def lr_find(
     previous_threads = torch.get_num_threads()
     try:
         device = pick_device(cfg.run.device)
-        torch.set_num_threads(cfg.run.threads or os.cpu_count() or 1)
+        torch.set_num_threads(cfg.run.threads or available_cores())
         amp = autocast_dtype(cfg.run.amp, device)
         data = load_data(cfg, device)
         make_batch = BatchMaker(cfg, data)

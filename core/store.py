@@ -246,7 +246,6 @@ def set_status(
     status: str,
     *,
     message: str | None = None,
-    device: str | None = None,
     pid: int | None = None,
 ) -> None:
     """Move a run to `status`; final statuses stamp `ended`, "running" stamps `started` and the host."""
@@ -256,8 +255,6 @@ def set_status(
     fields: dict[str, Any] = {"status": status}
     if message is not None:
         fields["message"] = message
-    if device is not None:
-        fields["device"] = device
     if pid is not None:
         fields["pid"] = pid
     if status == "running":
@@ -277,12 +274,6 @@ def record_pid(run_id: str, pid: int) -> None:
     """The training process of a running run (a run that already ended keeps its status)."""
     with _connection() as conn:
         conn.execute("UPDATE runs SET pid = ? WHERE id = ? AND status = 'running'", (pid, run_id))
-
-
-def update_summary(run_id: str, **parts: Any) -> None:
-    """Merge top-level keys into the run's summary JSON."""
-    with _connection() as conn, transaction(conn):
-        _merge_summary(conn, run_id, parts)
 
 
 def _merge_summary(conn: sqlite3.Connection, run_id: str, parts: Mapping[str, Any]) -> None:

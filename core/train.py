@@ -37,14 +37,16 @@ def run(
     name: str | None = None,
     *,
     sinks: Iterable[Callable[[Event], None]] = (),
+    progress: bool = False,
 ) -> str:
     """Train in this process until the run ends, recording it in the store; returns the run id.
 
     The final status (finished, stopped or failed) and message are in `store.get_run(run_id)`.
+    `progress` prints the CLI's progress lines; `sinks` receive every event as well.
     """
     cfg = _as_config(config)
     run_id = store.create_run(cfg, name, status="running")
-    execute(run_id, cfg, sinks=sinks)
+    execute(run_id, cfg, sinks=[*sinks, ConsoleSink()] if progress else sinks)
     return run_id
 
 

@@ -88,6 +88,13 @@ def generator(seed: int, purpose: str) -> torch.Generator:
     return torch.Generator().manual_seed(derived_seed(seed, purpose))
 
 
+def available_cores() -> int:
+    """Cores this process may use (a container's or taskset's limit, not the machine's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def pick_device(requested: str) -> torch.device:
     """"auto" prefers CUDA, then Apple's MPS, then the CPU; an explicit request must be available."""
     if requested == "auto":
@@ -311,7 +318,7 @@ def train_events(
     try:
         # ---- device ---------------------------------------------------------------------
         device = pick_device(cfg.run.device)
-        threads = cfg.run.threads or os.cpu_count() or 1
+        threads = cfg.run.threads or available_cores()
         torch.set_num_threads(threads)
         amp = autocast_dtype(cfg.run.amp, device)
         # Loss scaling keeps small fp16 gradients from flushing to zero; bf16 does not need it.

@@ -200,7 +200,7 @@ def confusion_figure(classes: list[str], confusion: list[list[int]]) -> go.Figur
     share = np.divide(z, rows, out=np.zeros_like(z), where=rows > 0)
     fig = go.Figure(
         go.Heatmap(
-            z=share, x=classes, y=classes, text=np.asarray(confusion), texttemplate="%{text}",
+            z=share.tolist(), x=classes, y=classes, text=confusion, texttemplate="%{text}",
             colorscale="Blues", zmin=0, zmax=1, colorbar={"title": "share of<br>true class", "tickformat": ".0%"},
             hovertemplate="true %{y}<br>predicted %{x}<br>%{text} images (%{z:.1%})<extra></extra>",
         )
@@ -281,7 +281,10 @@ def show_predict(record: store.RunRecord, key: str) -> None:
                            text=[f"{p:.1%}" for _, p in top][::-1], textposition="auto"))
     fig.update_layout(title="Top 5 classes", xaxis_range=[0, 1], xaxis_tickformat=".0%", height=280, margin={"t": 40, "b": 30})
     right.plotly_chart(fig, key=f"{key}-predict-chart")
-    right.dataframe(pd.DataFrame(top, columns=["class", "probability"]).style.format({"probability": "{:.2%}"}), hide_index=True)
+    right.dataframe(
+        pd.DataFrame(top, columns=["class", "probability"]), hide_index=True,
+        column_config={"probability": st.column_config.ProgressColumn("probability", format="percent", min_value=0.0, max_value=1.0)},
+    )
 
 
 def show_final_report(record: store.RunRecord, key: str) -> None:

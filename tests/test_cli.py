@@ -13,7 +13,7 @@ from core.config import TrainConfig
 from core.train import EXIT_FAILED, EXIT_USAGE, main
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICK = ["--subset", "0.04", "--epochs", "1", "--batch-size", "32",
+QUICK = ["--subset", "0.04", "--epochs", "1", "--batch-size", "32", "--set", "data.image_size=16",
          "--set", "model.options.width=0.25", "--set", "model.options.depth=1", "--set", "run.threads=1"]
 
 

@@ -10,7 +10,7 @@ from core.config import TrainConfig
 
 def quick(epochs: int) -> TrainConfig:
     return TrainConfig.from_dict({
-        "data": {"subset": 0.04},
+        "data": {"subset": 0.04, "image_size": 16},  # 16 px: generating the set takes a quarter of the time
         "model": {"options": {"width": 0.25, "depth": 1}},
         "run": {"epochs": epochs, "batch_size": 32, "threads": 1},
     })

@@ -139,10 +139,10 @@ def test_a_stop_request_is_honoured_at_the_next_step_boundary(tmp_path):
     assert (tmp_path / "weights.pt").exists()
 
 
-def test_setup_errors_become_a_failed_event_with_the_users_message():
-    final = fit(tiny(run={"device": "cuda:7"})) if not torch.cuda.is_available() else None
-    if final is not None:
-        assert isinstance(final, Failed) and "no CUDA GPU" in final.message
+def test_setup_errors_become_a_failed_event_with_the_users_message(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    final = fit(tiny(run={"device": "cuda:1"}))
+    assert isinstance(final, Failed) and "no CUDA GPU" in final.message
     final = fit(tiny(augment={"train": [{"op": "random_resized_crop", "params": {"size": 16}}]}))
     assert isinstance(final, Failed) and "set crop sizes" in final.message
 
@@ -150,8 +150,9 @@ def test_setup_errors_become_a_failed_event_with_the_users_message():
 # ---------------------------------------------------------------------------- store-backed runs
 
 
-def test_run_records_everything_in_the_store():
-    run_id = train_api.run(tiny(), "tiny")
+def test_run_records_everything_in_the_store(capsys):
+    run_id = train_api.run(tiny(), "tiny", progress=True)
+    assert "finished: test acc" in capsys.readouterr().out
     record = store.get_run(run_id)
     assert (record.status, record.name, record.device) == ("finished", "tiny", "cpu (1 thread)")
     assert record.train_config() == tiny()

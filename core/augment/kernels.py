@@ -93,24 +93,18 @@ def adjust_hue(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     r, g, b = x.unbind(1)
     maxc, minc = x.amax(dim=1), x.amin(dim=1)
     chroma = maxc - minc
-    # which channel is largest picks the sector; ties go to red, then green, as in torchvision
-    red_max = (maxc == r).to(x.dtype)
-    green_max = (maxc == g).to(x.dtype).mul_(1 - red_max)
-    blue_max = 1 - red_max - green_max
-    hue = red_max * (g - b)
-    hue.addcmul_(green_max, (b - r).add_(chroma, alpha=2))
-    hue.addcmul_(blue_max, (r - g).add_(chroma, alpha=4))
+    # Which channel is largest picks the sector (ties go to red, then green, as in
+    # torchvision); lerp with 0/1 weights selects exactly.
+    green_or_blue = torch.lerp((r - g).add_(chroma, alpha=4), (b - r).add_(chroma, alpha=2), (maxc == g).to(x.dtype))
+    hue = green_or_blue.lerp_(g - b, (maxc == r).to(x.dtype))
     # grey pixels (chroma 0) have hue 0/tiny = 0; any hue would do, chroma multiplies it below
     hue.div_(chroma.clamp(min=torch.finfo(x.dtype).tiny))
     hue.add_(factor.to(device=x.device, dtype=x.dtype).view(-1, 1, 1), alpha=6.0)
-    hue = torch.remainder(hue, 6.0)
-    out = torch.empty_like(x)
-    for channel, lowest_at in enumerate((3.0, 5.0, 1.0)):
-        distance = (hue - lowest_at).abs_()
-        distance = torch.minimum(distance, 6.0 - distance)
-        weight = distance.sub_(1.0).clamp_(0.0, 1.0)
-        torch.addcmul(minc, chroma, weight, out=out[:, channel])
-    return out.clamp_(0, 1)
+    hue = torch.remainder(hue, 6.0).unsqueeze(1)
+    lowest_at = torch.tensor((3.0, 5.0, 1.0), dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    distance = (hue - lowest_at).abs_()  # [N, 3, H, W]: the three channels at once
+    weight = torch.minimum(distance, 6.0 - distance).sub_(1.0).clamp_(0.0, 1.0)
+    return torch.addcmul(minc.unsqueeze(1), chroma.unsqueeze(1), weight).clamp_(0, 1)
 
 
 def _bilinear_taps(start: torch.Tensor, length: torch.Tensor, out: int, device) -> tuple:
@@ -148,10 +142,11 @@ def resized_crop(x: torch.Tensor, box: torch.Tensor, size: tuple[int, int]) -> t
     flat = x.reshape(n * c * h, w)
     rows0 = flat.index_select(0, (base + y0.view(n, 1, -1)).flatten()).view(n, c, out_h, w)
     rows1 = flat.index_select(0, (base + y1.view(n, 1, -1)).flatten()).view(n, c, out_h, w)
-    rows = torch.lerp(rows0, rows1, wy.to(x.dtype).view(n, 1, out_h, 1))
+    rows = rows0.lerp_(rows1, wy.to(x.dtype).view(n, 1, out_h, 1))
+    del rows1  # large previews: free before the next full-size allocation
     cols0 = rows.gather(3, x0.view(n, 1, 1, out_w).expand(n, c, out_h, out_w))
     cols1 = rows.gather(3, x1.view(n, 1, 1, out_w).expand(n, c, out_h, out_w))
-    return torch.lerp(cols0, cols1, wx.to(x.dtype).view(n, 1, 1, out_w))
+    return cols0.lerp_(cols1, wx.to(x.dtype).view(n, 1, 1, out_w))
 
 
 def crop(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -113,22 +113,41 @@ class Pipeline:
         """Augment a batch (float [N,C,H,W] in [0,1]); every image draws its own parameters.
 
         Returns (images, records): one record per enabled step with what was drawn.
+        Each step draws for the whole batch before anything is applied, in step order, so the
+        draws (and the images) do not depend on how the work is split; see _chunk_size.
         """
         if x.dim() != 4:
             raise AugmentError(f"expected a batch [N, C, H, W], got shape {tuple(x.shape)}")
         context = context or {}
-        records = []
-        for step in self.active:
-            op = get_op(step.op)
-            drawn = op.sample(x.shape[0], tuple(x.shape[1:]), step.params, generator, context)
-            x = op.apply(x, drawn, step.params, context)
-            records.append({"op": step.op, "label": op.label, "drawn": drawn})
-        return x, records
+        steps = [(get_op(step.op), step.params) for step in self.active]
+        n, chunk = x.shape[0], _chunk_size(x)
+        # the first chunk goes through every step first: its shape after a step is the shape
+        # every image has there, which the next step's draws need
+        head = x[:chunk]
+        draws = []
+        for op, params in steps:
+            drawn = op.sample(n, tuple(head.shape[1:]), params, generator, context)
+            head = op.apply(head, _rows(drawn, 0, chunk, n), params, context)
+            draws.append(drawn)
+        parts = [head]
+        for start in range(chunk, n, chunk):
+            part = x[start:start + chunk]
+            for (op, params), drawn in zip(steps, draws):
+                part = op.apply(part, _rows(drawn, start, start + chunk, n), params, context)
+            parts.append(part)
+        out = parts[0] if len(parts) == 1 else torch.cat(parts)
+        records = [{"op": step.op, "label": op.label, "drawn": drawn}
+                   for step, (op, _), drawn in zip(self.active, steps, draws)]
+        return out, records
 
     def preview(self, image: torch.Tensor, n: int = 8, seed: int = 0, context: dict | None = None):
         """n augmented copies of one image [C,H,W]; the same seed gives the same grid."""
-        batch = image.unsqueeze(0).expand(n, *image.shape).contiguous()
-        return self.apply(batch, torch.Generator().manual_seed(seed), context)
+        # n views of one image: every step writes a new tensor, so no copy is needed
+        batch = image.unsqueeze(0).expand(n, *image.shape)
+        grid, records = self.apply(batch, torch.Generator().manual_seed(seed), context)
+        if grid.data_ptr() == image.data_ptr():  # no step changed anything: still the shared views
+            grid = grid.contiguous()
+        return grid, records
 
     @staticmethod
     def describe(records: list[dict], i: int) -> list[str]:
@@ -166,6 +185,29 @@ class Pipeline:
             "for i in range(len(grid)):\n"
             "    print(i, Pipeline.describe(records, i))\n"
         )
+
+
+# On CPU a pipeline runs a few large images (the preview: 8 copies of a 512 px photo) one at a
+# time through all its steps: the temporaries of each step then stay in cache and are recycled
+# by the allocator instead of being fresh 20 MB buffers, which roughly halves the preview's
+# time. Training batches of small images (256 x 3 x 32 x 32 is under the limit) stay whole, and
+# so do batches on a GPU.
+CHUNK_ELEMENTS = 1 << 20
+
+
+def _chunk_size(x: torch.Tensor) -> int:
+    n = x.shape[0]
+    if x.device.type != "cpu" or n == 0:
+        return max(n, 1)
+    return min(n, max(1, CHUNK_ELEMENTS // max(1, x[0].numel())))
+
+
+def _rows(drawn: dict, start: int, stop: int, n: int) -> dict:
+    """The draws of images start..stop-1 (every per-image tensor has the batch as dimension 0)."""
+    if start == 0 and stop >= n:
+        return drawn
+    return {k: v[start:stop] if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == n else v
+            for k, v in drawn.items()}
 
 
 def load_json(text: str | bytes) -> tuple[Pipeline, int | None]:

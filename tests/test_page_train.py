@@ -1,0 +1,320 @@
+"""The Train page through Streamlit's AppTest: configure, launch, watch, stop, queue, report.
+
+Launched runs are real: core.runner starts `python -m core.train` processes that write to the
+test's own AUGLAB_HOME, and the tests rerun the page until the store says what they wait for.
+Queue tests hold the only training slot with a run whose "process" is this test process, so
+nothing is spawned for them.
+"""
+import base64
+import io
+import json
+import os
+import time
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
+from core import runner, store, train
+from core.config import TrainConfig
+
+# 250 images of 16x16, 7 steps an epoch, a 0.25-width FastCNN, one thread: on a machine shared with
+# other work, two spinning torch threads make generating the shapes many times slower, not faster.
+TINY = {"data.subset": 0.05, "data.image_size": 16, "run.batch_size": 32, "opt.fastcnn.width": 0.25, "run.threads": 1}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """The page loads datasets in this process; one thread for the same reason as TINY's."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def at():
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    app.run()
+    app.switch_page("pages/train.py")
+    app.session_state["tr_auto_estimate"] = False  # timing steps is tested once, below
+    return run(app)
+
+
+@pytest.fixture(autouse=True)
+def no_runs_left_behind():
+    """Stop whatever a test left training, so no process outlives its temporary AUGLAB_HOME."""
+    yield
+    runs = store.list_runs()
+    for run_id in runs[runs["status"].isin(["queued", "running"])]["id"]:
+        runner.stop(run_id)
+    for run_id in runs[runs["status"] == "running"]["id"]:
+        if store.get_run(run_id).pid != os.getpid():
+            runner.wait(run_id, timeout=60)
+
+
+def run(app: AppTest) -> AppTest:
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def set_tiny(app: AppTest, epochs: int) -> AppTest:
+    app.slider(key="tr_data.subset").set_value(TINY["data.subset"])
+    app.number_input(key="tr_data.image_size").set_value(TINY["data.image_size"])
+    app.number_input(key="tr_run.batch_size").set_value(TINY["run.batch_size"])
+    app.number_input(key="tr_opt.fastcnn.width").set_value(TINY["opt.fastcnn.width"])
+    app.number_input(key="tr_run.threads").set_value(TINY["run.threads"])
+    app.number_input(key="tr_run.epochs").set_value(epochs)
+    return run(app)
+
+
+def errors(app: AppTest) -> str:
+    return "\n".join(e.value for e in app.error)
+
+
+def chart_titles(app: AppTest) -> list[str]:
+    return [json.loads(chart.proto.spec)["layout"].get("title", {}).get("text", "") for chart in app.get("plotly_chart")]
+
+
+def progress_text(app: AppTest) -> str:
+    bars = app.get("progress")
+    return bars[0].proto.text if bars else ""
+
+
+def rerun_until(app: AppTest, done, timeout: float = 60.0, every: float = 0.5) -> list[str]:
+    """Rerun the page (as the live fragment would) until done(record); returns the progress texts seen."""
+    seen, deadline = [], time.monotonic() + timeout
+    while True:
+        run(app)
+        seen.append(progress_text(app))
+        record = store.get_run(app.query_params["run"])
+        if done(record):
+            return seen
+        assert time.monotonic() < deadline, f"run still {record.status} after {timeout} s"
+        time.sleep(every)
+
+
+def occupy_the_only_slot() -> str:
+    """A "running" run whose process is this one (alive), so launches queue and nothing is spawned."""
+    runner.set_max_concurrent(1)
+    return store.create_run(TrainConfig(), "occupier", status="running")
+
+
+# ---- launching and watching ----------------------------------------------------------------------
+
+
+def test_a_launched_run_shows_live_progress_and_curves_then_its_report(at):
+    set_tiny(at, epochs=2)
+    at.text_input(key="tr_run_name").set_value("tiny")
+    at.button(key="tr-launch").click()
+    run(at)
+    run_id = at.query_params["run"]  # the URL names the run, so a reload shows it again
+    assert store.get_run(run_id).name == "tiny"
+    assert any("Launched tiny" in s.value for s in at.success)
+
+    seen = rerun_until(at, lambda r: r.is_final)
+    record = store.get_run(run_id)
+    assert record.status == "finished", record.message
+    assert seen[0]  # it was shown live (starting, or already stepping) before it ended
+    # when it ended: final metrics, curves, confusion matrix, per-class accuracy
+    run(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Test accuracy"] == f"{record.summary['final']['test_acc']:.2%}"
+    assert {"Loss", "Accuracy", "Confusion matrix (test split)", "Accuracy per class (test split)"} <= set(chart_titles(at))
+    assert not at.get("progress")  # nothing live any more
+
+
+def test_stop_button_stops_a_running_run_and_keeps_its_curves(at):
+    set_tiny(at, epochs=200)
+    at.button(key="tr-launch").click()
+    run(at)
+    rerun_until(at, lambda r: len(store.metrics(r.id, "step")) >= 3)  # inside its loop, with a pace to go by
+    # live: where it is (epoch, step of 200 epochs x 7 steps, time left, speed) and its curves so far
+    text = progress_text(at)
+    assert "epoch" in text and "of 1,400" in text and "left" in text and "images/s" in text, text
+    assert {"Loss", "Accuracy"} <= set(chart_titles(at))
+    at.button(key="tr-stop").click()
+    rerun_until(at, lambda r: r.is_final)
+    record = store.get_run(at.query_params["run"])
+    assert record.status == "stopped"
+    run(at)
+    assert any("was stopped" in w.value for w in at.warning)
+    assert "Loss" in chart_titles(at)  # what it recorded is still shown
+
+
+def test_runs_beyond_the_limit_wait_in_a_visible_queue(at):
+    occupier = occupy_the_only_slot()
+    set_tiny(at, epochs=1)
+    at.text_input(key="tr_run_name").set_value("first in line")
+    at.button(key="tr-launch").click()
+    run(at)
+    first = at.query_params["run"]
+    at.text_input(key="tr_run_name").set_value("second in line")
+    at.button(key="tr-launch").click()
+    run(at)
+    second = at.query_params["run"]
+    assert store.get_run(first).status == store.get_run(second).status == "queued"
+    assert any("Queued second in line" in i.value for i in at.info)
+    table = at.dataframe[-1].value
+    assert list(table["status"]) == ["running", "queued #1", "queued #2"]
+    assert list(table["name"]) == ["occupier", "first in line", "second in line"]
+    assert "position 2 in the queue" in progress_text(at)
+    # a queued run can be taken out of the queue
+    at.button(key="tr-stop").click()
+    run(at)
+    assert store.get_run(second).status == "stopped"
+    assert list(at.dataframe[-1].value["name"]) == ["occupier", "first in line"]
+    # opening the page afresh (another tab, no ?run=) shows the newest running run
+    fresh = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    fresh.run()
+    fresh.switch_page("pages/train.py")
+    fresh.session_state["tr_auto_estimate"] = False
+    run(fresh)
+    assert fresh.query_params["run"] == occupier
+    runner.stop(first)
+    store.set_status(occupier, "finished")
+
+
+def test_a_preset_launches_its_runs_and_opens_the_comparison(at):
+    occupy_the_only_slot()
+    at.selectbox(key="tr_preset").set_value("mixup")
+    run(at)
+    assert any("No CUDA GPU here" in i.value for i in at.info)  # the scaling is said before launching
+    at.button(key="tr-launch-preset").click()
+    at.run()
+    ids = at.session_state["compare_runs"]
+    assert at.query_params["runs"] == ",".join(ids)
+    names = [store.get_run(i).name for i in ids]
+    assert names == ["Mixup vs baseline · baseline", "Mixup vs baseline · Mixup alpha 0.2"]
+    assert store.get_run(ids[1]).train_config().tricks.mixup_alpha == 0.2
+    for run_id in ids:
+        runner.stop(run_id)
+
+
+# ---- the report of an ended run --------------------------------------------------------------------
+
+
+def picture_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_a_finished_run_shows_its_confusion_matrix_gallery_and_predicts():
+    tiny = {"data": {"subset": 0.05, "image_size": 16}, "model": {"options": {"width": 0.25}},
+            "run": {"epochs": 1, "batch_size": 32, "threads": 1}}
+    run_id = train.run(tiny, "done")
+    record = store.get_run(run_id)
+    assert record.status == "finished"
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    app.run()
+    app.switch_page("pages/train.py")
+    app.session_state["tr_auto_estimate"] = False
+    app.query_params["run"] = run_id  # a link to this run
+    run(app)
+    assert "Confusion matrix (test split)" in chart_titles(app)
+    confusion = next(json.loads(c.proto.spec) for c in app.get("plotly_chart") if "Confusion" in c.proto.spec)
+    assert confusion["data"][0]["text"] == record.summary["confusion"]
+    # the gallery: the most confidently wrong test images, with their true and predicted labels
+    classes = record.summary["classes"]
+    wrong = record.summary["misclassified"]
+    captions = [c for image in app.image for c in image.captions if c.startswith("true: ")]
+    first = wrong[0]
+    assert captions[0] == f"true: {classes[first['true']]} · predicted: {classes[first['predicted']]} ({first['confidence']:.0%})"
+    assert len(captions) == min(24, len(wrong))
+    # predict: upload a picture, get the five most likely classes with probabilities summing to at most 1
+    app.file_uploader(key=f"tr-report-{run_id}-predict").set_value(("thing.png", picture_png(), "image/png"))
+    run(app)
+    top = app.dataframe[-1].value
+    assert len(top) == 5 and set(top["class"]) <= set(classes)
+    assert list(top["probability"]) == sorted(top["probability"], reverse=True) and top["probability"].sum() <= 1 + 1e-6
+
+
+def test_failed_and_interrupted_runs_say_why(at):
+    failed = store.create_run(TrainConfig(), "diverged", status="running")
+    store.set_status(failed, "failed", message="loss became NaN at step 3: the learning rate 50 is probably too high")
+    at.query_params["run"] = failed
+    run(at)
+    assert "loss became NaN at step 3" in errors(at)
+    interrupted = store.create_run(TrainConfig(), "killed", status="running")
+    with store._connection() as conn:  # its process is gone: a pid that cannot exist
+        conn.execute("UPDATE runs SET pid = ? WHERE id = ?", (2**22 + 12345, interrupted))
+    at.query_params["run"] = interrupted
+    run(at)
+    assert store.get_run(interrupted).status == "interrupted"
+    assert any("interrupted" in w.value and "ended without recording a result" in w.value for w in at.warning)
+
+
+# ---- the editor ------------------------------------------------------------------------------------
+
+
+def test_a_config_the_engine_rejects_shows_its_message_and_cannot_launch(at):
+    at.number_input(key="tr_run.epochs").set_value(2)
+    at.number_input(key="tr_schedule.warmup").set_value(3.0)
+    run(at)
+    assert "schedule.warmup (3 epochs) must be shorter than run.epochs (2)" in errors(at)
+    assert at.button(key="tr-launch").disabled
+    at.number_input(key="tr_schedule.warmup").set_value(1.0)
+    run(at)
+    assert not at.error and not at.button(key="tr-launch").disabled
+
+
+def test_the_schedule_parameters_device_and_estimate_are_shown_before_launch(at):
+    set_tiny(at, epochs=3)
+    at.session_state["tr_auto_estimate"] = True
+    run(at)
+    schedule = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "Learning rate" in c.proto.spec)
+    lrs = schedule["data"][0]["y"]
+    assert len(lrs) == 3 * 7 and lrs[0] == pytest.approx(0.05) and lrs[-1] < lrs[0]  # cosine from the peak lr
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Device"] == "CPU"
+    assert int(metrics["Parameters"].replace(",", "")) > 0
+    assert metrics["Estimated time"][0].isdigit()  # "9 s", "1 min 05 s": timed on this machine
+
+
+def zip_of(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_an_uploaded_zip_is_used_or_rejected_with_its_message(at):
+    one_class = zip_of({"cat/a.png": picture_png(), "cat/b.png": picture_png()})
+    at.file_uploader(key="tr_zip_upload").set_value(("cats.zip", one_class, "application/zip"))
+    run(at)
+    assert "cats.zip cannot be used as a dataset" in errors(at) and "only one class" in errors(at)
+    assert at.session_state["tr_data.dataset"] == "shapes"  # the selection is unchanged
+    escaping = zip_of({"../x/a.png": picture_png(), "y/b.png": picture_png()})
+    at.file_uploader(key="tr_zip_upload").set_value(("evil.zip", escaping, "application/zip"))
+    run(at)
+    assert "unsafe path" in errors(at)
+    good = zip_of({f"{c}/{i}.png": picture_png() for c in ("cat", "dog") for i in range(3)})
+    at.file_uploader(key="tr_zip_upload").set_value(("pets.zip", good, "application/zip"))
+    run(at)
+    assert not at.error
+    assert at.session_state["tr_data.dataset"].startswith("zip:") and at.session_state["tr_data.dataset"].endswith(".zip")
+    assert any("Uploaded pets.zip: 2 classes" in s.value for s in at.success)
+
+
+def test_the_pipeline_comes_from_the_lab_or_a_shared_link(at):
+    assert at.session_state["tr_pipeline"].steps == ()
+    at.button(key="tr-use-lab").click()
+    run(at)
+    assert [s.op for s in at.session_state["tr_pipeline"].steps] == [s.op for s in at.session_state["lab_pipeline"].steps]
+    steps = [{"op": "pad_crop", "params": {"padding": 2}}, {"op": "cutout", "params": {"size": 0.25}}]
+    param = base64.urlsafe_b64encode(json.dumps(steps).encode()).decode().rstrip("=")
+    at.text_input(key="tr_pipeline_link").set_value(f"http://localhost:8501/?p={param}&seed=3")
+    run(at)
+    pipeline = at.session_state["tr_pipeline"]
+    assert [s.op for s in pipeline.steps] == ["pad_crop", "cutout"] and pipeline.steps[0].params["padding"] == 2
+    at.text_input(key="tr_pipeline_link").set_value("http://localhost:8501/?p=not-a-pipeline")
+    run(at)
+    assert "could not be used" in errors(at)
+    assert [s.op for s in at.session_state["tr_pipeline"].steps] == ["pad_crop", "cutout"]  # unchanged
