@@ -62,12 +62,12 @@ def streamlit_server(home: Path, timeout: float = 90.0) -> Iterator[tuple[subpro
     """`streamlit run app.py` on a free loopback port; stopped (killed if need be) on exit."""
     port = free_port()
     env = dict(os.environ, AUGLAB_HOME=str(home))
-    log = open(home / "streamlit.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )
+    with open(home / "streamlit.log", "wb") as log:  # the server keeps its own descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
+             str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -91,7 +91,6 @@ def streamlit_server(home: Path, timeout: float = 90.0) -> Iterator[tuple[subpro
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
-        log.close()
 
 
 @contextmanager
@@ -110,9 +109,11 @@ class UpdateCounter:
     """Counts the live updates a page receives: websocket messages that end a fragment run."""
 
     def __init__(self, page) -> None:
+        from google.protobuf.message import DecodeError
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
         self._message = ForwardMsg
+        self._decode_error = DecodeError
         self.fragment_runs = 0
         page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
 
@@ -121,15 +122,16 @@ class UpdateCounter:
             return
         try:
             msg = self._message.FromString(bytes(payload))
-        except Exception:  # not a ForwardMsg (a future protocol change): count nothing rather than crash
+        except self._decode_error:  # not a ForwardMsg (a future protocol change): count nothing
             return
         if msg.WhichOneof("type") == "script_finished" and msg.script_finished == msg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY:
             self.fragment_runs += 1
 
 
-# Points drawn in all of the page's plotly charts (plotly.js decodes the base64 arrays the server
-# sends into _fullData, where each trace's _length is its number of points).
-PLOT_POINTS_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+# Points drawn in the Train page's live curves: Streamlit gives a keyed element the class
+# st-key-<key> (the page keys them tr-live-<run id>-...), and plotly.js decodes the arrays the
+# server sends into _fullData, where each trace's _length is its number of points.
+LIVE_POINTS_JS = """() => Array.from(document.querySelectorAll('[class*="st-key-tr-live-"] .js-plotly-plot'))
     .reduce((n, el) => n + (el._fullData || []).reduce((m, t) => m + (t._length || 0), 0), 0)"""
 
 
@@ -185,11 +187,50 @@ def cli_run(config, home: Path, name: str) -> str:
     return runs[runs["name"] == name]["id"].iloc[0]
 
 
-def app_run(config, page, url: str, name: str, rss) -> tuple[str, int, int]:
+class CpuUse:
+    """CPU time of the Streamlit server and of the browser's processes, as cores used on average.
+
+    On a machine shared with other work the throughput ratio mixes the dashboard's cost with
+    everyone else's; the cores the dashboard itself kept busy are the figure that carries over.
+    """
+
+    def __init__(self, server_pid: int) -> None:
+        import psutil
+
+        self.psutil = psutil
+        self.server = psutil.Process(server_pid)
+        self.start = time.monotonic()
+        self.server_start = self._cpu(self.server)
+        self.browser_start = self._browser()
+
+    @staticmethod
+    def _cpu(process) -> float:
+        times = process.cpu_times()
+        return times.user + times.system
+
+    def _browser(self) -> dict[int, float]:
+        used = {}
+        for child in self.psutil.Process().children(recursive=True):
+            try:
+                if "chrom" in child.name():
+                    used[child.pid] = self._cpu(child)
+            except self.psutil.Error:  # a renderer that just ended
+                pass
+        return used
+
+    def cores(self) -> tuple[float, float]:
+        """(server, browser) average cores since construction (a browser process that ended is not counted)."""
+        wall = time.monotonic() - self.start
+        server = self._cpu(self.server) - self.server_start
+        browser = sum(t - self.browser_start.get(pid, 0.0) for pid, t in self._browser().items())
+        return server / wall, browser / wall
+
+
+def app_run(config, page, url: str, name: str, rss: Rss, server_pid: int) -> tuple[str, int, int, tuple[float, float]]:
     """Queue the run as the Train page does and watch it there until it ends.
 
-    Returns the run id, the live updates received and the largest number of points the page's
-    charts showed (which must have grown while the run trained).
+    Returns the run id, the live updates received, the largest number of points the page's live
+    curves showed (which must have grown while the run trained) and the dashboard's CPU use.
     """
     from core import runner, store
 
@@ -197,12 +238,13 @@ def app_run(config, page, url: str, name: str, rss) -> tuple[str, int, int]:
     page.get_by_role("heading", name="Train").first.wait_for(timeout=90_000)
     wait_until_idle(page)  # the page times a few steps for its cost estimate: not during the run
     counter = UpdateCounter(page)
+    cpu = CpuUse(server_pid)
     run_id = runner.launch(config, name)
     page.goto(f"{url}/train?run={run_id}", wait_until="domcontentloaded")
     first_points = None
     most = 0
     while True:
-        points = page.evaluate(PLOT_POINTS_JS)
+        points = page.evaluate(LIVE_POINTS_JS)
         if points and first_points is None:
             first_points = points
         most = max(most, points)
@@ -211,11 +253,12 @@ def app_run(config, page, url: str, name: str, rss) -> tuple[str, int, int]:
         if record.is_final:
             break
         time.sleep(1.0)
+    cores = cpu.cores()
     if record.status != "finished":
         raise RuntimeError(f"the app run ended {record.status}: {record.message}")
     if first_points is None or most <= first_points:
         raise RuntimeError(f"the Train page's curves did not grow while the run trained ({first_points} -> {most} points)")
-    return run_id, counter.fragment_runs, most
+    return run_id, counter.fragment_runs, most, cores
 
 
 # ---- memory ------------------------------------------------------------------------------------
@@ -275,7 +318,7 @@ def memory(page, url: str, rss: Rss, minutes: float) -> dict:
     try:
         counter = UpdateCounter(page)
         page.goto(f"{url}/train?run={run_id}", wait_until="domcontentloaded")
-        page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+        page.locator('[class*="st-key-tr-live-"] .js-plotly-plot').first.wait_for(timeout=120_000)
         time.sleep(10)  # the first draws allocate what every later one reuses
         start_updates, start = counter.fragment_runs, rss.sample()
         t0 = time.monotonic()
@@ -283,7 +326,7 @@ def memory(page, url: str, rss: Rss, minutes: float) -> dict:
         while time.monotonic() - t0 < minutes * 60:
             time.sleep(min(10.0, max(0.1, minutes * 60 - (time.monotonic() - t0))))
             peak = max(peak, rss.sample())
-            if page.evaluate(PLOT_POINTS_JS) == 0:
+            if page.evaluate(LIVE_POINTS_JS) == 0:
                 raise RuntimeError("the Train page stopped showing the live run's curves")
         end = rss.sample()
         return {"start": start, "end": end, "peak": peak, "updates": counter.fragment_runs - start_updates,
@@ -325,13 +368,15 @@ def main() -> None:
         open_app(page, url)
         if cli_speed is not None:
             print("   app: the same run launched with the Train page open and live…", flush=True)
-            app_id, updates, points = app_run(config, page, url, "bench: app", rss)
+            app_id, updates, points, (server_cores, browser_cores) = app_run(config, page, url, "bench: app", rss, server.pid)
             app_speed, app_steps = images_per_s(app_id)
             ratio = app_speed / cli_speed
             verdict = "ok" if ratio >= TARGET_RATIO else f"below the {TARGET_RATIO} target"
             print(f"   app: {app_speed:,.0f} images/s (median of {app_steps} steps; {updates} live updates, "
                   f"curves grew to {points} points)")
-            print(f"   ratio app/CLI: {ratio:.3f} ({verdict})", flush=True)
+            print(f"   ratio app/CLI: {ratio:.3f} ({verdict})")
+            print(f"   the dashboard kept busy {server_cores:.2f} cores (server) + {browser_cores:.2f} (browser) "
+                  f"of {os.cpu_count()}; load average now {os.getloadavg()[0]:.1f}", flush=True)
         if not args.skip_memory:
             print(f"2. memory: the Train page showing a live run for {args.minutes:g} min…", flush=True)
             m = memory(page, url, rss, args.minutes)

@@ -33,7 +33,6 @@ from PIL import Image, ImageDraw, ImageFont
 from core import runner, store
 from core.config import ConfigError, TrainConfig, apply_overrides, flatten, parse_value
 
-
 # ============================================================================ what can be plotted
 
 
@@ -295,7 +294,8 @@ def compare_table(run_ids: Sequence[str], baseline: str | None = None) -> pd.Dat
 
     With a baseline (one of the runs), two more columns give each run's accuracy minus the
     baseline's (positive means better than the baseline). Config values are shown as text, so
-    that a column mixing numbers and None stays one type.
+    that a column mixing numbers and None stays one type. `table.attrs["differing"]` lists the
+    config columns.
     """
     records, missing = load_runs(run_ids)
     if missing:
@@ -311,6 +311,7 @@ def compare_table(run_ids: Sequence[str], baseline: str | None = None) -> pd.Dat
     )
     for key in keys:
         table[key] = [format_value(flats[i].get(key)) if key in flats[i] else "—" for i in ids]
+    table.attrs["differing"] = keys
     accuracy = accuracy_summary(ids)
     table["final test acc"] = accuracy["final_test_acc"]
     table["best test acc"] = accuracy["best_test_acc"]

@@ -80,6 +80,9 @@ class DataConfig(_Section):
     seed: int = 0
     # Downloads are off by default so that an offline run fails fast instead of hanging.
     allow_download: bool = False
+    # Shuffle pixel positions with one fixed permutation (drawn from `seed`), train and test alike:
+    # an MLP is unaffected, a CNN loses the neighbourhoods its convolutions rely on.
+    permute_pixels: bool = False
 
     def _validate(self) -> None:
         self._check(
@@ -111,10 +114,14 @@ class ModelConfig(_Section):
     # Model options (core.models.MODELS[name].options, e.g. width); missing ones take their defaults.
     # Only the ones set are stored, so changing `name` never leaves another model's options behind.
     options: dict = field(default_factory=dict)
+    # Id of a finished run of the same model whose weights start this one (fine-tuning); its head
+    # is replaced by a fresh one for this dataset's classes. None starts from `init`.
+    init_from_run: str | None = None
 
     def _validate(self) -> None:
         self._check_choice("name", tuple(MODELS))
         self._check_choice("init", INIT_SCHEMES)
+        self._check(self.init_from_run is None or bool(self.init_from_run.strip()), "init_from_run", "must be None or a run id")
         try:
             MODELS[self.name].validate(self.name, self.options)
         except ValueError as exc:

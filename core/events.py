@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TextIO, Union
+from typing import Any, TextIO
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,8 @@ class Failed:
     detail: str = ""  # traceback of an unexpected error, for a bug report
 
 
-Event = Union[Started, Step, Eval, Finished, Stopped, Failed]
-FinalEvent = Union[Finished, Stopped, Failed]
+Event = Started | Step | Eval | Finished | Stopped | Failed
+FinalEvent = Finished | Stopped | Failed
 Sink = Callable[[Event], None]
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -221,30 +222,103 @@ class CifarResNet18(nn.Module):
         return self.head(self.pool(self.stages(self.stem(x))))
 
 
+class PatchWhitening(nn.Module):
+    """A 2x2 convolution whose filters whiten the input's 2x2 patches, fitted to the first batch.
+
+    The filters are the eigenvectors of the patch second-moment matrix divided by the square
+    root of their eigenvalues, and the same filters negated (so a following GELU keeps both
+    signs): every direction of patch space comes out with unit variance, and the first layer
+    starts out already knowing the data's pixel correlations instead of learning them (the
+    patch-whitening layer of Keller Jordan's airbench). The filters are a buffer, not a
+    parameter: they stay as fitted; the bias learns.
+
+    Fitting happens on the first forward pass in training mode, from that batch, which is
+    why the layer needs no access to the dataset. Until then (a model evaluated untrained) the
+    filters are random, as in an ordinary conv. The fitted filters travel in the state dict.
+    """
+
+    kernel = 2
+
+    def __init__(self, in_channels: int, eps: float = 5e-4):
+        super().__init__()
+        patch = in_channels * self.kernel * self.kernel
+        self.out_channels = 2 * patch
+        self.eps = eps  # keeps near-zero eigenvalues (flat patches) from being blown up
+        weight = torch.empty(self.out_channels, in_channels, self.kernel, self.kernel)
+        nn.init.kaiming_uniform_(weight, a=math.sqrt(5))  # nn.Conv2d's own initialisation
+        self.register_buffer("weight", weight)
+        self.register_buffer("fitted", torch.tensor(False))
+        self.bias = nn.Parameter(torch.zeros(self.out_channels))
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor) -> None:
+        """Set the filters from the 2x2 patches of a batch [N, C, H, W]."""
+        k = self.kernel
+        patches = x.detach().double().unfold(2, k, 1).unfold(3, k, 1)  # [N, C, H', W', k, k]
+        patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, x.shape[1] * k * k)
+        moment = patches.T @ patches / len(patches)
+        eigenvalues, eigenvectors = torch.linalg.eigh(moment)  # ascending; eigenvectors in columns
+        filters = (eigenvectors.T / torch.sqrt(eigenvalues.clamp(min=0) + self.eps).unsqueeze(1)).flip(0)
+        filters = filters.view(-1, x.shape[1], k, k)
+        self.weight.copy_(torch.cat((filters, -filters)).to(self.weight))
+        self.fitted.fill_(True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and not self.fitted:
+            with torch.autocast(x.device.type, enabled=False):
+                self.fit(x)
+        return F.conv2d(x, self.weight.to(x.dtype), self.bias.to(x.dtype))
+
+
 class FastCNN(nn.Module):
     """A small speed-run network after Keller Jordan's airbench and David Page's ResNet-9.
 
-    stem conv -> 3 blocks, each [conv -> maxpool 2 -> BN -> GELU, (depth - 1) x (conv -> BN -> GELU)]
+    stem -> 3 blocks, each [conv -> maxpool 2 -> BN -> GELU, (depth - 1) x (conv -> BN -> GELU)]
     -> global max pool -> linear head -> times `logit_scale`.
-    Pooling right after the first conv of a block does the expensive convs at the lower
-    resolution; the global max pool asks "is the feature anywhere?", which suits objects at any
-    position; scaling the logits down (airbench uses 1/9) keeps the early softmax outputs soft,
-    so the large learning rates of a short schedule do not blow up the first steps.
+
+    The stem is either a patch-whitening layer (see PatchWhitening; 2x2, no padding, so 32 px
+    become 31) or a plain 3x3 conv with batch norm. Pooling right after the first conv of a
+    block does the expensive convs at the lower resolution; the global max pool asks "is the
+    feature anywhere?", which suits objects at any position; scaling the logits down (airbench
+    uses 1/9) keeps the early softmax outputs soft, so the large learning rates of a short
+    schedule do not blow up the first steps. Block convs start as partial identities (Dirac
+    init on the first in_channels filters): the signal passes through the untrained net
+    unchanged, which lets high learning rates work from the first step. `flip_tta` averages the
+    logits of each image and its mirror image in eval mode (test-time augmentation; right for
+    photos, wrong for text or digits).
     """
 
-    def __init__(self, in_channels: int, num_classes: int, width: float, depth: int, logit_scale: float):
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        width: float,
+        depth: int,
+        logit_scale: float,
+        stem: str = "whiten",
+        bn_momentum: float = 0.1,
+        flip_tta: bool = False,
+    ):
         super().__init__()
-        stem_width = max(8, round(24 * width))
         widths = [max(8, round(w * width)) for w in (32, 64, 128)]
 
         def conv_bn(c_in: int, c_out: int, pool: bool) -> list[nn.Module]:
-            layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)]
+            conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+            nn.init.dirac_(conv.weight[: min(c_in, c_out)])
+            layers: list[nn.Module] = [conv]
             if pool:
                 layers.append(nn.MaxPool2d(2))
-            return layers + [nn.BatchNorm2d(c_out), nn.GELU()]
+            return layers + [nn.BatchNorm2d(c_out, momentum=bn_momentum), nn.GELU()]
 
-        layers = conv_bn(in_channels, stem_width, pool=False)
-        c = stem_width
+        if stem == "whiten":
+            self.stem = nn.Sequential(PatchWhitening(in_channels), nn.GELU())
+            c = self.stem[0].out_channels
+        else:
+            c = max(8, round(24 * width))
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, c, 3, padding=1, bias=False), nn.BatchNorm2d(c, momentum=bn_momentum), nn.GELU()
+            )
+        layers: list[nn.Module] = []
         for w in widths:
             layers += conv_bn(c, w, pool=True)
             for _ in range(depth - 1):
@@ -254,9 +328,15 @@ class FastCNN(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(c, num_classes, bias=False)
         self.logit_scale = logit_scale
+        self.flip_tta = flip_tta
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(self.stem(x))) * self.logit_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x)) * self.logit_scale
+        if self.flip_tta and not self.training:
+            return (self.logits(x) + self.logits(x.flip(-1))) / 2
+        return self.logits(x)
 
 
 def _torchvision_resnet18(in_channels: int, num_classes: int, pretrained: bool) -> nn.Module:
@@ -342,12 +422,13 @@ MODELS: dict[str, ModelInfo] = {
     ),
     "fastcnn": ModelInfo(
         label="FastCNN (CPU speed-run net)",
-        help="A small airbench-style network built for accuracy per second on a CPU: a stem conv and "
-        "three conv blocks (32/64/128 channels at width 1) with pooling early in each block, a global "
-        "max pool and a scaled linear head; about 0.3M parameters.",
+        help="A small airbench-style network built for accuracy per second on a CPU: a patch-whitening "
+        "stem and three conv blocks (32/64/128 channels at width 1) with pooling early in each block, "
+        "a global max pool and a scaled linear head; about 0.3M parameters. With the cpu_fast_cifar "
+        "recipe it reaches about 90% on CIFAR-10 in a few minutes on a laptop CPU.",
         options=(
             Option(
-                "width", "float", 1.0, "Multiplies every channel count (24 stem; 32, 64, 128 blocks).",
+                "width", "float", 1.0, "Multiplies every block's channel count (32, 64, 128 at width 1).",
                 low=0.25, high=4.0,
             ),
             Option("depth", "int", 2, "Convs per block (the first one pools).", low=1, high=4),
@@ -355,8 +436,26 @@ MODELS: dict[str, ModelInfo] = {
                 "logit_scale", "float", 1 / 9, "Multiplies the logits; small values keep early training stable.",
                 low=0.01, high=1.0,
             ),
+            Option(
+                "stem", "choice", "whiten",
+                "First layer: 'whiten' fits 2x2 filters that whiten the pixels to the first training batch "
+                "(faster start); 'conv' is a plain learned 3x3 conv with batch norm.",
+                choices=("whiten", "conv"),
+            ),
+            Option(
+                "bn_momentum", "float", 0.1,
+                "How fast batch norm's running statistics follow the batches (PyTorch's default 0.1); "
+                "short runs with large learning rates evaluate better with faster tracking, e.g. 0.4.",
+                low=0.01, high=0.9,
+            ),
+            Option(
+                "flip_tta", "bool", False,
+                "At evaluation, average the predictions for each image and its mirror image (test-time "
+                "augmentation): costs a second forward pass, gains a little on photos; wrong for digits or text.",
+            ),
         ),
-        build=lambda c, k, s, width, depth, logit_scale: FastCNN(c, k, width, depth, logit_scale),
+        build=lambda c, k, s, **options: FastCNN(c, k, **options),
+        min_image_size=10,  # the 2x2 whitening stem loses a pixel, then three poolings halve the side
     ),
     "tv_resnet18": ModelInfo(
         label="ResNet-18 (torchvision, ImageNet form)",

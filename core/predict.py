@@ -3,7 +3,8 @@
     predict(run_id, image)   # image: [C, H, W] uint8 or float in [0, 1] -> [(class, prob), ...]
 
 Images are brought to what the model was trained on: the channel count (gray <-> RGB), the
-side length and the dataset's normalisation, all recorded in the run's summary.
+side length, the pixel permutation (data.permute_pixels) and the dataset's normalisation, all
+recorded in the run's config and summary.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from core import models, store
+from core.permute import permute_pixels, pixel_permutation
 
 # ITU-R BT.601 luma weights, as torchvision's rgb_to_grayscale uses.
 _LUMA = (0.299, 0.587, 0.114)
@@ -30,6 +32,7 @@ class LoadedModel:
     image_size: int
     mean: torch.Tensor  # [1, C, 1, 1] on the model's device
     std: torch.Tensor
+    pixel_order: torch.Tensor | None = None  # the run's data.permute_pixels permutation, if it trained with one
 
     @property
     def num_classes(self) -> int:
@@ -54,6 +57,8 @@ class LoadedModel:
             raise ValueError(f"the model takes {self.in_channels}-channel images, got {x.shape[1]} channels")
         if x.shape[-2:] != (self.image_size, self.image_size):
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True, align_corners=False)
+        if self.pixel_order is not None:
+            x = permute_pixels(x, self.pixel_order)
         return (x - self.mean) / self.std
 
     @torch.no_grad()
@@ -93,6 +98,7 @@ def _load(run_id: str, weights: str, mtime_ns: int, device: str) -> LoadedModel:
         image_size=data["image_size"],
         mean=torch.tensor(data["mean"], device=device).view(shape),
         std=torch.tensor(data["std"], device=device).view(shape),
+        pixel_order=pixel_permutation(data["image_size"], data["image_size"], cfg.data.seed) if cfg.data.permute_pixels else None,
     )
 
 

@@ -6,7 +6,9 @@
 
 A run's process is `python -m core.train --run-id ID`, started in a session of its own, so it
 outlives the Streamlit script rerun, a closed browser tab and even the dashboard itself. At most
-`max_concurrent()` runs train at once; the others wait in the store as "queued".
+`max_concurrent()` runs train at once; the others wait in the store as "queued". A run that
+starts from another run's weights (model.init_from_run) or learns from a teacher run waits until
+that run has ended, however many slots are free (store.claim_next_queued).
 
 There is no scheduler daemon. The queue moves whenever someone calls `tick()`: `launch` does,
 every training process does when it ends (so a queue drains on its own), and the dashboard does

@@ -322,26 +322,57 @@ def delete(run_id: str) -> None:
     shutil.rmtree(home() / "runs" / run_id, ignore_errors=True)
 
 
+def dependencies(config: TrainConfig | Mapping[str, Any]) -> list[str]:
+    """Runs this config needs to have ended before it can start: the run whose weights it starts
+    from (model.init_from_run) and its distillation teacher (tricks.teacher_run_id)."""
+    tree = config.to_dict() if isinstance(config, TrainConfig) else config
+    needed = (tree.get("model", {}).get("init_from_run"), tree.get("tricks", {}).get("teacher_run_id"))
+    return [run_id for run_id in dict.fromkeys(needed) if run_id]
+
+
+def waiting_for(run_id: str) -> list[str]:
+    """The dependencies of a run that are still queued or running (empty when it may start)."""
+    needed = dependencies(get_run(run_id).config)
+    if not needed:
+        return []
+    with _connection() as conn:
+        rows = conn.execute(
+            f"SELECT id FROM runs WHERE status IN ('queued', 'running') AND id IN ({','.join('?' * len(needed))})",
+            needed,
+        ).fetchall()
+    live = {row["id"] for row in rows}
+    return [d for d in needed if d in live]
+
+
 def claim_next_queued(max_concurrent: int) -> str | None:
-    """Mark the oldest queued run as running if fewer than `max_concurrent` runs are running.
+    """Mark the oldest startable queued run as running if fewer than `max_concurrent` runs are running.
+
+    A queued run whose dependencies (see `dependencies`) are still queued or running is passed
+    over, so a fine-tuning run waits for the run it starts from while younger runs go ahead. Once
+    a dependency has ended, whatever its status, the run is claimed; if the dependency did not
+    finish, the trainer fails the run with a message that says so.
 
     Counting and claiming happen in one write transaction, so two processes that tick at the same
     moment cannot both take the last free slot. The caller starts the run's process and records its pid.
     """
     refresh_statuses()
     with _connection() as conn, transaction(conn):
-        running = conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'running'").fetchone()[0]
+        live = conn.execute("SELECT id, status FROM runs WHERE status IN ('queued', 'running')").fetchall()
+        running = sum(row["status"] == "running" for row in live)
         if running >= max_concurrent:
             return None
-        row = conn.execute("SELECT id FROM runs WHERE status = 'queued' ORDER BY created, id LIMIT 1").fetchone()
-        if row is None:
+        unfinished = {row["id"] for row in live}
+        queued = conn.execute("SELECT id, config FROM runs WHERE status = 'queued' ORDER BY created, id").fetchall()
+        startable = (row["id"] for row in queued if unfinished.isdisjoint(dependencies(json.loads(row["config"]))))
+        run_id = next(startable, None)
+        if run_id is None:
             return None
         # The claimer's pid stands in until the caller records the training process's pid.
         conn.execute(
             "UPDATE runs SET status = 'running', started = ?, pid = ?, host = ? WHERE id = ?",
-            (time.time(), os.getpid(), socket.gethostname(), row["id"]),
+            (time.time(), os.getpid(), socket.gethostname(), run_id),
         )
-        return row["id"]
+        return run_id
 
 
 # ------------------------------------------------------------------------- interrupted runs

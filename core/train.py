@@ -8,6 +8,8 @@ Notebook:
 Terminal:
     python -m core.train --dataset shapes --model fastcnn --epochs 3 --mixup 0.2
     python -m core.train --config run.json --set optim.lr=0.1 --set run.seed=1
+    python -m core.train --model mlp --permute-pixels
+    python -m core.train --init-from RUN_ID --set optim.head_lr_mult=10 --set data.variant=few_colours
     python -m core.train --print-config > run.json
 
 Point AUGLAB_HOME at a shared folder and a run started on a GPU server appears in the dashboard.
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from core import store, trainer
-from core.config import ConfigError, TrainConfig, apply_overrides, parse_value
+from core.config import OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig, apply_overrides, parse_value
 from core.events import ConsoleSink, Event, Failed, FinalEvent, Finished, Stopped
 
 EXIT_FINISHED, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 3
@@ -140,10 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="shapes, cifar10, mnist, fashion_mnist, folder:<path> or zip:<path>")
     p.add_argument("--variant", help="dataset variant, e.g. left or few_colours for shapes")
     p.add_argument("--subset", type=float, help="train on this fraction (0, 1] of the training images")
+    p.add_argument(
+        "--permute-pixels", action="store_true", default=None,
+        help="shuffle pixel positions with one fixed permutation (from data.seed), train and test alike",
+    )
     p.add_argument("--model", help="model name, e.g. fastcnn, lenet, resnet18")
-    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw", "adabound"))
+    p.add_argument("--init-from", metavar="RUN_ID", help="start from this finished run's weights, with a new head (fine-tuning)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS)
     p.add_argument("--lr", type=float, help="peak learning rate")
-    p.add_argument("--schedule", choices=("constant", "step", "cosine", "sgdr", "onecycle"))
+    p.add_argument("--schedule", choices=SCHEDULES)
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int)
@@ -170,7 +177,9 @@ _FLAG_KEYS = {
     "dataset": "data.dataset",
     "variant": "data.variant",
     "subset": "data.subset",
+    "permute_pixels": "data.permute_pixels",
     "model": "model.name",
+    "init_from": "model.init_from_run",
     "optimizer": "optim.name",
     "lr": "optim.lr",
     "schedule": "schedule.name",

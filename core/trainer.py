@@ -14,13 +14,14 @@ went wrong, and a stop request (checked before every step) ends it with `Stopped
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
 import time
 import traceback
-from contextlib import nullcontext
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,11 +29,13 @@ import torch
 import torch.nn.functional as F
 
 from core import data as datasets
-from core import models
+from core import models, store
 from core.augment import Pipeline, mixing
 from core.config import ConfigError, TrainConfig
 from core.events import Eval, Event, Failed, FinalEvent, Finished, Started, Step, Stopped
 from core.optim import build_optimizer
+from core.permute import permute_pixels, pixel_permutation, unpermute_pixels
+from core.predict import load_run_model
 from core.schedules import lr_at
 
 EVAL_BATCH = 1024  # test images per forward pass: no gradients, so larger batches are cheap
@@ -152,6 +155,7 @@ class TrainingData:
     test_y: torch.Tensor
     mean: torch.Tensor  # [1, C, 1, 1] on the device
     std: torch.Tensor
+    pixel_order: torch.Tensor | None = None  # the data.permute_pixels permutation both splits went through
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
@@ -163,6 +167,18 @@ def load_data(cfg: TrainConfig, device: torch.device) -> TrainingData:
         d.dataset, image_size=d.image_size, subset=d.subset, seed=d.seed, val_ratio=d.val_ratio,
         variant=d.variant, allow_download=d.allow_download,
     )
+    order = None
+    if d.permute_pixels:
+        # At load time, before any augmentation: the permuted images are the dataset. The channel
+        # statistics do not change, since every pixel value is kept, only moved.
+        side = bundle.image_size
+        order = pixel_permutation(side, side, d.seed)
+        bundle = dataclasses.replace(
+            bundle,
+            train_x=permute_pixels(bundle.train_x, order),
+            test_x=permute_pixels(bundle.test_x, order),
+            note="; ".join(filter(None, [bundle.note, f"pixels permuted (data seed {d.seed})"])),
+        )
     shape = (1, bundle.in_channels, 1, 1)
     return TrainingData(
         bundle=bundle,
@@ -172,6 +188,7 @@ def load_data(cfg: TrainConfig, device: torch.device) -> TrainingData:
         test_y=bundle.test_y.to(device),
         mean=torch.tensor(bundle.mean, device=device).view(shape),
         std=torch.tensor(bundle.std, device=device).view(shape),
+        pixel_order=order,
     )
 
 
@@ -179,25 +196,85 @@ def build_model(cfg: TrainConfig, bundle: datasets.DatasetBundle, device: torch.
     # Seeding the global generator right before building is what makes the initial weights
     # (and dropout masks) repeat: layer constructors draw from it.
     torch.manual_seed(derived_seed(cfg.run.seed, "init"))
+    options = cfg.model.options
+    if cfg.model.init_from_run and options.get("pretrained"):
+        options = {**options, "pretrained": False}  # the stored body replaces ImageNet's: never fetch those
     model = models.build_model(
         cfg.model.name, in_channels=bundle.in_channels, num_classes=bundle.num_classes,
-        image_size=bundle.image_size, **cfg.model.options,
+        image_size=bundle.image_size, **options,
     )
     if cfg.model.init != "default":
         models.init_weights(model, cfg.model.init)
+    if cfg.model.init_from_run:
+        load_body(model, cfg, bundle)
     model = model.to(device)
     if cfg.run.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
 
 
+def init_source(run_id: str, model_name: str) -> tuple[store.RunRecord, Path]:
+    """The finished run whose weights start a fine-tuning run, and its weights file.
+
+    Raises ConfigError naming model.init_from_run when the run is unknown, has not finished or
+    trained another model, so a queued fine-tuning run fails with a reason before loading any data.
+    """
+    try:
+        record = store.get_run(run_id)
+    except store.UnknownRunError:
+        raise ConfigError(f"model.init_from_run: there is no run {run_id!r} in the store ({store.db_path()})") from None
+    if record.status != "finished":
+        raise ConfigError(
+            f"model.init_from_run: run {run_id} ({record.name}) is {record.status}; "
+            "only a finished run's weights can start another run"
+        )
+    trained = record.config["model"]["name"]
+    if trained != model_name:
+        raise ConfigError(
+            f"model.init_from_run: run {run_id} ({record.name}) trained a {trained}, not a {model_name}; "
+            f"set model.name to {trained} to start from its weights"
+        )
+    weights = record.folder / (record.summary.get("weights") or "weights.pt")
+    if not weights.exists():
+        raise ConfigError(f"model.init_from_run: run {run_id} ({record.name}) has no saved weights ({weights})")
+    return record, weights
+
+
+def load_body(model: torch.nn.Module, cfg: TrainConfig, bundle: datasets.DatasetBundle) -> None:
+    """Copy every weight but the head's from the run model.init_from_run into `model`.
+
+    The head stays as initialised: it maps features to this dataset's classes, which the source
+    run never saw (and it may have had another number of them). Everything else must match in
+    shape, which fails, with both runs' settings in the message, when the width, depth, input
+    channels or (for models with an image-size-dependent layer) the image size differ.
+    """
+    run_id = cfg.model.init_from_run
+    record, weights = init_source(run_id, cfg.model.name)
+    stored = torch.load(weights, map_location="cpu", weights_only=True)
+    head = models.head_module(model)
+    head_name = next(name for name, module in model.named_modules() if module is head)
+    body = {k: v for k, v in model.state_dict().items() if not k.startswith(head_name + ".")}
+    for key, value in body.items():
+        if key not in stored or stored[key].shape != value.shape:
+            theirs = "has no such weight" if key not in stored else f"has shape {tuple(stored[key].shape)}"
+            data = record.summary.get("data", {})
+            side = data.get("image_size")
+            raise ConfigError(
+                f"model.init_from_run: run {run_id} ({record.name}) has another architecture: its {key} {theirs}, "
+                f"this run's has shape {tuple(value.shape)}. That run trained {cfg.model.name} with options "
+                f"{record.config['model']['options'] or 'at their defaults'} on {data.get('in_channels')}-channel "
+                f"{side}x{side} images; this one has options {cfg.model.options or 'at their defaults'} and "
+                f"{bundle.in_channels}-channel {bundle.image_size}x{bundle.image_size} images"
+            )
+    model.load_state_dict({k: stored[k] for k in body}, strict=False)
+
+
 class BatchMaker:
-    """Turns a batch of training indices into (normalised images, targets, dominant labels)."""
+    """Turns a batch of training indices into model input and targets: float, augmented, mixed, normalised."""
 
     def __init__(self, cfg: TrainConfig, data: TrainingData) -> None:
         self.data = data
         self.num_classes = data.bundle.num_classes
-        self.label_smoothing = cfg.tricks.label_smoothing
         self.channels_last = cfg.run.channels_last
         self.pipeline = Pipeline.from_list(list(cfg.augment.train))
         t = cfg.tricks
@@ -235,17 +312,23 @@ class BatchMaker:
         return model_input, targets, labels, x
 
 
-def load_teacher(run_id: str, bundle: datasets.DatasetBundle, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The teacher's logits for [0, 1] student images, normalised and sized the way it was trained."""
-    from core.predict import load_run_model
+def load_teacher(
+    run_id: str, bundle: datasets.DatasetBundle, device: torch.device, pixel_order: torch.Tensor | None = None
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The teacher's logits for [0, 1] student images, normalised and sized the way it was trained.
 
+    The student's images arrive permuted when its data.permute_pixels is on; they are put back in
+    order first, and the teacher then applies whatever permutation it was trained with itself.
+    """
     loaded = load_run_model(run_id, device)
     if loaded.num_classes != bundle.num_classes or loaded.in_channels != bundle.in_channels:
         raise ConfigError(
             f"teacher run {run_id} predicts {loaded.num_classes} classes from {loaded.in_channels}-channel images, "
             f"but this dataset has {bundle.num_classes} classes and {bundle.in_channels} channels"
         )
-    return loaded.logits
+    if pixel_order is None:
+        return loaded.logits
+    return lambda images: loaded.logits(unpermute_pixels(images, pixel_order))
 
 
 def evaluate(model: torch.nn.Module, data: TrainingData, amp: torch.dtype | None, channels_last: bool):
@@ -323,6 +406,8 @@ def train_events(
         amp = autocast_dtype(cfg.run.amp, device)
         # Loss scaling keeps small fp16 gradients from flushing to zero; bf16 does not need it.
         scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+        if cfg.model.init_from_run:
+            init_source(cfg.model.init_from_run, cfg.model.name)  # a missing source fails before the data loads
 
         # ---- data -----------------------------------------------------------------------
         data = load_data(cfg, device)
@@ -338,7 +423,9 @@ def train_events(
         # ---- model ----------------------------------------------------------------------
         model = build_model(cfg, bundle, device)
         forward = torch.compile(model) if cfg.run.compile else model
-        teacher = load_teacher(cfg.tricks.teacher_run_id, bundle, device) if cfg.tricks.teacher_run_id else None
+        teacher = (
+            load_teacher(cfg.tricks.teacher_run_id, bundle, device, data.pixel_order) if cfg.tricks.teacher_run_id else None
+        )
 
         # ---- optimiser ------------------------------------------------------------------
         optimizer = build_optimizer(model, cfg)

@@ -182,7 +182,11 @@ def _draw_live(selection: list[str], metric: str, x: str, smoothing: float, grou
     if waiting and not frame.empty:
         st.caption(f"Nothing to draw yet for: {', '.join(waiting)}.")
 
-    table = compare.compare_table(ids, baseline)
+    try:
+        table = compare.compare_table(ids, baseline)
+    except store.UnknownRunError:  # deleted from another tab since the line above read it
+        st.info("A selected run was just deleted; the page updates at its next refresh.", icon=":material/info:")
+        return
     column_config = {
         "final test acc": st.column_config.NumberColumn(format="percent", help="Test accuracy at the latest evaluation"),
         "best test acc": st.column_config.NumberColumn(format="percent", help="Best test accuracy over the evaluations"),
@@ -193,13 +197,16 @@ def _draw_live(selection: list[str], metric: str, x: str, smoothing: float, grou
             column_config[column] = st.column_config.NumberColumn(
                 format="%+.2f pp", help="Percentage points above (+) or below (−) the baseline run"
             )
-    differing = [c for c in table.columns if "." in c]
+    differing = table.attrs["differing"]
     st.markdown(
         f"**What differs:** {', '.join(f'`{c}`' for c in differing)}" if differing
         else "**What differs:** nothing; the configs are identical." if len(ids) > 1
         else "**One run selected:** add another to see what differs."
     )
-    st.dataframe(table, column_config=column_config, key="compare_table")
+    # the id last: needed for the CLI (e.g. a teacher run), but the name is what a reader scans
+    table = table.reset_index()
+    table = table[[c for c in table.columns if c != "id"] + ["id"]]
+    st.dataframe(table, column_config=column_config, hide_index=True, key="compare_table")
     if groups:
         summary = compare.group_summary(groups).rename(
             columns={"mean_final_test_acc": "mean", "std_final_test_acc": "std", "min_final_test_acc": "min",
@@ -214,6 +221,8 @@ def _draw_live(selection: list[str], metric: str, x: str, smoothing: float, grou
             key="compare_groups_table",
         )
 
+    if refreshing:
+        st.caption(f":material/autorenew: Live: redrawn every {REFRESH_S:g} s while a selected run is queued or training.")
     exports = st.container(horizontal=True)
     exports.download_button(
         "Curves as CSV", compare.curves_csv(frame, metric, x), file_name=f"auglab_{metric}_by_{x}.csv",

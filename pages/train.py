@@ -24,9 +24,25 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import estimate, runner, store, trainer
-from core.augment import GROUPS, REGISTRY, AugmentError, Param, Pipeline, get_op, load_json
+from core.augment import (
+    GROUPS,
+    REGISTRY,
+    AugmentError,
+    Param,
+    Pipeline,
+    get_op,
+    load_json,
+)
 from core.config import (
-    AMP_MODES, DEVICES, LENGTH_UNITS, OPTIMIZERS, SCHEDULES, WARMUP_KINDS, ConfigError, TrainConfig, apply_overrides,
+    AMP_MODES,
+    DEVICES,
+    LENGTH_UNITS,
+    OPTIMIZERS,
+    SCHEDULES,
+    WARMUP_KINDS,
+    ConfigError,
+    TrainConfig,
+    apply_overrides,
     diff,
 )
 from core.data import DATASETS, DatasetError, available_datasets
@@ -69,7 +85,9 @@ class Field:
     key: str  # dotted config key
     label: str
     help: str
-    kind: str  # "float" | "int" | "slider" | "bool" | "choice" | "floats" | "size" | "fraction"
+    # "float" | "int" | "slider" | "bool" | "choice" | "floats" (a comma list) | "size" (0 = None) |
+    # "fraction" (1 = None); "dataset", "model" and "teacher" have widgets of their own
+    kind: str
     choices: tuple = ()
     low: float | None = None
     high: float | None = None
@@ -141,7 +159,7 @@ MODEL_FIELDS = (
           "2010), for tanh-like units. kaiming: He normal (He et al. 2015), made for ReLU. Batch norm layers always "
           "start at weight 1, bias 0.", "choice", choices=INIT_SCHEMES),
 )
-TRICK_FIELDS = (
+MIX_FIELDS = (
     Field("tricks.label_smoothing", "Label smoothing ε", "Target = (1 − ε)·one-hot + ε/K (Szegedy et al. 2016): "
           "less over-confident predictions. 0.1 is usual; 0 is off.", "slider", low=0.0, high=0.5, step=0.01),
     Field("tricks.mixup_alpha", "Mixup α", "Blend each batch with a shuffled copy of itself, labels too, with λ ~ "
@@ -152,6 +170,8 @@ TRICK_FIELDS = (
           "point ~ Beta(β, β) (Takahashi et al. 2018). 0.3 is typical; 0 is off.", "float", low=0.0, high=10.0, step=0.1),
     Field("tricks.mix_prob", "Chance a batch is mixed", "With several mixers on, one is picked per mixed batch "
           "(as timm does).", "slider", low=0.0, high=1.0, step=0.05),
+)
+DISTILL_FIELDS = (
     Field("tricks.teacher_run_id", "Distillation teacher", "Knowledge distillation (Hinton et al. 2015): a finished "
           "run whose model teaches this one through its softened predictions. It must predict the same classes "
           "from the same kind of images.", "teacher"),
@@ -160,6 +180,8 @@ TRICK_FIELDS = (
     Field("tricks.distill_alpha", "Weight of the teacher", "Share of the loss that comes from matching the teacher; "
           "the rest is the usual cross-entropy.", "slider", low=0.0, high=1.0, step=0.05,
           when=lambda v: bool(v.get("tricks.teacher_run_id"))),
+)
+FINETUNE_FIELDS = (
     Field("optim.head_lr_mult", "Head learning-rate multiplier", "Differential learning rates: the classification "
           "head trains at this multiple of the lr, e.g. 10 when fine-tuning a new head on a pretrained body.",
           "float", low=0.01, high=100.0, step=1.0),
@@ -239,7 +261,9 @@ RUN_FIELDS = (
     Field("run.channels_last", "Channels-last layout", "Faster convolutions on recent GPUs, rarely on CPUs.", "bool"),
     Field("run.compile", "torch.compile", "Compiles the model first: pays off only for long GPU runs.", "bool"),
 )
-ALL_FIELDS = DATA_FIELDS + MODEL_FIELDS + TRICK_FIELDS + OPTIM_FIELDS + SCHEDULE_FIELDS + RUN_FIELDS
+ALL_FIELDS = (
+    DATA_FIELDS + MODEL_FIELDS + MIX_FIELDS + DISTILL_FIELDS + FINETUNE_FIELDS + OPTIM_FIELDS + SCHEDULE_FIELDS + RUN_FIELDS
+)
 
 
 def _option_key(model: str, option: str) -> str:
@@ -386,7 +410,7 @@ def data_tab(values: Mapping[str, Any]) -> None:
     name = state[key]
     if name in DATASETS:
         st.caption(DATASETS[name].help)
-    draw_fields(DATA_FIELDS[1:], values)
+    draw_fields(DATA_FIELDS[1:], values)  # the dataset itself is the selectbox above
     st.file_uploader(
         "Upload a dataset: a zip of class folders", type=["zip"], key="tr_zip_upload", on_change=_on_zip_upload,
         help="<class>/<image> for every class (at least two), optionally inside train/ and test/ folders; one "
@@ -417,11 +441,11 @@ def model_tab(values: Mapping[str, Any]) -> None:
                 st.selectbox(option.name, list(option.choices), **common)
             elif option.kind == "int_list":
                 st.text_input(f"{option.name} (comma-separated)", **common)
-            elif option.kind == "int":
-                st.number_input(option.name, min_value=int(option.low), max_value=int(option.high), step=1, **common)
             else:
-                st.number_input(option.name, min_value=float(option.low), max_value=float(option.high), step=0.05,
-                                format="%g", **common)
+                number = int if option.kind == "int" else float
+                low, high = (None if v is None else number(v) for v in (option.low, option.high))
+                st.number_input(option.name, min_value=low, max_value=high, step=number(1 if number is int else 0.05),
+                                format=None if number is int else "%g", **common)
 
 
 # ---- augmentation -----------------------------------------------------------------------------
@@ -505,7 +529,7 @@ def augment_tab() -> None:
         "is never augmented. The Augmentation Lab previews exactly what it does."
     )
     lab = state.get("lab_pipeline")
-    top = st.columns(3)
+    top = st.columns(2)
     top[0].button(
         f"Use the Lab's pipeline ({len(lab.steps)} steps)" if lab is not None else "Use the Lab's pipeline",
         on_click=_use_lab_pipeline, disabled=lab is None, key="tr-use-lab", icon=":material/science:",
@@ -513,10 +537,11 @@ def augment_tab() -> None:
     )
     top[1].button("No augmentation", on_click=set_pipeline, args=(Pipeline.empty(),), key="tr-clear-pipeline",
                   icon=":material/block:", disabled=not pipeline.steps)
-    top[2].file_uploader("Load a pipeline (JSON)", type=["json"], key="tr_pipeline_json", on_change=_on_pipeline_json,
-                         help="A pipeline saved from the Augmentation Lab (its Export tab).")
-    st.text_input("…or paste a link shared from the Augmentation Lab", key="tr_pipeline_link", on_change=_on_pipeline_link,
-                  placeholder="http://localhost:8501/?p=…&seed=0")
+    load = st.columns(2)
+    load[0].file_uploader("Load a pipeline (JSON)", type=["json"], key="tr_pipeline_json", on_change=_on_pipeline_json,
+                          help="A pipeline saved from the Augmentation Lab (its Export tab).")
+    load[1].text_input("…or paste a link shared from the Augmentation Lab", key="tr_pipeline_link",
+                       on_change=_on_pipeline_link, placeholder="http://localhost:8501/?p=…&seed=0")
 
     edited = pipeline
     for i, step in enumerate(pipeline.steps):
@@ -529,7 +554,9 @@ def augment_tab() -> None:
             head[1].button("✕", key=f"{prefix}_remove", on_click=_remove_step, args=(i,), help="Remove this step")
             params = {}
             if op.params:
-                with st.expander("Settings: " + ", ".join(f"{k}={_short(v)}" for k, v in step.params.items())):
+                summary = st.empty()  # filled below, once this run's slider values are known
+                # A fixed label: an expander whose label changed would be a new one, closed after every edit.
+                with st.expander("Settings"):
                     for param in op.params:
                         params[param.name] = _param_widget(param, f"{prefix}_{param.name}", step.params[param.name], not enabled)
             if (params and params != step.params) or enabled != step.enabled:
@@ -537,6 +564,8 @@ def augment_tab() -> None:
                     edited = edited.updated(i, params=params or None, enabled=enabled)
                 except AugmentError as exc:
                     st.error(f"Step {i + 1} keeps its previous settings: {exc}")
+            if op.params:
+                summary.caption(", ".join(f"{k} = {_short(v)}" for k, v in edited.steps[i].params.items()))
     state["tr_pipeline"] = edited
     if not pipeline.steps:
         st.info("No augmentation: the model sees the training images as they are.")
@@ -565,7 +594,7 @@ def _teacher_choices() -> dict[str, str]:
 
 def tricks_tab(values: Mapping[str, Any]) -> None:
     st.markdown("**Label smoothing and batch mixing**")
-    draw_fields(TRICK_FIELDS[:5], values)
+    draw_fields(MIX_FIELDS, values)
     st.markdown("**Distillation**")
     choices = _teacher_choices()
     key = _field("tricks.teacher_run_id").widget_key
@@ -573,9 +602,9 @@ def tricks_tab(values: Mapping[str, Any]) -> None:
         choices[state[key]] = f"{state[key]} (not a finished run here)"
     st.selectbox("Distillation teacher", list(choices), format_func=choices.get, key=key,
                  help=_field("tricks.teacher_run_id").help, persist_state="session")
-    draw_fields(TRICK_FIELDS[6:8], values)
+    draw_fields(DISTILL_FIELDS[1:], values)  # the teacher is the selectbox above
     st.markdown("**Fine-tuning: differential learning rate and freezing**")
-    draw_fields(TRICK_FIELDS[8:], values)
+    draw_fields(FINETUNE_FIELDS, values)
     st.caption("Warmup and the linear scaling rule are in the Optimiser & schedule tab.")
 
 
@@ -641,7 +670,7 @@ def cost_panel(cfg: TrainConfig) -> Callable[[], None] | None:
     left, right = st.columns([3, 2], vertical_alignment="center")
     slot = left.empty()
     right.checkbox(
-        "Estimate the duration", key="tr_auto_estimate", persist_state="session",
+        "Estimate time", key="tr_auto_estimate", persist_state="session",
         help="Times a few real training steps of this config on this machine (cached per model, data, batch "
         "and augmentation). Turn it off while editing a config whose steps are slow.",
     )
@@ -703,6 +732,13 @@ def launch_panel(cfg: TrainConfig | None) -> None:
     )
 
 
+def _setting(value: Any) -> str:
+    """A config value for a table cell; a pipeline reads as its ops ("hflip, pad_crop, cutout")."""
+    if isinstance(value, list) and all(isinstance(v, dict) and "op" in v for v in value):
+        return ", ".join(v["op"] for v in value) or "no augmentation"
+    return str(value)
+
+
 def presets_panel() -> None:
     device = trainer.pick_device("auto").type
     name = st.selectbox("Experiment", list(PRESETS), format_func=lambda n: PRESETS[n].title, key="tr_preset",
@@ -719,7 +755,7 @@ def presets_panel() -> None:
             "run": run_name.split(" · ", 1)[-1],
             "model": cfg.model.name,
             "epochs": cfg.run.epochs,
-            "differs from the first run in": "; ".join(f"{k} = {v[1]}" for k, v in changes.items()) or "—",
+            "differs from the first run in": "; ".join(f"{k} = {_setting(v[1])}" for k, v in changes.items()) or "—",
         })
     st.dataframe(pd.DataFrame(rows), hide_index=True)
     if st.button(f"Launch these {len(plan.runs)} runs and compare them", key="tr-launch-preset", icon=":material/play_arrow:"):

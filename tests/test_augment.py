@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from core.augment import REGISTRY, AugmentError, Pipeline, Step, get_op, load_json
+from core.augment import pipeline as pipeline_module
 
 OPS = sorted(REGISTRY)
 POLICIES = sorted(name for name, op in REGISTRY.items() if op.group == "policy")
@@ -61,6 +62,8 @@ def test_every_op_at_low_default_high(name, shape_id):
         assert out.dtype == x.dtype, where
         assert torch.isfinite(out).all(), where
         assert out.min() >= 0 and out.max() <= 1, where
+        for key, value in records[0]["drawn"].items():  # the Sampler contract: one row per image
+            assert isinstance(value, torch.Tensor) and value.shape[0] == n, (where, key)
         for i in range(n):
             (line,) = Pipeline.describe(records, i)
             assert line.startswith(get_op(name).label), where
@@ -86,7 +89,7 @@ def test_p_zero_is_identity(name):
 
 @pytest.mark.parametrize("name", OPS)
 def test_same_seed_same_output_other_seed_differs(name):
-    x = batch((4, 3, 16, 20))
+    x = batch((4, 3, 12, 14))
     params = with_half_p(name)
     a, rec_a = apply_op(name, x, params, seed=7)
     b, rec_b = apply_op(name, x, params, seed=7)
@@ -110,9 +113,31 @@ def test_each_image_draws_its_own_parameters(name, channels):
     assert len({tuple(Pipeline.describe(records, i)) for i in range(n)}) > 1
 
 
+def test_large_images_run_image_by_image_with_the_same_result(monkeypatch):
+    # On CPU a batch of large images is processed a few images at a time (cache-friendly);
+    # the draws are made for the whole batch first, so the split must not change any pixel.
+    x = batch((5, 3, 18, 22))
+    # policies run image by image anyway; one of them is enough here (AugMix is slow)
+    names = [name for name in OPS if name not in POLICIES] + ["trivialaugment"]
+    pipeline = Pipeline.from_list([{"op": name, "params": with_half_p(name)} for name in names])
+    whole, records = pipeline.apply(x, torch.Generator().manual_seed(4))
+    monkeypatch.setattr(pipeline_module, "CHUNK_ELEMENTS", 2 * x[0].numel())  # chunks of 2, 2, 1
+    split, split_records = pipeline.apply(x, torch.Generator().manual_seed(4))
+    assert torch.equal(whole, split)
+    assert [Pipeline.describe(records, i) for i in range(5)] == [Pipeline.describe(split_records, i) for i in range(5)]
+
+
+def test_preview_returns_its_own_memory():
+    image = batch((1, 3, 8, 8))[0]
+    grid, _ = Pipeline.of(("hflip", {"p": 0.0})).preview(image, n=3)
+    assert grid.is_contiguous() and grid.stride(0) > 0  # not three views of one picture
+    grid[0].zero_()
+    assert torch.equal(grid[1], image) and image.abs().sum() > 0
+
+
 @pytest.mark.parametrize("name", POLICIES)
 def test_policies_are_seeded_per_image_and_change_images(name):
-    x = batch((8, 3, 16, 20))
+    x = batch((8, 3, 12, 14))
     a, rec = apply_op(name, x, {}, seed=11)
     b, _ = apply_op(name, x, {}, seed=11)
     assert torch.equal(a, b)  # each image's torchvision draw is seeded from our generator

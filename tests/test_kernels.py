@@ -24,8 +24,10 @@ from core.augment import kernels as K
 SHAPES = [(6, 3, 24, 24), (6, 1, 24, 24), (6, 3, 19, 30)]
 SHAPE_IDS = ["rgb", "gray", "nonsquare"]
 
-# Different float paths (a separable blur, a closed-form HSV, grid coordinates normalised
-# differently) agree to within a few float32 ulps of 1; 1e-5 leaves room for that and nothing else.
+# Where the arithmetic differs only in order (a separable blur against a 2-D one, a closed-form
+# HSV round trip against a table lookup, bilinear taps blended rows-first instead of
+# columns-first, grid_sample fed coordinates computed in another order) results agree to a few
+# float32 ulps of 1; 1e-5 leaves room for that and for nothing else.
 ATOL = 1e-5
 
 
@@ -95,6 +97,16 @@ def test_pad_crop(shape, mode):
             padded = F.pad(x[i], [5], padding_mode=mode)
             # the drawn box is in the unpadded image's coordinates
             torch.testing.assert_close(out[i], F.crop(padded, top + 5, left + 5, h, w), atol=0, rtol=0)
+
+
+def test_pad_crop_reflect_wider_than_the_image_repeats_the_edge():
+    # torchvision raises when a reflection is wider than the image; we fall back to "edge"
+    x = images((4, 3, 5, 6))
+    out, d = run("pad_crop", x, {"padding": 5, "padding_mode": "reflect"})
+    for i in range(4):
+        top, left, h, w = d["box"][i].tolist()
+        expected = F.crop(F.pad(x[i], [5], padding_mode="edge"), top + 5, left + 5, h, w)
+        torch.testing.assert_close(out[i], expected, atol=0, rtol=0)
 
 
 WARP_SETTINGS = [("bilinear", 0.0), ("bilinear", 0.7), ("nearest", 0.0), ("nearest", 0.7)]

@@ -93,7 +93,7 @@ def test_cutmix_label_weight_is_the_share_of_partner_pixels():
 def test_cutmix_kept_share_is_distributed_as_in_the_reference_code():
     # The corrected lam of clovaai/CutMix-PyTorch's rand_bbox, simulated with numpy: box side
     # int(side * sqrt(1 - lam)), uniform centre, clipped by the border.
-    side, draws = 16, 20000
+    side, draws = 16, 10000
     rng = np.random.default_rng(0)
     lam = rng.beta(1.0, 1.0, draws)
     cut = (side * np.sqrt(1 - lam)).astype(int)
@@ -143,11 +143,11 @@ def test_beta_is_reproducible_and_beta_distributed():
     assert torch.equal(a, mixing.beta(0.4, 1000, gen(9)))
     assert not torch.equal(a, mixing.beta(0.4, 1000, gen(10)))
     for alpha in (0.2, 1.0, 4.0):
-        draws = mixing.beta(alpha, 200_000, gen(1)).double()
+        draws = mixing.beta(alpha, 100_000, gen(1)).double()
         assert ((draws >= 0) & (draws <= 1)).all()
         assert draws.mean().item() == pytest.approx(0.5, abs=0.005)
         # Var of Beta(a, a) = a^2 / ((2a)^2 (2a + 1)) = 1 / (4 (2a + 1))
-        assert draws.var().item() == pytest.approx(1 / (4 * (2 * alpha + 1)), rel=0.02)
+        assert draws.var().item() == pytest.approx(1 / (4 * (2 * alpha + 1)), rel=0.03)
     with pytest.raises(AugmentError, match="alpha"):
         mixing.beta(0.0, 3, gen())
 

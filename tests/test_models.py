@@ -212,3 +212,34 @@ def test_pretrained_weights_are_loaded_and_adapted_to_gray_input(monkeypatch):
     x = torch.rand(2, 1, 64, 64)
     # A gray image through the adapted net equals the same image in RGB through the original
     torch.testing.assert_close(gray(x), rgb.eval()(x.repeat(1, 3, 1, 1)), rtol=1e-4, atol=1e-4)
+
+
+def test_patch_whitening_makes_the_patch_second_moment_the_identity():
+    from core.models import PatchWhitening
+
+    g = torch.Generator().manual_seed(0)
+    # correlated channels and neighbours, like photos: a colour mix of a smoothed field, plus noise
+    smooth = F.avg_pool2d(torch.randn(64, 3, 20, 20, generator=g), 3, stride=1, padding=1)
+    mix = torch.tensor([[1.0, 0.8, 0.6], [0.8, 1.0, 0.8], [0.6, 0.8, 1.0]])
+    x = torch.einsum("ij,njhw->nihw", mix, smooth) + 0.1 * torch.randn(64, 3, 20, 20, generator=g)
+    patches = x.unfold(2, 2, 1).unfold(3, 2, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, 12).double()
+    assert (patches.T @ patches / len(patches) - torch.eye(12)).abs().max() > 0.5  # far from white before
+
+    layer = PatchWhitening(3, eps=0.0)
+    layer.fit(x)
+    out = F.conv2d(x.double(), layer.weight[:12].double()).permute(0, 2, 3, 1).reshape(-1, 12)
+    # each filter outputs unit variance and the outputs are uncorrelated
+    torch.testing.assert_close(out.T @ out / len(out), torch.eye(12, dtype=torch.float64), atol=1e-4, rtol=0)
+    torch.testing.assert_close(layer.weight[12:], -layer.weight[:12])
+
+
+def test_fastcnn_flip_tta_averages_an_image_and_its_mirror_in_eval_only():
+    torch.manual_seed(0)
+    plain = build_model("fastcnn", in_channels=3, num_classes=10, stem="conv")
+    tta = build_model("fastcnn", in_channels=3, num_classes=10, stem="conv", flip_tta=True)
+    tta.load_state_dict(plain.state_dict())
+    x = torch.randn(4, 3, 32, 32)
+    plain.eval(), tta.eval()
+    torch.testing.assert_close(tta(x), (plain(x) + plain(x.flip(-1))) / 2)
+    plain.train(), tta.train()
+    torch.testing.assert_close(tta(x), plain(x))

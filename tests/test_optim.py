@@ -43,7 +43,9 @@ def test_adabound_follows_its_update_rule(gamma):
         opt.param_groups[0]["lr"] = lr
         param.grad = grad.clone()
         opt.step()
-    expected, clipped = adabound_reference(p0.tolist(), [x.tolist() for x in grads], lrs, 0.01, (0.9, 0.99), 0.1, gamma, 1e-8, 0.01)
+    expected, clipped = adabound_reference(
+        p0.tolist(), [x.tolist() for x in grads], lrs, 0.01, (0.9, 0.99), 0.1, gamma, 1e-8, 0.01
+    )
     assert param.detach().tolist() == pytest.approx(expected, rel=1e-10, abs=1e-12)
     if gamma == 0.5:
         assert clipped > 0  # fast-closing bounds: the clipping branch is exercised

@@ -233,6 +233,11 @@ def test_a_finished_run_shows_its_confusion_matrix_gallery_and_predicts():
     top = app.dataframe[-1].value
     assert len(top) == 5 and set(top["class"]) <= set(classes)
     assert list(top["probability"]) == sorted(top["probability"], reverse=True) and top["probability"].sum() <= 1 + 1e-6
+    # its config can be copied into the editor to change and launch again
+    app.button(key="tr-edit-copy").click()
+    run(app)
+    assert (app.session_state["tr_run.batch_size"], app.session_state["tr_data.image_size"]) == (32, 16)
+    assert app.session_state["tr_opt.fastcnn.width"] == 0.25
 
 
 def test_failed_and_interrupted_runs_say_why(at):
@@ -318,3 +323,31 @@ def test_the_pipeline_comes_from_the_lab_or_a_shared_link(at):
     run(at)
     assert "could not be used" in errors(at)
     assert [s.op for s in at.session_state["tr_pipeline"].steps] == ["pad_crop", "cutout"]  # unchanged
+
+
+# ---- core.estimate, which the page shows before a launch -------------------------------------------
+
+
+def test_the_estimate_times_real_steps_once_per_speed_relevant_config():
+    from core import estimate
+    from core.config import apply_overrides
+
+    estimate.clear_cache()
+    cfg = apply_overrides(TrainConfig(), {k.replace("opt.fastcnn.", "model.options."): v for k, v in TINY.items()})
+    first = estimate.estimate(cfg)
+    t = first.timing
+    assert (t.steps_per_epoch, t.train_size, t.test_size) == (7, 250, 1000)
+    assert t.seconds_per_step > 0 and t.timed_steps >= 1 and t.device.startswith("cpu (1 thread")
+    assert first.total_steps == 7 * cfg.run.epochs and first.evaluations == cfg.run.epochs
+    assert first.total_s == pytest.approx(t.setup_seconds + first.total_steps * t.seconds_per_step + first.evaluations * t.eval_seconds)
+    # the learning rate, schedule and epochs do not change a step's cost: no new timing
+    longer = estimate.estimate(apply_overrides(cfg, {"run.epochs": 10, "optim.lr": 0.2, "run.eval_every": 5}))
+    assert longer.timing is t and longer.total_steps == 70 and longer.evaluations == 2
+    # the batch size does
+    assert estimate.estimate(apply_overrides(cfg, {"run.batch_size": 64})).timing.steps_per_epoch == 3
+
+
+def test_durations_read_the_way_people_say_them():
+    from core.estimate import format_duration
+
+    assert [format_duration(s) for s in (0.4, 59, 95, 605, 3 * 3600 + 65)] == ["0 s", "59 s", "1 min 35 s", "10 min", "3 h 01 min"]

@@ -44,7 +44,8 @@ def test_create_get_list_rename(auglab_home):
     runs = store.list_runs()
     assert list(runs.id) == [other, run_id]  # newest first
     row = runs.set_index("id").loc[run_id]
-    assert (row["name"], row["status"], row["dataset"], row["model"], row["epochs"]) == ("first", "queued", "shapes", "fastcnn", 2)
+    assert (row["name"], row["status"], row["dataset"], row["model"], row["epochs"]) == (
+        "first", "queued", "shapes", "fastcnn", 2)
 
     store.rename(run_id, "  renamed ")
     assert store.get_run(run_id).name == "renamed"
@@ -84,7 +85,8 @@ def test_the_sink_records_metrics_as_they_happen():
     sink(step_event(3))
     steps = store.metrics(run_id, "step")
     assert list(steps.step) == [1, 2, 3] and list(steps.train_loss) == [1.0, 0.5, pytest.approx(1 / 3)]
-    assert list(steps.columns) == ["step", "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_s", "wall"]
+    assert list(steps.columns) == [
+        "step", "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_s", "wall"]
 
     sink(step_event(4))
     sink(Eval(epoch=1, step=4, train_loss=0.7, train_acc=0.6, test_loss=0.8, test_acc=0.55, wall=1.0))

@@ -12,7 +12,7 @@ import core.data
 from core import models, store
 from core import train as train_api
 from core.config import TrainConfig
-from core.events import Eval, Failed, Finished, Started, Step, Stopped
+from core.events import Eval, Failed, Finished, Started, Step
 from core.lr_finder import lr_find, suggest_lr
 from core.optim import build_optimizer
 from core.predict import load_run_model, predict

@@ -54,42 +54,51 @@ def _factors(factor: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return factor.to(device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
 
 
-def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+# The colour adjustments take an optional `out` (a tensor shaped like x, possibly a slice of a
+# bigger batch) to write into: ColorJitter then assembles its batch without an extra copy.
+
+
+def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
     """factor * x + (1 - factor) * other, clamped: torchvision's _blend, one factor per image.
 
     `other` is a per-image constant or a one-channel image, so its term is computed at that
     size and broadcast: one full-size multiply and one add.
     """
     f = _factors(factor, x)
-    return x.mul(f).add_(other * (1 - f)).clamp_(0, 1)
+    return torch.mul(x, f, out=out).add_(other * (1 - f)).clamp_(0, 1)
 
 
-def adjust_brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    return x.mul(_factors(factor, x)).clamp_(0, 1)
+def adjust_brightness(x: torch.Tensor, factor: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    return torch.mul(x, _factors(factor, x), out=out).clamp_(0, 1)
 
 
-def adjust_contrast(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+def adjust_contrast(x: torch.Tensor, factor: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     mean = grayscale(x).mean(dim=(1, 2, 3), keepdim=True)
-    return _blend(x, mean, factor)
+    return _blend(x, mean, factor, out)
 
 
-def adjust_saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+def _unchanged(x: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+    return x if out is None else out.copy_(x)
+
+
+def adjust_saturation(x: torch.Tensor, factor: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     if x.shape[1] == 1:  # a grayscale image has no saturation to change
-        return x
-    return _blend(x, grayscale(x), factor)
+        return _unchanged(x, out)
+    return _blend(x, grayscale(x), factor, out)
 
 
-def adjust_hue(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+def adjust_hue(x: torch.Tensor, factor: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """Rotate hue by factor[i] (a fraction of the colour wheel, in [-0.5, 0.5]).
 
     The HSV round trip of torchvision's adjust_hue without building the S and V planes: the
     channel maximum and minimum stay, hue h is counted in sixths of the wheel (0 red, 2 green,
     4 blue), and each output channel is min + chroma * clamp(d - 1, 0, 1), where d is the
-    distance round the wheel from h to the hue at which that channel is smallest (cyan 3 for
-    red, magenta 5 for green, yellow 1 for blue): the closed form of HSV to RGB.
+    distance round the wheel from the shifted h to the hue at which that channel is smallest
+    (cyan 3 for red, magenta 5 for green, yellow 1 for blue): the closed form of HSV to RGB.
+    Requires |factor| <= 0.5, as torchvision does.
     """
     if x.shape[1] == 1:
-        return x
+        return _unchanged(x, out)
     r, g, b = x.unbind(1)
     maxc, minc = x.amax(dim=1), x.amin(dim=1)
     chroma = maxc - minc
@@ -100,11 +109,13 @@ def adjust_hue(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     # grey pixels (chroma 0) have hue 0/tiny = 0; any hue would do, chroma multiplies it below
     hue.div_(chroma.clamp(min=torch.finfo(x.dtype).tiny))
     hue.add_(factor.to(device=x.device, dtype=x.dtype).view(-1, 1, 1), alpha=6.0)
-    hue = torch.remainder(hue, 6.0).unsqueeze(1)
     lowest_at = torch.tensor((3.0, 5.0, 1.0), dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    distance = (hue - lowest_at).abs_()  # [N, 3, H, W]: the three channels at once
-    weight = torch.minimum(distance, 6.0 - distance).sub_(1.0).clamp_(0.0, 1.0)
-    return torch.addcmul(minc.unsqueeze(1), chroma.unsqueeze(1), weight).clamp_(0, 1)
+    # hue is in [-1, 5] before the shift and in [-4, 8] after it (|factor| <= 0.5), so the gap
+    # to each lowest point is below 9 and the distance round the wheel of six is the smaller
+    # of the gap and its distance to 6; no remainder (a slow op on CPU) is needed
+    gap = (hue.unsqueeze(1) - lowest_at).abs_()  # [N, 3, H, W]: the three channels at once
+    weight = torch.minimum(gap, (gap - 6.0).abs_()).sub_(1.0).clamp_(0.0, 1.0)
+    return torch.addcmul(minc.unsqueeze(1), chroma.unsqueeze(1), weight, out=out).clamp_(0, 1)
 
 
 def _bilinear_taps(start: torch.Tensor, length: torch.Tensor, out: int, device) -> tuple:
@@ -125,6 +136,20 @@ def _bilinear_taps(start: torch.Tensor, length: torch.Tensor, out: int, device) 
     return first + offset, second + offset, weight
 
 
+def _take_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """[N, C, k, W]: rows[i] (k row indices) of image i, copied whole from the [N*C*H, W] view."""
+    n, c, h, w = x.shape
+    base = (torch.arange(n * c, device=x.device) * h).view(n, c, 1)
+    flat = (base + rows.to(x.device).view(n, 1, -1)).flatten()
+    return x.reshape(n * c * h, w).index_select(0, flat).view(n, c, rows.shape[1], w)
+
+
+def _take_columns(x: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """[N, C, H, k]: columns cols[i] (k column indices) of image i."""
+    n, c, h, _ = x.shape
+    return x.gather(3, cols.to(x.device).view(n, 1, 1, -1).expand(n, c, h, cols.shape[1]))
+
+
 def resized_crop(x: torch.Tensor, box: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Crop box[i] = (top, left, height, width) of image i and resize it to `size`, bilinear.
 
@@ -132,32 +157,40 @@ def resized_crop(x: torch.Tensor, box: torch.Tensor, size: tuple[int, int]) -> t
     separable, so it runs as two gathers (whole rows, then columns) and two lerps: several
     times faster than grid_sample on large images.
     """
-    n, c, h, w = x.shape
-    out_h, out_w = size
+    n = x.shape[0]
     top, left, box_h, box_w = box.unbind(1)
-    y0, y1, wy = _bilinear_taps(top, box_h, out_h, x.device)
-    x0, x1, wx = _bilinear_taps(left, box_w, out_w, x.device)
-    # rows: index whole rows of the flattened [N*C*H, W] image
-    base = (torch.arange(n * c, device=x.device) * h).view(n, c, 1)
-    flat = x.reshape(n * c * h, w)
-    rows0 = flat.index_select(0, (base + y0.view(n, 1, -1)).flatten()).view(n, c, out_h, w)
-    rows1 = flat.index_select(0, (base + y1.view(n, 1, -1)).flatten()).view(n, c, out_h, w)
-    rows = rows0.lerp_(rows1, wy.to(x.dtype).view(n, 1, out_h, 1))
-    del rows1  # large previews: free before the next full-size allocation
-    cols0 = rows.gather(3, x0.view(n, 1, 1, out_w).expand(n, c, out_h, out_w))
-    cols1 = rows.gather(3, x1.view(n, 1, 1, out_w).expand(n, c, out_h, out_w))
-    return cols0.lerp_(cols1, wx.to(x.dtype).view(n, 1, 1, out_w))
+    y0, y1, wy = _bilinear_taps(top, box_h, size[0], x.device)
+    x0, x1, wx = _bilinear_taps(left, box_w, size[1], x.device)
+    rows = _take_rows(x, y0).lerp_(_take_rows(x, y1), wy.to(x.dtype).view(n, 1, -1, 1))
+    return _take_columns(rows, x0).lerp_(_take_columns(rows, x1), wx.to(x.dtype).view(n, 1, 1, -1))
 
 
-def crop(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Per-image crops of one size, by gathering rows then columns: exact pixels."""
-    n, c, h, w = x.shape
-    out_h, out_w = size
-    rows = top.to(x.device).view(n, 1, 1) + torch.arange(out_h, device=x.device)
-    base = (torch.arange(n * c, device=x.device) * h).view(n, c, 1)
-    picked = x.reshape(n * c * h, w).index_select(0, (base + rows).flatten()).view(n, c, out_h, w)
-    cols = left.to(x.device).view(n, 1, 1, 1) + torch.arange(out_w, device=x.device)
-    return picked.gather(3, cols.expand(n, c, out_h, out_w))
+def _padded_source(position: torch.Tensor, size: int, mode: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The pixel that each position of an image padded with `mode` shows, for positions up to
+    the padding outside [0, size); plus, for "constant", which positions are inside."""
+    if mode == "reflect":  # torchvision's (and numpy's) reflect: the edge pixel is not repeated
+        position = position.abs()
+        return torch.minimum(position, 2 * (size - 1) - position), None
+    inside = (position >= 0) & (position < size) if mode == "constant" else None
+    return position.clamp(0, size - 1), inside
+
+
+def padded_crop(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    """Windows of one size at (top[i], left[i]) of image i padded on every side, exact pixels.
+
+    top/left are in the unpadded image's coordinates (negative on the padding). The padded
+    image is never built: each window row and column reads the pixel that padding would have
+    put there ("edge" repeats the border, "reflect" mirrors it), and "constant" then zeroes the
+    positions on the padding (multiplying by 0 or 1 is exact).
+    """
+    n = x.shape[0]
+    rows, rows_inside = _padded_source(top.view(n, 1) + torch.arange(size[0]), x.shape[2], mode)
+    cols, cols_inside = _padded_source(left.view(n, 1) + torch.arange(size[1]), x.shape[3], mode)
+    out = _take_columns(_take_rows(x, rows), cols)
+    if mode == "constant":
+        inside = rows_inside.view(n, 1, -1, 1) & cols_inside.view(n, 1, 1, -1)
+        out.mul_(inside.to(device=x.device, dtype=x.dtype))
+    return out
 
 
 def inverse_affine(angle, translate_x, translate_y, scale, shear_x, shear_y) -> torch.Tensor:

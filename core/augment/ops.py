@@ -136,19 +136,14 @@ def _pad_crop_sample(n, shape, prm, g, ctx):
     return {"box": torch.stack((top - pad, left - pad, torch.full_like(top, oh), torch.full_like(top, ow)), 1)}
 
 
-_PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}
-
-
 def _pad_crop_apply(x, d, prm, ctx):
-    pad = prm["padding"]
     mode = prm["padding_mode"]
-    if mode == "reflect" and pad >= min(x.shape[-2:]):
+    if mode == "reflect" and prm["padding"] >= min(x.shape[-2:]):
         # A mirror cannot be wider than the image (torchvision raises here); on tiny images
         # repeating the edge is the closest thing that still works.
         mode = "edge"
-    padded = torch.nn.functional.pad(x, (pad,) * 4, mode=_PAD_MODES[mode]) if pad else x
     box = d["box"]
-    return K.crop(padded, box[:, 0] + pad, box[:, 1] + pad, (int(box[0, 2]), int(box[0, 3])))
+    return K.padded_crop(x, box[:, 0], box[:, 1], (int(box[0, 2]), int(box[0, 3])), mode)
 
 
 register(
@@ -258,8 +253,10 @@ register(
             f"scale={tuple(prm['scale'])}, shear={tuple(prm['shear_x']) + tuple(prm['shear_y'])}, "
             f"interpolation={_TV_INTERP[prm['interpolation']]}, fill={prm['fill']})"
         ),
-        describe=lambda d, i: fmt({"angle": d["angle"], "dx": d["tx"], "dy": d["ty"], "scale": d["scale"],
-                                   "shear": d["shear_x"]}, i, 1),
+        describe=lambda d, i: (
+            f"angle={d['angle'][i].item():.1f}°, shift=({int(d['tx'][i])}, {int(d['ty'][i])}) px, "
+            f"scale={d['scale'][i].item():.2f}, shear=({d['shear_x'][i].item():.1f}°, {d['shear_y'][i].item():.1f}°)"
+        ),
     )
 )
 
@@ -342,20 +339,40 @@ def _jitter_sample(n, shape, prm, g, ctx):
 
 
 def _jitter_apply(x, d, prm, ctx):
-    # Each image meets the four adjustments in its own order: at each position, every
-    # adjustment runs once on the images that have it there (index_select/index_copy_, which
-    # are much faster than boolean or advanced indexing).
-    x = x.clone()
+    # Each image meets the four adjustments in its own order. At each position the batch is
+    # regrouped (one gather) so that the images due for the same adjustment form one slice,
+    # and each adjustment runs once, writing its slice of the next batch; `rows` tracks which
+    # image each row holds, and one last gather restores the batch order. Two buffers take
+    # turns as source and destination (fresh multi-megabyte buffers cost page faults).
+    identity = torch.arange(x.shape[0])
+    rows, src = identity, x
+    buffers = (torch.empty_like(x), torch.empty_like(x))
+
+    def spare():
+        return buffers[1] if src is buffers[0] else buffers[0]
+
     for position in range(4):
-        for k, (name, kernel) in enumerate(zip(_JITTER_OPS, _JITTER_KERNELS)):
-            if prm[name] == 0:  # ColorJitter skips an adjustment whose strength is 0
-                continue
-            idx = torch.nonzero(d["order"][:, position] == k).flatten()
-            if len(idx) == 0:
-                continue
-            on_device = idx.to(x.device)
-            x.index_copy_(0, on_device, kernel(x.index_select(0, on_device), d[name][idx]))
-    return x
+        due = d["order"][rows, position]
+        regroup = torch.argsort(due, stable=True)
+        if not torch.equal(regroup, identity):
+            rows, due = rows[regroup], due[regroup]
+            src = torch.index_select(src, 0, regroup.to(x.device), out=spare())
+        counts = torch.bincount(due, minlength=4).tolist()
+        if all(prm[_JITTER_OPS[k]] == 0 for k, count in enumerate(counts) if count):
+            continue  # ColorJitter skips an adjustment whose strength is 0
+        dst, start = spare(), 0
+        for k, count in enumerate(counts):
+            if count:
+                name, end = _JITTER_OPS[k], start + count
+                if prm[name] == 0:
+                    dst[start:end] = src[start:end]
+                else:
+                    _JITTER_KERNELS[k](src[start:end], d[name][rows[start:end]], out=dst[start:end])
+                start = end
+        src = dst
+    if torch.equal(rows, identity):
+        return src
+    return torch.index_select(src, 0, torch.argsort(rows).to(x.device), out=spare())
 
 
 register(

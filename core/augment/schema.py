@@ -75,7 +75,8 @@ class Param:
         return value
 
 
-# sample(n, shape (C, H, W), params, generator, context) -> dict of per-image tensors
+# sample(n, shape (C, H, W), params, generator, context) -> dict of per-image tensors, each with
+# the image as its first dimension (the pipeline may apply a batch a few images at a time)
 Sampler = Callable[[int, tuple, dict, torch.Generator, dict], dict]
 # apply(images [N,C,H,W] float in [0,1], drawn, params, context) -> images
 Applier = Callable[[torch.Tensor, dict, dict, dict], torch.Tensor]
