@@ -4,8 +4,13 @@ Sets the page up, declares the session state every page relies on, and hands ove
 page the user picked. The pages only draw and call `core/`, which holds all the logic.
 """
 import streamlit as st
+import torch
 
 from pages._common import init_state
+
+# The server's own tensor work (the preview grid) is small; one thread keeps it fast and leaves
+# the other cores to a training run in the background, which on a 2-core laptop matters more.
+torch.set_num_threads(1)
 
 st.set_page_config(page_title="Augmentation Lab", page_icon=":material/science:", layout="wide")
 init_state()

@@ -4,6 +4,7 @@
     plan.runs     # [("Mixup vs baseline · baseline", TrainConfig), ...]
     plan.notes    # what was changed to make it fit this machine, in plain words
     build_preset("mixup", "cpu", ["shapes"])   # just the runs
+    launch_plan(plan)                          # queue them all; returns the run ids
 
 Each preset is declared once, at the scale of the course (a CUDA GPU, the real dataset). On any
 other device it shrinks itself (fewer training images, fewer epochs, narrower models) so that
@@ -11,6 +12,12 @@ the whole preset trains in about a minute on a 2-core laptop, and when the cours
 not on this machine it falls back to the embedded shapes dataset. Lengths counted in epochs
 (warmup, frozen epochs, SGDR cycles) shrink with the run, so a warmup stays a warmup. Every
 change is listed in the plan's notes, which the page shows before anything is launched.
+
+A preset may train one run first that the compared runs start from (`pretrain`, for
+fine-tuning): its config is in `plan.pretrain`, and a compared run whose model.init_from_run is
+`PRETRAINED` gets that run's id when `launch_plan` queues it. The queue holds such a run back
+until the pretraining run has ended (core.store.claim_next_queued), so the whole preset is
+launched at once and nobody has to come back to start the second half.
 """
 
 from __future__ import annotations
@@ -21,6 +28,10 @@ from typing import Any
 
 from core.config import TrainConfig, apply_overrides, diff
 from core.data import DATASETS, available_datasets
+
+# Stands for the id of the preset's pretraining run in a compared run's model.init_from_run,
+# until launch_plan knows that id. Readable as it is in the page's table of runs.
+PRETRAINED = "<the pretraining run>"
 
 # Training images of each built-in dataset, to turn "train on N images" into a subset fraction.
 TRAIN_SIZES = {"shapes": 5000, "cifar10": 50_000, "mnist": 60_000, "fashion_mnist": 60_000}
@@ -58,6 +69,10 @@ class Preset:
     cpu: dict[str, Any] = field(default_factory=dict)  # overrides without a CUDA GPU
     cpu_train_images: int = 5000  # training images without a CUDA GPU (a stratified subset)
     on_fallback: dict[str, Any] = field(default_factory=dict)  # overrides on the shapes dataset
+    # A run trained first, whose weights runs with model.init_from_run = PRETRAINED start from:
+    # (name, overrides on top of base), and its own overrides without a CUDA GPU (on top of `cpu`).
+    pretrain: tuple[str, dict[str, Any]] | None = None
+    pretrain_cpu: dict[str, Any] = field(default_factory=dict)
 
 
 PRESETS: dict[str, Preset] = {
@@ -92,11 +107,13 @@ PRESETS: dict[str, Preset] = {
         cpu_train_images=500,
     ),
     "mnist_mlp_cnn": Preset(
-        title="MNIST: fully connected vs CNN",
-        description="A two-layer fully connected network against LeNet-5 on MNIST digits. Both do "
-        "well on centred digits; the CNN needs far fewer parameters for it because its filters are "
-        "shared across positions. (The permuted-pixels variant needs a data option the engine "
-        "does not have yet.)",
+        title="MNIST: fully connected vs CNN, with and without permuted pixels",
+        description="A two-layer fully connected network against LeNet-5 on MNIST digits, each on the "
+        "plain images and on images whose pixel positions are shuffled by one fixed random permutation "
+        "(the same for every image, train and test). On plain digits the CNN does as well with far fewer "
+        "parameters, because its filters are shared across positions and look at neighbouring pixels. "
+        "The permutation changes nothing for the MLP, which never knew which pixels were neighbours, "
+        "but it breaks the CNN's assumption that nearby pixels belong together: its advantage is gone.",
         datasets=("mnist", "fashion_mnist"),
         base={
             "data.dataset": "mnist",
@@ -109,6 +126,14 @@ PRESETS: dict[str, Preset] = {
         runs=(
             ("fully connected (MLP 256-128)", {"model.name": "mlp", "model.options": {"hidden": [256, 128]}}),
             ("CNN (LeNet-5)", {"model.name": "lenet", "model.options": {"activation": "relu"}}),
+            (
+                "MLP, permuted pixels",
+                {"model.name": "mlp", "model.options": {"hidden": [256, 128]}, "data.permute_pixels": True},
+            ),
+            (
+                "CNN, permuted pixels",
+                {"model.name": "lenet", "model.options": {"activation": "relu"}, "data.permute_pixels": True},
+            ),
         ),
         cpu={"run.epochs": 3},
     ),
@@ -159,11 +184,48 @@ PRESETS: dict[str, Preset] = {
         cpu=RESNET_CPU,
     ),
     "finetune": Preset(
-        title="Fine-tuning vs from scratch",
+        title="Fine-tuning vs from scratch (pretrained here, works offline)",
+        description="The transfer-learning recipe without downloading anything. First a FastCNN is "
+        "pretrained on the full shapes set (every colour). Then the target task: only 300 training "
+        "images, all red or green (variant 'few_colours'), tested on shapes of every colour. One run "
+        "starts from the pretrained body with a new head that learns 10x faster than the body (and a "
+        "lower learning rate for the body, which is already good); the other trains the same network "
+        "from random weights at the usual learning rate. The fine-tuning run waits in the queue until "
+        "the pretraining run has finished. The same works for your own images: pretrain on a large "
+        "dataset, then set 'Start from run' (Model tab) on a run with your upload.",
+        datasets=("shapes",),
+        base={
+            "data.dataset": "shapes",
+            "data.variant": "few_colours",
+            "data.subset": 0.06,  # 300 training images: where pretraining pays off
+            "model.name": "fastcnn",
+            "schedule.name": "cosine",
+            "run.epochs": 10,
+            "run.batch_size": 32,
+            "augment.train": [],
+        },
+        runs=(
+            (
+                "fine-tuned, head lr x10",
+                {"model.init_from_run": PRETRAINED, "optim.lr": 0.01, "optim.head_lr_mult": 10.0},
+            ),
+            ("from scratch", {"optim.lr": 0.05}),
+        ),
+        pretrain=(
+            "pretraining on all the shapes",
+            {"data.variant": None, "data.subset": None, "run.epochs": 5, "run.batch_size": 128, "optim.lr": 0.05},
+        ),
+        cpu={"run.epochs": 6},
+        cpu_train_images=2500,
+        pretrain_cpu={"run.epochs": 2},
+    ),
+    "finetune_imagenet": Preset(
+        title="Fine-tuning from ImageNet vs from scratch (needs the weights)",
         description="torchvision's ResNet-18 on CIFAR-10 at 64 px: started from ImageNet weights with a "
         "10x learning rate on the new head, against the same network from random weights. The "
         "pretrained weights must be in torch's cache (or downloadable); without them the "
-        "fine-tuning run fails and says where to put the file.",
+        "fine-tuning run fails and says where to put the file. Offline, the preset 'Fine-tuning vs "
+        "from scratch (pretrained here)' shows the same with a body pretrained on this machine.",
         datasets=("cifar10",),
         base={
             **RESNET_CIFAR,
@@ -190,8 +252,9 @@ class PresetPlan:
     title: str
     dataset: str
     scaled_down: bool
-    runs: list[tuple[str, TrainConfig]]
+    runs: list[tuple[str, TrainConfig]]  # the compared runs
     notes: list[str]
+    pretrain: tuple[str, TrainConfig] | None = None  # trained first; see PRETRAINED
 
 
 def plan_preset(name: str, device: str = "cpu", available: Iterable[str] | None = None) -> PresetPlan:
@@ -232,7 +295,19 @@ def plan_preset(name: str, device: str = "cpu", available: Iterable[str] | None 
         runs.append((f"{preset.title} · {run_name}", cfg))
     if scaled_down:
         notes.append(_scaling_note(scaling, dataset))
-    return PresetPlan(key=name, title=preset.title, dataset=dataset, scaled_down=scaled_down, runs=runs, notes=notes)
+
+    pretrain = None
+    if preset.pretrain is not None:
+        run_name, overrides = preset.pretrain
+        full = apply_overrides(TrainConfig(), {**preset.base, **overrides})
+        cfg = _scale_down(full, preset, full.data.dataset, preset.pretrain_cpu) if scaled_down else full
+        pretrain = (f"{preset.title} · {run_name}", cfg)
+        if scaled_down:
+            said = _changes(diff(full, cfg), cfg.data.dataset)
+            notes.append(f"The pretraining run is scaled down too: {'; '.join(said)}.")
+    return PresetPlan(
+        key=name, title=preset.title, dataset=dataset, scaled_down=scaled_down, runs=runs, notes=notes, pretrain=pretrain
+    )
 
 
 def build_preset(name: str, device: str = "cpu", available: Iterable[str] | None = None) -> list[tuple[str, TrainConfig]]:
@@ -240,15 +315,38 @@ def build_preset(name: str, device: str = "cpu", available: Iterable[str] | None
     return plan_preset(name, device, available).runs
 
 
-def _scale_down(cfg: TrainConfig, preset: Preset, dataset: str) -> TrainConfig:
-    overrides: dict[str, Any] = dict(preset.cpu)
+def launch_plan(plan: PresetPlan) -> list[str]:
+    """Queue the plan's runs (its pretraining run first) and return the ids of the compared runs.
+
+    The compared runs that start from the pretraining run get its id as model.init_from_run; the
+    queue starts them once it has ended, so this returns at once, like runner.launch.
+    """
+    from core import runner
+
+    pretrain_id = None
+    if plan.pretrain is not None:
+        name, cfg = plan.pretrain
+        pretrain_id = runner.launch(cfg, name)
+    ids = []
+    for name, cfg in plan.runs:
+        if cfg.model.init_from_run == PRETRAINED:
+            if pretrain_id is None:
+                raise ValueError(f"{name} starts from the pretraining run, but preset {plan.key} has none")
+            cfg = apply_overrides(cfg, {"model.init_from_run": pretrain_id})
+        ids.append(runner.launch(cfg, name))
+    return ids
+
+
+def _scale_down(cfg: TrainConfig, preset: Preset, dataset: str, extra: Mapping[str, Any] = ()) -> TrainConfig:
+    overrides: dict[str, Any] = {**preset.cpu, **dict(extra)}
     # Options of a model the run does not use would be rejected: keep only the ones it has.
     if "model.options" in overrides:
         options = {k: v for k, v in overrides.pop("model.options").items() if k in cfg.model.options}
         overrides["model.options"] = {**cfg.model.options, **options}
     train_size = TRAIN_SIZES.get(dataset)
     if train_size and preset.cpu_train_images < train_size:
-        overrides["data.subset"] = round(preset.cpu_train_images / train_size, 4)
+        # A run declared on fewer images than that (a small fine-tuning set) keeps its own number.
+        overrides["data.subset"] = min(cfg.data.subset or 1.0, round(preset.cpu_train_images / train_size, 4))
     epochs = overrides.get("run.epochs", cfg.run.epochs)
     ratio = epochs / cfg.run.epochs
     # Lengths in epochs shrink with the run: a 5-epoch warmup of a 30-epoch run stays a sixth of it.
@@ -263,20 +361,25 @@ def _scale_down(cfg: TrainConfig, preset: Preset, dataset: str) -> TrainConfig:
 
 
 def _scaling_note(changes: Mapping[str, tuple[Any, Any]], dataset: str) -> str:
+    return (
+        "No CUDA GPU here, so the preset is scaled down to train in about a minute on a laptop CPU: "
+        + "; ".join(_changes(changes, dataset))
+        + ". Accuracies are lower than the course's; compare the runs with each other."
+    )
+
+
+def _changes(changes: Mapping[str, tuple[Any, Any]], dataset: str) -> list[str]:
     said = []
     for key, (before, after) in changes.items():
         if key == "data.dataset" or (key == "data.variant" and dataset == FALLBACK_DATASET):
             continue  # said in the fallback note
         if key == "data.subset":
             size = TRAIN_SIZES.get(dataset)
-            said.append(f"{round(after * size):,} training images instead of {size:,}" if size else f"subset {after:g}")
+            before_images = f"{round((before or 1.0) * size):,}" if size else ""
+            said.append(f"{round(after * size):,} training images instead of {before_images}" if size else f"subset {after:g}")
         else:
             said.append(f"{key} {_show(before)} → {_show(after)}")
-    return (
-        "No CUDA GPU here, so the preset is scaled down to train in about a minute on a laptop CPU: "
-        + "; ".join(said)
-        + ". Accuracies are lower than the course's; compare the runs with each other."
-    )
+    return said
 
 
 def _show(value: Any) -> str:

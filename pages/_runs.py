@@ -103,6 +103,11 @@ def eta_seconds(record: store.RunRecord, steps: pd.DataFrame) -> float | None:
 def show_progress(record: store.RunRecord, steps: pd.DataFrame, queue_position: int | None = None) -> None:
     """Progress bar with epoch, step, ETA and speed (or where the run waits in the queue)."""
     if record.status == "queued":
+        waiting = store.waiting_for(record.id)
+        if waiting:
+            names = ", ".join(store.get_run(run_id).name for run_id in waiting)
+            st.progress(0.0, text=f"Waiting for {names} to end: this run starts from its weights (or learns from it).")
+            return
         where = f"position {queue_position} in the queue" if queue_position else "in the queue"
         st.progress(0.0, text=f"Waiting to start: {where}. It starts when a running run ends.")
         return

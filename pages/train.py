@@ -13,7 +13,6 @@ in separate processes started by core.runner; this page only reads the store.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import estimate, runner, store, trainer
+from core.lr_finder import lr_find
 from core.augment import (
     GROUPS,
     REGISTRY,
@@ -47,7 +47,7 @@ from core.config import (
 )
 from core.data import DATASETS, DatasetError, available_datasets
 from core.models import INIT_SCHEMES, MODELS, build_model, count_parameters
-from core.presets import PRESETS, plan_preset
+from core.presets import PRESETS, launch_plan, plan_preset
 from core.schedules import schedule_curve
 from core.uploads import MAX_UPLOAD_BYTES, find_upload, list_uploads, save_upload
 from pages import _runs
@@ -55,6 +55,13 @@ from pages._common import flash, pipeline_from_param, show_flashes
 
 state = st.session_state
 REFRESH_S = 1.0  # live view refresh: curves grow at least once a second
+# The LR finder runs in the page's own process while the person waits, so it is short: 60 steps
+# of the default config take about 15 s on a 2-core laptop, 10 steps per decade of lr.
+LR_FINDER_STEPS = 60
+LR_FINDER_RANGE = (1e-5, 10.0)
+# lr_find's default 0.98 averages over ~50 steps, too long for a 60-step test: the smoothed curve
+# would lag behind the lr and the suggestion land too high.
+LR_FINDER_SMOOTHING = 0.9
 RUN_CHOICES = 200  # newest runs offered in the run picker
 
 # This page's session state; the editor's field widgets are seeded by load_into_editor and keep
@@ -64,6 +71,7 @@ TRAIN_STATE: dict[str, Callable[[], Any]] = {
     "tr_pipeline_version": lambda: 0,  # bumped when the pipeline is replaced: fresh step widgets
     "tr_seeded": lambda: False,  # whether the editor's widgets hold a config yet
     "tr_auto_estimate": lambda: True,  # widget: time a few steps to estimate each config's duration
+    "tr_lr_found": lambda: None,  # the LR finder's last result: {"curve": DataFrame, "lr": float, "key": str}
 }
 
 
@@ -86,7 +94,7 @@ class Field:
     label: str
     help: str
     # "float" | "int" | "slider" | "bool" | "choice" | "floats" (a comma list) | "size" (0 = None) |
-    # "fraction" (1 = None); "dataset", "model" and "teacher" have widgets of their own
+    # "fraction" (1 = None); "dataset", "model" and "run" (a finished run, "" = None) have widgets of their own
     kind: str
     choices: tuple = ()
     low: float | None = None
@@ -105,7 +113,7 @@ class Field:
             return 0 if value is None else value
         if self.kind == "fraction":
             return 1.0 if value is None else value
-        if self.kind in ("choice", "teacher") and value is None:
+        if self.kind in ("choice", "run") and value is None:
             return ""
         return value
 
@@ -119,7 +127,7 @@ class Field:
             return None if not value else int(value)
         if self.kind == "fraction":
             return None if value >= 1.0 else round(float(value), 4)
-        if self.kind in ("choice", "teacher") and value == "":
+        if self.kind in ("choice", "run") and value == "":
             return None
         if self.kind == "float":
             return float(value)
@@ -146,8 +154,14 @@ DATA_FIELDS = (
     Field("data.val_ratio", "Held-out test share", "For an upload without train/ and test/ folders: the share of each "
           "class held out as the test split.", "slider", low=0.05, high=0.5, step=0.05,
           when=lambda v: str(v.get("data.dataset", "")).startswith(("zip:", "folder:"))),
-    Field("data.seed", "Data seed", "Picks the generated images, the subset and the held-out split. Kept apart from the "
-          "training seed so runs with different training seeds are tested on the same images.", "int", low=0),
+    Field("data.seed", "Data seed", "Picks the generated images, the subset, the held-out split and the pixel "
+          "permutation. Kept apart from the training seed so runs with different training seeds are tested on the "
+          "same images.", "int", low=0),
+    Field("data.permute_pixels", "Permute the pixels", "Shuffle the pixel positions of every image, train and test, "
+          "with one fixed random permutation drawn from the data seed (the same for every run with that seed). "
+          "A fully connected network does just as well on the shuffled images, since it never knew which pixels "
+          "were neighbours; a CNN loses what its convolutions assume. Augmentations then act on the shuffled "
+          "images, so turn geometric ones off.", "bool"),
     Field("data.allow_download", "Allow downloading the dataset", "Let torchvision download CIFAR-10 / MNIST / "
           "Fashion-MNIST if the files are missing (needs internet). Off: a missing dataset fails at once with a "
           "message saying where to put the files.", "bool",
@@ -155,6 +169,10 @@ DATA_FIELDS = (
 )
 MODEL_FIELDS = (
     Field("model.name", "Model", "The network to train; its description and options appear below.", "model"),
+    Field("model.init_from_run", "Start from a finished run's weights", "Fine-tuning: every weight but the final "
+          "layer's comes from that run, and a new head is trained for this dataset's classes. The run must have "
+          "trained the same model with the same options on images with as many channels. Give the new head a "
+          "higher learning rate (Tricks tab, fine-tuning) or freeze the body for the first epochs.", "run"),
     Field("model.init", "Weight initialisation", "default: PyTorch's own. xavier: Glorot uniform (Glorot & Bengio "
           "2010), for tanh-like units. kaiming: He normal (He et al. 2015), made for ReLU. Batch norm layers always "
           "start at weight 1, bias 0.", "choice", choices=INIT_SCHEMES),
@@ -174,7 +192,7 @@ MIX_FIELDS = (
 DISTILL_FIELDS = (
     Field("tricks.teacher_run_id", "Distillation teacher", "Knowledge distillation (Hinton et al. 2015): a finished "
           "run whose model teaches this one through its softened predictions. It must predict the same classes "
-          "from the same kind of images.", "teacher"),
+          "from the same kind of images.", "run"),
     Field("tricks.distill_temperature", "Distillation temperature", "Softens both distributions; Hinton et al. use "
           "2 to 20.", "float", low=0.1, high=50.0, step=0.5, when=lambda v: bool(v.get("tricks.teacher_run_id"))),
     Field("tricks.distill_alpha", "Weight of the teacher", "Share of the loss that comes from matching the teacher; "
@@ -429,6 +447,15 @@ def model_tab(values: Mapping[str, Any]) -> None:
     info = MODELS[state[key]]
     st.caption(info.help)
     draw_field(_field("model.init"), values)
+    source = run_picker("model.init_from_run", "none (train from the initialisation above)")
+    if source:
+        try:
+            trained = store.get_run(source).config["model"]["name"]
+        except store.UnknownRunError:
+            trained = None
+        if trained is not None and trained != state[key]:
+            st.warning(f"That run trained a {MODELS[trained].label if trained in MODELS else trained}; its weights "
+                       f"fit only the same model, so this run would fail. Pick {trained} above or another run.")
     cols = st.columns(2)
     for i, option in enumerate(info.options):
         wkey = _option_key(state[key], option.name)
@@ -585,27 +612,102 @@ def _short(value: Any) -> str:
 # ---- tricks -----------------------------------------------------------------------------------
 
 
-def _teacher_choices() -> dict[str, str]:
+def run_picker(key: str, none_label: str) -> str | None:
+    """A selectbox of the finished runs for a "run" field; returns the chosen id (None for none)."""
     runs = store.list_runs()
     finished = runs[runs["status"] == "finished"]
-    return {"": "none (no distillation)", **{r.id: f"{r.name} ({r.model} on {r.dataset}, test acc {r.test_acc:.1%})"
-                                             for r in finished.itertuples() if pd.notna(r.test_acc)}}
+    choices = {"": none_label, **{r.id: f"{r.name} ({r.model} on {_runs.dataset_name(r.dataset)}, test acc {r.test_acc:.1%})"
+                                  for r in finished.itertuples() if pd.notna(r.test_acc)}}
+    f = _field(key)
+    if state[f.widget_key] not in choices:
+        choices[state[f.widget_key]] = f"{state[f.widget_key]} (not a finished run here)"
+    st.selectbox(f.label, list(choices), format_func=choices.get, key=f.widget_key, help=f.help, persist_state="session")
+    return state[f.widget_key] or None
 
 
 def tricks_tab(values: Mapping[str, Any]) -> None:
     st.markdown("**Label smoothing and batch mixing**")
     draw_fields(MIX_FIELDS, values)
     st.markdown("**Distillation**")
-    choices = _teacher_choices()
-    key = _field("tricks.teacher_run_id").widget_key
-    if state[key] not in choices:
-        choices[state[key]] = f"{state[key]} (not a finished run here)"
-    st.selectbox("Distillation teacher", list(choices), format_func=choices.get, key=key,
-                 help=_field("tricks.teacher_run_id").help, persist_state="session")
+    run_picker("tricks.teacher_run_id", "none (no distillation)")
     draw_fields(DISTILL_FIELDS[1:], values)  # the teacher is the selectbox above
     st.markdown("**Fine-tuning: differential learning rate and freezing**")
     draw_fields(FINETUNE_FIELDS, values)
     st.caption("Warmup and the linear scaling rule are in the Optimiser & schedule tab.")
+
+
+# ---- learning-rate finder ---------------------------------------------------------------------
+
+
+def _lr_finder_key(cfg: TrainConfig) -> str:
+    """What the finder's result depends on: everything but the lr it sweeps and the schedule it ignores."""
+    tree = cfg.to_dict()
+    del tree["schedule"], tree["optim"]["lr"]
+    return json.dumps(tree, sort_keys=True)
+
+
+def lr_to_widget(cfg: TrainConfig, found_lr: float) -> float:
+    """The value for the lr field that makes a run train at `found_lr`, to two significant digits.
+
+    The finder sets the optimiser's lr directly; with the linear scaling rule on, the field holds
+    the lr per 256 images, so the found lr is scaled back.
+    """
+    value = found_lr * 256 / cfg.run.batch_size if cfg.schedule.linear_scaling else found_lr
+    return float(f"{value:.2g}")
+
+
+def lr_finder_figure(curve: pd.DataFrame, suggested: float) -> go.Figure:
+    fig = go.Figure()
+    fig.add_scatter(x=curve["lr"], y=curve["raw_loss"], mode="lines", name="loss of each batch",
+                    line={"width": 1, "color": "rgba(99,110,250,0.35)"})
+    fig.add_scatter(x=curve["lr"], y=curve["loss"], mode="lines", name="smoothed", line={"color": "#636EFA", "width": 2})
+    at = curve.iloc[(curve["lr"] - suggested).abs().argmin()]
+    fig.add_scatter(x=[suggested], y=[at["loss"]], mode="markers", name=f"suggested lr {suggested:.2g}",
+                    marker={"size": 12, "color": "#EF553B", "symbol": "x"})
+    fig.add_vline(x=suggested, line={"dash": "dot", "color": "#EF553B"})
+    fig.update_xaxes(type="log", title="learning rate")
+    fig.update_layout(title="Learning-rate finder", yaxis_title="training loss", height=320,
+                      margin={"t": 40, "b": 40, "l": 50, "r": 10}, legend={"orientation": "h", "y": -0.3})
+    return fig
+
+
+def _use_found_lr(value: float) -> None:
+    state[_field("optim.lr").widget_key] = value
+    flash("success", f"Peak learning rate set to {value:g}.")
+
+
+def lr_finder_panel() -> None:
+    """Smith's LR range test on the editor's config, in this process, then one click to use its lr."""
+    with st.expander("Find a learning rate", icon=":material/query_stats:"):
+        st.caption(
+            f"Trains a fresh model of this config for {LR_FINDER_STEPS} steps while the learning rate grows from "
+            f"{LR_FINDER_RANGE[0]:g} to {LR_FINDER_RANGE[1]:g} (Smith 2015), and suggests the lr where the loss "
+            "falls fastest. Nothing is recorded as a run. It takes a few seconds to a minute, depending on the model."
+        )
+        try:
+            cfg = current_config()
+        except ConfigError:
+            st.caption("Fix the config first: it cannot run as it is.")
+            return
+        if st.button("Find a learning rate", key="tr-lr-find", icon=":material/play_arrow:"):
+            try:
+                with st.spinner(f"Training {LR_FINDER_STEPS} steps at growing learning rates…"):
+                    curve = lr_find(cfg, start_lr=LR_FINDER_RANGE[0], end_lr=LR_FINDER_RANGE[1],
+                                    num_steps=LR_FINDER_STEPS, smoothing=LR_FINDER_SMOOTHING)
+            except (ValueError, RuntimeError) as exc:
+                st.error(f"The learning-rate finder failed: {exc}")
+                return
+            state["tr_lr_found"] = {"curve": curve, "lr": curve.attrs["suggested_lr"], "key": _lr_finder_key(cfg)}
+        found = state["tr_lr_found"]
+        if found is None:
+            return
+        if found["key"] != _lr_finder_key(cfg):
+            st.caption("This curve was measured for an earlier config; run the finder again for the current one.")
+        st.plotly_chart(lr_finder_figure(found["curve"], found["lr"]), key="tr-lr-finder-chart")
+        value = lr_to_widget(cfg, found["lr"])
+        per = " (per 256 images, as the linear scaling rule is on)" if cfg.schedule.linear_scaling else ""
+        st.button(f"Use this LR: {value:g}{per}", key="tr-lr-use", on_click=_use_found_lr, args=(value,),
+                  icon=":material/check:", disabled=value == cfg.optim.lr)
 
 
 # ============================================================================ what the run will cost
@@ -660,7 +762,7 @@ def cost_panel(cfg: TrainConfig) -> Callable[[], None] | None:
         return None
     try:
         device = trainer.pick_device(cfg.run.device)
-        threads = cfg.run.threads or os.cpu_count() or 1
+        threads = cfg.run.threads or trainer.available_cores()
         described = trainer.describe_device(device, threads, trainer.autocast_dtype(cfg.run.amp, device))
     except ConfigError as exc:
         st.error(str(exc))
@@ -749,6 +851,14 @@ def presets_panel() -> None:
         st.info(note, icon=":material/info:")
     first = plan.runs[0][1]
     rows = []
+    if plan.pretrain is not None:
+        run_name, cfg = plan.pretrain
+        rows.append({
+            "run": run_name.split(" · ", 1)[-1],
+            "model": cfg.model.name,
+            "epochs": cfg.run.epochs,
+            "differs from the first run in": "trained first, on its own data; not in the comparison",
+        })
     for run_name, cfg in plan.runs:
         changes = diff(first, cfg)
         rows.append({
@@ -758,8 +868,12 @@ def presets_panel() -> None:
             "differs from the first run in": "; ".join(f"{k} = {_setting(v[1])}" for k, v in changes.items()) or "—",
         })
     st.dataframe(pd.DataFrame(rows), hide_index=True)
-    if st.button(f"Launch these {len(plan.runs)} runs and compare them", key="tr-launch-preset", icon=":material/play_arrow:"):
-        ids = [runner.launch(cfg, run_name) for run_name, cfg in plan.runs]
+    total = len(plan.runs) + (plan.pretrain is not None)
+    if plan.pretrain is not None:
+        st.caption("The runs that start from the pretraining run wait in the queue until it has finished; "
+                   "the comparison opens at once and fills in as they train.")
+    if st.button(f"Launch these {total} runs and compare them", key="tr-launch-preset", icon=":material/play_arrow:"):
+        ids = launch_plan(plan)
         state["compare_runs"] = ids
         st.switch_page("pages/compare.py", query_params={"runs": ",".join(ids)})
 
@@ -914,6 +1028,7 @@ with editor:
         tricks_tab(values)
     with tabs[4]:
         draw_fields(OPTIM_FIELDS, values)
+        lr_finder_panel()
         st.divider()
         draw_fields(SCHEDULE_FIELDS, values)
     with tabs[5]:

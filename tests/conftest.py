@@ -5,10 +5,14 @@ import zlib
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+# Tests use tiny tensors: one thread avoids threads fighting over the CI machine's two cores.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
