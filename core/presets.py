@@ -205,11 +205,11 @@ PRESETS: dict[str, Preset] = {
             "augment.train": [],
         },
         runs=(
+            ("from scratch", {"optim.lr": 0.05}),
             (
                 "fine-tuned, head lr x10",
                 {"model.init_from_run": PRETRAINED, "optim.lr": 0.01, "optim.head_lr_mult": 10.0},
             ),
-            ("from scratch", {"optim.lr": 0.05}),
         ),
         pretrain=(
             "pretraining on all the shapes",

@@ -265,15 +265,18 @@ SCHEDULE_FIELDS = (
 )
 RUN_FIELDS = (
     Field("run.epochs", "Epochs", "Passes over the training set.", "int", low=1, high=10_000),
-    Field("run.batch_size", "Batch size", "Images per optimiser step; 128 keeps a 2-core CPU busy without long "
-          "steps.", "int", low=1, high=65_536),
+    Field("run.batch_size", "Batch size", "Images per optimiser step. Short runs need the steps more than large "
+          "batches (64 is the default); a GPU wants larger ones, with the lr raised to match (linear scaling rule).",
+          "int", low=1, high=65_536),
     Field("run.seed", "Training seed", "Seeds shuffling, augmentation, mixing and initialisation: the same seed "
           "repeats a CPU run exactly.", "int", low=0),
     Field("run.device", "Device", "auto picks a CUDA GPU, then Apple's MPS, then the CPU; the device used is "
           "recorded with the run.", "choice", choices=DEVICES),
     Field("run.eval_every", "Evaluate every (epochs)", "Evaluate on the test split every this many epochs, and always "
           "after the last one.", "int", low=1, high=10_000),
-    Field("run.threads", "CPU threads (0 = all)", "PyTorch's CPU threads; 0 uses every core.", "int", low=0, high=256),
+    Field("run.threads", "CPU threads (0 = all)", "PyTorch's CPU threads; 0 uses every core. Threads of all the runs "
+          "training at once should not add up to more than the cores (two runs on a 2-core laptop: 1 each), or they "
+          "slow each other down. The threads a run used are shown with its device.", "int", low=0, high=256),
     Field("run.amp", "Mixed precision", "auto: on for CUDA (bf16 where supported, else fp16), off elsewhere. fp16 "
           "needs CUDA.", "choice", choices=AMP_MODES),
     Field("run.channels_last", "Channels-last layout", "Faster convolutions on recent GPUs, rarely on CPUs.", "bool"),
@@ -658,11 +661,12 @@ def lr_to_widget(cfg: TrainConfig, found_lr: float) -> float:
 
 def lr_finder_figure(curve: pd.DataFrame, suggested: float) -> go.Figure:
     fig = go.Figure()
-    fig.add_scatter(x=curve["lr"], y=curve["raw_loss"], mode="lines", name="loss of each batch",
+    lrs = curve["lr"].tolist()
+    fig.add_scatter(x=lrs, y=curve["raw_loss"].tolist(), mode="lines", name="loss of each batch",
                     line={"width": 1, "color": "rgba(99,110,250,0.35)"})
-    fig.add_scatter(x=curve["lr"], y=curve["loss"], mode="lines", name="smoothed", line={"color": "#636EFA", "width": 2})
+    fig.add_scatter(x=lrs, y=curve["loss"].tolist(), mode="lines", name="smoothed", line={"color": "#636EFA", "width": 2})
     at = curve.iloc[(curve["lr"] - suggested).abs().argmin()]
-    fig.add_scatter(x=[suggested], y=[at["loss"]], mode="markers", name=f"suggested lr {suggested:.2g}",
+    fig.add_scatter(x=[suggested], y=[float(at["loss"])], mode="markers", name=f"suggested lr {suggested:.2g}",
                     marker={"size": 12, "color": "#EF553B", "symbol": "x"})
     fig.add_vline(x=suggested, line={"dash": "dot", "color": "#EF553B"})
     fig.update_xaxes(type="log", title="learning rate")

@@ -60,6 +60,16 @@ def test_flags_build_the_config_with_the_documented_precedence(capsys, tmp_path)
     assert (cfg.tricks.cutmix_alpha, cfg.tricks.label_smoothing, cfg.tricks.teacher_run_id) == (1.0, 0.1, "abc")
 
 
+def test_permute_pixels_and_init_from_flags(capsys, tmp_path):
+    cfg = printed_config(capsys, "--model", "mlp", "--permute-pixels", "--init-from", "20250101-000000-abcdef")
+    assert (cfg.model.name, cfg.data.permute_pixels, cfg.model.init_from_run) == ("mlp", True, "20250101-000000-abcdef")
+    assert printed_config(capsys).data.permute_pixels is False
+    # without the flag, a config file's choice stands (the flag only ever switches it on)
+    config_file = tmp_path / "run.json"
+    config_file.write_text(TrainConfig.from_dict({"data": {"permute_pixels": True}}).to_json())
+    assert printed_config(capsys, "--config", str(config_file)).data.permute_pixels is True
+
+
 def test_changing_the_model_drops_the_old_models_options(capsys, tmp_path):
     config_file = tmp_path / "run.json"
     config_file.write_text(TrainConfig.from_dict({"model": {"options": {"width": 0.5}}}).to_json())

@@ -196,6 +196,87 @@ def test_a_preset_launches_its_runs_and_opens_the_comparison(at):
         runner.stop(run_id)
 
 
+def test_the_fine_tuning_preset_pretrains_first_and_its_fine_tuning_run_waits_for_it(at):
+    occupy_the_only_slot()
+    at.selectbox(key="tr_preset").set_value("finetune")
+    run(at)
+    table = at.dataframe[0].value
+    assert list(table["run"]) == ["pretraining on all the shapes", "from scratch", "fine-tuned, head lr x10"]
+    assert "model.init_from_run = <the pretraining run>" in table["differs from the first run in"].iloc[2]
+    at.button(key="tr-launch-preset").click()
+    at.run()
+    scratch, tuned = at.session_state["compare_runs"]  # the comparison shows the compared runs only
+    runs = store.list_runs()
+    pretrain = runs[runs["name"].str.endswith("pretraining on all the shapes")]["id"].item()
+    assert store.get_run(tuned).train_config().model.init_from_run == pretrain
+    assert store.get_run(scratch).train_config().model.init_from_run is None
+    assert store.waiting_for(tuned) == [pretrain]
+    # the fine-tuning run says what it waits for
+    page = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    page.run()
+    page.switch_page("pages/train.py")
+    page.session_state["tr_auto_estimate"] = False
+    page.query_params["run"] = tuned
+    run(page)
+    assert progress_text(page).startswith("Waiting for Fine-tuning vs from scratch") and "pretraining on all the shapes" in progress_text(page)
+    for run_id in (pretrain, tuned, scratch):
+        runner.stop(run_id)
+
+
+def test_the_lr_finder_plots_loss_against_lr_and_sets_the_peak_lr(at):
+    set_tiny(at, epochs=1)
+    at.button(key="tr-lr-find").click()
+    run(at)
+    finder = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "Learning-rate finder" in c.proto.spec)
+    assert finder["layout"]["xaxis"]["type"] == "log"
+    smoothed = next(t for t in finder["data"] if t["name"] == "smoothed")
+    lrs = smoothed["x"]
+    assert lrs[0] == pytest.approx(1e-5) and all(b > a for a, b in zip(lrs, lrs[1:]))
+    marker = next(t for t in finder["data"] if t["name"].startswith("suggested lr"))
+    suggested = marker["x"][0]
+    assert lrs[0] <= suggested <= lrs[-1]
+    expected = float(f"{suggested:.2g}")
+    use = at.button(key="tr-lr-use")
+    assert use.label.startswith(f"Use this LR: {expected:g}")
+    use.click()
+    run(at)
+    assert at.session_state["tr_optim.lr"] == expected
+    assert at.number_input(key="tr_optim.lr").value == expected
+    assert any(f"Peak learning rate set to {expected:g}" in s.value for s in at.success)
+    # with the linear scaling rule on, the field holds the lr per 256 images
+    at.checkbox(key="tr_schedule.linear_scaling").check()
+    run(at)
+    assert at.button(key="tr-lr-use").label.startswith(f"Use this LR: {float(f'{suggested * 256 / 32:.2g}'):g} (per 256 images")
+
+
+def test_permuted_pixels_and_a_run_to_start_from_go_into_the_launched_config():
+    source = train.run({"data": {"subset": 0.05, "image_size": 16}, "model": {"options": {"width": 0.25}},
+                        "run": {"epochs": 1, "batch_size": 32, "threads": 1}}, "source")
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    app.run()
+    app.switch_page("pages/train.py")
+    app.session_state["tr_auto_estimate"] = False
+    run(app)
+    occupy_the_only_slot()
+    app.checkbox(key="tr_data.permute_pixels").check()
+    picker = app.selectbox(key="tr_model.init_from_run")
+    assert picker.options == ["none (train from the initialisation above)",
+                              f"source (fastcnn on shapes, test acc {store.get_run(source).summary['final']['test_acc']:.1%})"]
+    picker.set_value(source)
+    run(app)
+    app.selectbox(key="tr_model.name").set_value("lenet")
+    run(app)
+    assert any("its weights fit only the same model" in w.value for w in app.warning)
+    app.selectbox(key="tr_model.name").set_value("fastcnn")
+    run(app)
+    assert not app.warning
+    app.button(key="tr-launch").click()
+    run(app)
+    cfg = store.get_run(app.query_params["run"]).train_config()
+    assert cfg.data.permute_pixels and cfg.model.init_from_run == source
+    runner.stop(app.query_params["run"])
+
+
 # ---- the report of an ended run --------------------------------------------------------------------
 
 

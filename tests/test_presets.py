@@ -2,7 +2,8 @@
 import pytest
 
 from core.config import TrainConfig, apply_overrides, diff
-from core.presets import PRESETS, TRAIN_SIZES, build_preset, plan_preset
+from core import runner
+from core.presets import PRESETS, PRETRAINED, TRAIN_SIZES, build_preset, launch_plan, plan_preset
 
 ALL_DATASETS = ["shapes", "cifar10", "mnist", "fashion_mnist"]
 
@@ -75,15 +76,59 @@ def test_the_course_comparisons_are_there():
     flip = runs["flip"]
     assert [len(cfg.augment.train) for cfg in flip] == [0, 1] and flip[1].augment.train[0]["op"] == "hflip"
     assert [cfg.model.name for cfg in runs["lenet_vgg"]] == ["lenet", "vgg11"]
-    assert [cfg.model.name for cfg in runs["mnist_mlp_cnn"]] == ["mlp", "lenet"]
+    mnist = runs["mnist_mlp_cnn"]
+    assert [(cfg.model.name, cfg.data.permute_pixels) for cfg in mnist] == [
+        ("mlp", False), ("lenet", False), ("mlp", True), ("lenet", True)]
     assert [cfg.tricks.label_smoothing for cfg in runs["label_smoothing"]] == [0.0, 0.1]
     assert [cfg.tricks.mixup_alpha for cfg in runs["mixup"]] == [0.0, 0.2]
     assert [step["op"] for step in runs["cutout"][1].augment.train][-1] == "cutout"
     step, warm = runs["warmup_cosine"]
     assert (step.schedule.name, warm.schedule.name, warm.schedule.warmup) == ("step", "cosine", 5.0)
-    tuned, scratch = runs["finetune"]
+    tuned, scratch = runs["finetune_imagenet"]
     assert tuned.model.options["pretrained"] and tuned.optim.head_lr_mult == 10
     assert not scratch.model.options["pretrained"] and scratch.optim.head_lr_mult == 1
+    scratch, tuned = runs["finetune"]
+    assert (tuned.model.init_from_run, tuned.optim.head_lr_mult) == (PRETRAINED, 10)
+    assert (scratch.model.init_from_run, scratch.optim.head_lr_mult) == (None, 1)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cpu"])
+def test_the_offline_fine_tuning_preset_pretrains_on_all_the_shapes_first(device):
+    plan = plan_preset("finetune", device, ["shapes"])  # no torchvision dataset, no ImageNet weights needed
+    name, pretrain = plan.pretrain
+    assert name.endswith("pretraining on all the shapes")
+    assert (pretrain.data.dataset, pretrain.data.variant, pretrain.model.init_from_run) == ("shapes", None, None)
+    for _, cfg in plan.runs:
+        # the target: few images of a narrower training set, and the same model as the pretraining
+        assert (cfg.data.variant, cfg.data.subset) == ("few_colours", 0.06)
+        assert (cfg.model.name, cfg.model.options) == (pretrain.model.name, pretrain.model.options)
+        assert (pretrain.data.subset or 1.0) > cfg.data.subset
+    if device == "cpu":
+        assert (pretrain.data.subset, pretrain.run.epochs) == (0.5, 2)
+        assert "The pretraining run is scaled down too: 2,500 training images instead of 5,000; run.epochs 5 → 2." in plan.notes
+    else:
+        assert (pretrain.data.subset, pretrain.run.epochs) == (None, 5)
+
+
+def test_launching_a_plan_queues_the_pretraining_first_and_points_the_fine_tuning_run_at_it(monkeypatch):
+    launched = []
+
+    def launch(cfg, name):
+        launched.append((name, cfg))
+        return f"id{len(launched)}"
+
+    monkeypatch.setattr(runner, "launch", launch)
+    plan = plan_preset("finetune", "cpu", ["shapes"])
+    ids = launch_plan(plan)
+    assert ids == ["id2", "id3"]  # the compared runs, not the pretraining run
+    assert [name for name, _ in launched] == [plan.pretrain[0], plan.runs[0][0], plan.runs[1][0]]
+    assert launched[0][1] == plan.pretrain[1]
+    assert launched[1][1] == plan.runs[0][1]  # from scratch
+    assert launched[2][1].model.init_from_run == "id1"
+    assert launched[2][1] == apply_overrides(plan.runs[1][1], {"model.init_from_run": "id1"})
+    # a preset without pretraining launches its runs as they are
+    launched.clear()
+    assert launch_plan(plan_preset("mixup", "cpu", ["shapes"])) == ["id1", "id2"]
 
 
 def test_an_unknown_preset_is_named_in_the_error():

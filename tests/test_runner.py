@@ -58,3 +58,30 @@ def test_a_killed_training_process_is_reported_as_interrupted():
     record = runner.wait(run_id, timeout=30)
     assert record.status == "interrupted" and f"pid {pid}" in record.message
     assert len(store.metrics(run_id, "step")) >= 1  # what was recorded before the kill is kept
+
+
+def test_a_fine_tuning_run_waits_for_the_run_it_starts_from_then_uses_its_weights():
+    import torch
+
+    runner.set_max_concurrent(2)  # a free slot, so only the dependency holds the second run back
+    source = runner.launch(quick(epochs=1), "source")
+    tuned_cfg = TrainConfig.from_dict({
+        **quick(epochs=1).to_dict(),
+        "model": {"options": {"width": 0.25, "depth": 1}, "init_from_run": source},
+        "optim": {"freeze_body_epochs": 1, "head_lr_mult": 10.0},
+    })
+    tuned = runner.launch(tuned_cfg, "fine-tuned")
+    assert store.get_run(source).status == "running"
+    assert store.get_run(tuned).status == "queued" and store.waiting_for(tuned) == [source]
+    assert runner.tick() == []  # a slot is free, but the run it needs has not ended
+
+    source_record = runner.wait(source, timeout=120)
+    assert source_record.status == "finished", source_record.message
+    tuned_record = runner.wait(tuned, timeout=120)  # started by the source's process as it ended
+    assert tuned_record.status == "finished", tuned_record.message
+    assert tuned_record.started >= source_record.ended  # it waited, though a second slot was free all along
+    before = torch.load(source_record.folder / "weights.pt", weights_only=True)
+    after = torch.load(tuned_record.folder / "weights.pt", weights_only=True)
+    # The body was frozen for the whole (one-epoch) run: its weights are the source's, the head is new.
+    conv = "features.0.weight"
+    assert torch.equal(after[conv], before[conv]) and not torch.equal(after["head.weight"], before["head.weight"])

@@ -196,6 +196,30 @@ def test_claiming_respects_the_slots_and_the_queue_order():
     assert store.claim_next_queued(max_concurrent=5) is None  # nothing left in the queue
 
 
+def test_a_run_that_needs_another_waits_for_it_while_younger_runs_go_ahead():
+    source = store.create_run(TrainConfig(), "pretraining")
+    tuned = store.create_run(TrainConfig.from_dict({"model": {"init_from_run": source}}), "fine-tuned")
+    student = store.create_run(TrainConfig.from_dict({"tricks": {"teacher_run_id": source}}), "student")
+    scratch = store.create_run(TrainConfig(), "from scratch")
+    assert store.dependencies(store.get_run(tuned).config) == [source]
+    assert store.dependencies(TrainConfig.from_dict({"model": {"init_from_run": "a"}, "tricks": {"teacher_run_id": "b"}})) == ["a", "b"]
+    assert store.waiting_for(tuned) == [source] and store.waiting_for(scratch) == []
+    # Slots to spare: the source and the independent run start, the two that need the source wait.
+    assert store.claim_next_queued(max_concurrent=4) == source
+    assert store.claim_next_queued(max_concurrent=4) == scratch
+    assert store.claim_next_queued(max_concurrent=4) is None
+    assert store.get_run(tuned).status == store.get_run(student).status == "queued"
+    store.set_status(source, "finished")
+    assert store.waiting_for(tuned) == []
+    assert store.claim_next_queued(max_concurrent=4) == tuned  # oldest first, once startable
+    assert store.claim_next_queued(max_concurrent=4) == student
+    # A source that ended any other way lets the run start too: the trainer then says why it fails.
+    stopped = store.create_run(TrainConfig(), "stopped before it started")
+    after = store.create_run(TrainConfig.from_dict({"model": {"init_from_run": stopped}}))
+    store.request_stop(stopped)
+    assert store.claim_next_queued(max_concurrent=10) == after
+
+
 def test_settings_and_bad_statuses():
     assert store.get_setting("max_concurrent") is None
     store.set_setting("max_concurrent", "2")

@@ -326,3 +326,123 @@ def test_suggestions_follow_the_curve():
     df = pd.DataFrame({"lr": lrs, "loss": loss})
     assert suggest_lr(df, "steepest") == pytest.approx(1e-2, rel=0.3)
     assert suggest_lr(df, "min/10") == pytest.approx(lrs[int(pd.Series(loss).idxmin())] / 10)
+
+
+# ---------------------------------------------------------------------------- permuted pixels
+
+
+def test_permuted_pixels_shuffle_train_and_test_alike_with_the_data_seeds_permutation(small_shapes):
+    from core.permute import permute_pixels, pixel_permutation
+
+    device = torch.device("cpu")
+    plain = load_data(tiny(), device)
+    permuted = load_data(tiny(data={"permute_pixels": True, "seed": 3}), device)
+    order = pixel_permutation(32, 32, seed=3)
+    assert plain.pixel_order is None and torch.equal(permuted.pixel_order, order)
+    assert torch.equal(permuted.train_x, permute_pixels(small_shapes.train_x, order))
+    assert torch.equal(permuted.test_x, permute_pixels(small_shapes.test_x, order))
+    assert torch.equal(permuted.train_y, plain.train_y) and torch.equal(permuted.test_y, plain.test_y)
+    assert torch.equal(permuted.mean, plain.mean) and torch.equal(permuted.std, plain.std)  # values moved, not changed
+    again = load_data(tiny(data={"permute_pixels": True, "seed": 3}), device)
+    assert torch.equal(again.train_x, permuted.train_x)
+    other = load_data(tiny(data={"permute_pixels": True, "seed": 4}), device)
+    assert not torch.equal(other.train_x, permuted.train_x)
+    assert "pixels permuted" in permuted.bundle.note
+
+
+def test_a_permuted_run_predicts_plain_pictures_through_its_permutation(small_shapes):
+    run_id = train_api.run(tiny(data={"permute_pixels": True}))
+    record = store.get_run(run_id)
+    batch = predict(run_id, small_shapes.test_x, k=1)  # plain pictures, as a person would upload them
+    predicted = torch.tensor([core.data.SHAPE_CLASSES.index(b[0][0]) for b in batch])
+    accuracy = (predicted == small_shapes.test_y).float().mean().item()
+    assert accuracy == pytest.approx(record.summary["final"]["test_acc"])
+    for wrong in record.summary["misclassified"]:
+        assert predicted[wrong["index"]] == wrong["predicted"]
+
+
+def test_a_permuted_student_hands_its_teacher_the_pictures_in_order(monkeypatch, small_shapes):
+    class SpyTeacher:
+        """The stored teacher, remembering every batch of images it is shown."""
+
+        def __init__(self, loaded):
+            self.loaded, self.num_classes, self.in_channels = loaded, loaded.num_classes, loaded.in_channels
+            self.seen = []
+
+        def logits(self, images):
+            self.seen.append(images)
+            return self.loaded.logits(images)
+
+    teacher_id = train_api.run(tiny(), "plain teacher")
+    spy = SpyTeacher(load_run_model(teacher_id))
+    monkeypatch.setattr("core.trainer.load_run_model", lambda run_id, device: spy)
+    student = tiny(data={"permute_pixels": True}, tricks={"teacher_run_id": teacher_id}, run={"epochs": 1})
+    assert isinstance(fit(student), Finished)
+    # The teacher was trained on plain images: each one it was shown is a plain training image
+    # (a permuted one matches none of them).
+    plain = small_shapes.train_x.float() / 255
+    shown = torch.cat(spy.seen)
+    assert len(shown) == TRAIN_IMAGES
+    assert all((plain == image).all(dim=(1, 2, 3)).any() for image in shown)
+
+
+# ---------------------------------------------------------------------------- fine-tuning from a run
+
+
+def five_classes(bundle):
+    """The first five shapes only: a new task with another number of classes for the head."""
+    keep_train, keep_test = bundle.train_y < 5, bundle.test_y < 5
+    return dataclasses.replace(
+        bundle, train_x=bundle.train_x[keep_train], train_y=bundle.train_y[keep_train],
+        test_x=bundle.test_x[keep_test], test_y=bundle.test_y[keep_test], classes=bundle.classes[:5],
+    )
+
+
+def test_fine_tuning_starts_from_the_runs_body_with_a_new_head(monkeypatch, small_shapes):
+    source_id = train_api.run(tiny(), "source")
+    stored = torch.load(store.get_run(source_id).folder / "weights.pt", weights_only=True)
+    target = five_classes(small_shapes)
+    cfg = tiny(model={"init_from_run": source_id})
+    model = build_model(cfg, target, torch.device("cpu"))
+    state = model.state_dict()
+    assert state["head.weight"].shape == (5, stored["head.weight"].shape[1])
+    body = [k for k in state if not k.startswith("head.")]
+    assert body and all(torch.equal(state[k], stored[k]) for k in body)
+    # the head is the fresh one a run without init_from_run gets: same seed, same initial head
+    fresh = build_model(tiny(), target, torch.device("cpu")).state_dict()
+    assert torch.equal(state["head.weight"], fresh["head.weight"])
+    assert not torch.equal(state[body[0]], fresh[body[0]])
+
+
+def test_fine_tuning_with_a_frozen_body_and_a_faster_head(monkeypatch, small_shapes, tmp_path):
+    source_id = train_api.run(tiny(), "source")
+    stored = torch.load(store.get_run(source_id).folder / "weights.pt", weights_only=True)
+    monkeypatch.setattr(core.data, "load_dataset", lambda name, **kwargs: five_classes(small_shapes))
+    cfg = tiny(model={"init_from_run": source_id}, optim={"head_lr_mult": 10.0, "freeze_body_epochs": 1}, run={"epochs": 1})
+    model = build_model(cfg, five_classes(small_shapes), torch.device("cpu"))
+    groups = build_optimizer(model, cfg).param_groups
+    assert [(g["name"], g["lr"]) for g in groups] == [("body", 0.05), ("head", 0.5)]
+    final = fit(cfg, artefact_dir=tmp_path)
+    assert isinstance(final, Finished) and final.classes == core.data.SHAPE_CLASSES[:5]
+    trained = torch.load(final.weights_path, weights_only=True)
+    params = {name for name, _ in model.named_parameters()}
+    assert all(torch.equal(trained[n], stored[n]) for n in params if not n.startswith("head."))  # frozen
+    assert not torch.equal(trained["head.weight"], model.state_dict()["head.weight"])  # the head learned
+
+
+def test_fine_tuning_from_an_unusable_run_fails_with_the_reason():
+    def failure(cfg):
+        final = fit(cfg)
+        assert isinstance(final, Failed)
+        return final.message
+
+    assert "model.init_from_run: there is no run 'nope'" in failure(tiny(model={"init_from_run": "nope"}))
+    queued = store.create_run(tiny(), "not yet")
+    assert f"run {queued} (not yet) is queued; only a finished run" in failure(tiny(model={"init_from_run": queued}))
+    lenet = store.create_run(TrainConfig.from_dict({"model": {"name": "lenet"}}), "a lenet", status="running")
+    store.set_status(lenet, "finished")
+    assert "trained a lenet, not a fastcnn" in failure(tiny(model={"init_from_run": lenet}))
+    narrow = train_api.run(tiny(), "narrow")
+    wider = tiny(model={"init_from_run": narrow, "options": {"width": 0.5, "depth": 1}})
+    message = failure(wider)
+    assert f"run {narrow} (narrow) has another architecture" in message and "'width': 0.5" in message
