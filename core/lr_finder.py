@@ -43,8 +43,8 @@ def lr_find(
 ) -> pd.DataFrame:
     """DataFrame of lr, loss (smoothed) and raw_loss per step; df.attrs holds the suggestions.
 
-    The data, model, optimiser, augmentation and mixing are those of `cfg`; its schedule is
-    ignored. The test stops early once the smoothed loss exceeds `diverge` times its best value.
+    The data (permuted pixels included), model (started from model.init_from_run's weights when
+    set), optimiser, augmentation and mixing are those of `cfg`; its schedule is ignored. The test stops early once the smoothed loss exceeds `diverge` times its best value.
     attrs: "suggested_lr" (by `method`), "steepest_lr" and "min_lr_div10".
     """
     if not 0 < start_lr < end_lr:

@@ -23,7 +23,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import estimate, runner, store, trainer
-from core.lr_finder import lr_find
 from core.augment import (
     GROUPS,
     REGISTRY,
@@ -46,6 +45,7 @@ from core.config import (
     diff,
 )
 from core.data import DATASETS, DatasetError, available_datasets
+from core.lr_finder import lr_find
 from core.models import INIT_SCHEMES, MODELS, build_model, count_parameters
 from core.presets import PRESETS, launch_plan, plan_preset
 from core.schedules import schedule_curve
@@ -56,7 +56,7 @@ from pages._common import flash, pipeline_from_param, show_flashes
 state = st.session_state
 REFRESH_S = 1.0  # live view refresh: curves grow at least once a second
 # The LR finder runs in the page's own process while the person waits, so it is short: 60 steps
-# of the default config take about 15 s on a 2-core laptop, 10 steps per decade of lr.
+# of the default config took 15 s on one thread of a busy 2-core machine; 10 steps per decade of lr.
 LR_FINDER_STEPS = 60
 LR_FINDER_RANGE = (1e-5, 10.0)
 # lr_find's default 0.98 averages over ~50 steps, too long for a 60-step test: the smoothed curve
@@ -694,9 +694,13 @@ def lr_finder_panel() -> None:
             st.caption("Fix the config first: it cannot run as it is.")
             return
         if st.button("Find a learning rate", key="tr-lr-find", icon=":material/play_arrow:"):
+            # Next to a training run, threads for every core would fight it for them: measured on a
+            # busy 2-core machine, the default config's test took 15 s on one thread and 76 s on two.
+            busy = (store.list_runs()["status"] == "running").any()
+            finder_cfg = apply_overrides(cfg, {"run.threads": 1}) if busy else cfg
             try:
                 with st.spinner(f"Training {LR_FINDER_STEPS} steps at growing learning rates…"):
-                    curve = lr_find(cfg, start_lr=LR_FINDER_RANGE[0], end_lr=LR_FINDER_RANGE[1],
+                    curve = lr_find(finder_cfg, start_lr=LR_FINDER_RANGE[0], end_lr=LR_FINDER_RANGE[1],
                                     num_steps=LR_FINDER_STEPS, smoothing=LR_FINDER_SMOOTHING)
             except (ValueError, RuntimeError) as exc:
                 st.error(f"The learning-rate finder failed: {exc}")
@@ -916,9 +920,11 @@ def queue_table(runs: pd.DataFrame) -> None:
         st.caption("Nothing is training or waiting.")
         return
     position = (live["status"] == "queued").cumsum().where(live["status"] == "queued")
+    waiting = {run_id for run_id in live.loc[live["status"] == "queued", "id"] if store.waiting_for(run_id)}
     table = pd.DataFrame({
         "status": [
-            s + (f" #{int(p)}" if pd.notna(p) else "") for s, p in zip(live["status"], position)
+            s + (f" #{int(p)}" if pd.notna(p) else "") + (" (waits for a run it needs)" if i in waiting else "")
+            for s, p, i in zip(live["status"], position, live["id"])
         ],
         "name": live["name"],
         "model": live["model"],

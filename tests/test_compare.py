@@ -222,7 +222,7 @@ def test_with_change_parses_the_value_and_validates_the_config():
     with pytest.raises(ConfigError, match="tricks.mixup_alpah"):
         compare.with_change(TrainConfig(), "tricks.mixup_alpah", "0.2")
     with pytest.raises(ConfigError, match="already"):
-        compare.with_change(TrainConfig(), "run.epochs", "5")
+        compare.with_change(TrainConfig(), "run.epochs", str(TrainConfig().run.epochs))
 
 
 def test_changing_the_model_drops_the_old_models_options():

@@ -211,13 +211,15 @@ def test_the_fine_tuning_preset_pretrains_first_and_its_fine_tuning_run_waits_fo
     assert store.get_run(tuned).train_config().model.init_from_run == pretrain
     assert store.get_run(scratch).train_config().model.init_from_run is None
     assert store.waiting_for(tuned) == [pretrain]
-    # the fine-tuning run says what it waits for
+    # the fine-tuning run says what it waits for, in the queue and on its own
     page = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     page.run()
     page.switch_page("pages/train.py")
     page.session_state["tr_auto_estimate"] = False
     page.query_params["run"] = tuned
     run(page)
+    queue = page.dataframe[-1].value
+    assert list(queue["status"]) == ["running", "queued #1", "queued #2", "queued #3 (waits for a run it needs)"]
     assert progress_text(page).startswith("Waiting for Fine-tuning vs from scratch") and "pretraining on all the shapes" in progress_text(page)
     for run_id in (pretrain, tuned, scratch):
         runner.stop(run_id)

@@ -1,8 +1,8 @@
 """Presets: every one builds valid configs, compares one thing, shrinks on a CPU and falls back to shapes."""
 import pytest
 
-from core.config import TrainConfig, apply_overrides, diff
 from core import runner
+from core.config import TrainConfig, apply_overrides, diff
 from core.presets import PRESETS, PRETRAINED, TRAIN_SIZES, build_preset, launch_plan, plan_preset
 
 ALL_DATASETS = ["shapes", "cifar10", "mnist", "fashion_mnist"]
