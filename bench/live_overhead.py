@@ -46,6 +46,7 @@ CHROMIUM_ARGS = [
 TARGET_RATIO = 0.95
 TARGET_GROWTH_MB = 50.0
 WARMUP_FRACTION = 0.1  # steps at the start of a run left out of its speed: allocation, caches
+WARMUP_S = 60.0  # live updates before the memory baseline is taken
 
 
 # ---- the dashboard in a browser ----------------------------------------------------------------
@@ -155,12 +156,14 @@ def wait_until_idle(page, timeout_s: float = 120.0) -> None:
 # ---- throughput --------------------------------------------------------------------------------
 
 
-def bench_config(epochs: int, subset: float):
+def bench_config(epochs: int, subset: float, threads: int):
     from core.config import TrainConfig
 
     # The Train page's default model on the embedded dataset, cut down so that each run is about
     # a minute on a 2-core laptop; small batches give enough steps for a stable median.
-    return TrainConfig.from_dict({"data": {"subset": subset}, "run": {"epochs": epochs, "batch_size": 64}})
+    return TrainConfig.from_dict(
+        {"data": {"subset": subset}, "run": {"epochs": epochs, "batch_size": 64, "threads": threads}}
+    )
 
 
 def images_per_s(run_id: str) -> tuple[float, int]:
@@ -313,23 +316,28 @@ def synthetic_run(stop: threading.Event, steps_per_s: float = 10.0, steps_per_ep
 
 
 def memory(page, url: str, rss: Rss, minutes: float) -> dict:
+    """RSS every 10 s while the page stays live. Start and end are medians of the first and last
+    minute's samples: one sample can land on a transient (a redraw in flight, a collection pending)."""
     stop = threading.Event()
     run_id = synthetic_run(stop)
     try:
         counter = UpdateCounter(page)
         page.goto(f"{url}/train?run={run_id}", wait_until="domcontentloaded")
         page.locator('[class*="st-key-tr-live-"] .js-plotly-plot').first.wait_for(timeout=120_000)
-        time.sleep(10)  # the first draws allocate what every later one reuses
-        start_updates, start = counter.fragment_runs, rss.sample()
+        # Opening the Train page loads its dataset and times a few training steps for its estimate;
+        # the server gives that memory back within about a minute, so the baseline is taken after it.
+        time.sleep(WARMUP_S)
+        start_updates = counter.fragment_runs
         t0 = time.monotonic()
-        peak = start
+        samples = [rss.sample()]
         while time.monotonic() - t0 < minutes * 60:
             time.sleep(min(10.0, max(0.1, minutes * 60 - (time.monotonic() - t0))))
-            peak = max(peak, rss.sample())
+            samples.append(rss.sample())
             if page.evaluate(LIVE_POINTS_JS) == 0:
                 raise RuntimeError("the Train page stopped showing the live run's curves")
-        end = rss.sample()
-        return {"start": start, "end": end, "peak": peak, "updates": counter.fragment_runs - start_updates,
+        window = max(1, min(6, len(samples) // 3))
+        return {"start": statistics.median(samples[:window]), "end": statistics.median(samples[-window:]),
+                "peak": max(samples), "updates": counter.fragment_runs - start_updates,
                 "seconds": time.monotonic() - t0}
     finally:
         stop.set()
@@ -343,6 +351,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=3.0, help="live updates watched for the memory part (README: 60)")
     parser.add_argument("--epochs", type=int, default=2, help="epochs of each throughput run")
     parser.add_argument("--subset", type=float, default=0.4, help="share of the shapes training set per run")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="run.threads of both runs (0: every core, the default config's choice)")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--home", type=Path, help="AUGLAB_HOME to use (default: a new temporary folder)")
@@ -354,7 +364,7 @@ def main() -> None:
     home.mkdir(parents=True, exist_ok=True)
     os.environ["AUGLAB_HOME"] = str(home)
     print(f"AUGLAB_HOME={home}  ({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})", flush=True)
-    config = bench_config(args.epochs, args.subset)
+    config = bench_config(args.epochs, args.subset, args.threads)
 
     cli_speed = None
     if not args.skip_throughput:
