@@ -6,7 +6,7 @@ page the user picked. The pages only draw and call `core/`, which holds all the 
 import streamlit as st
 import torch
 
-from pages._common import init_state
+from pages._common import freeze_startup_heap, init_state
 
 # The server's own tensor work (the preview grid) is small; one thread keeps it fast and leaves
 # the other cores to a training run in the background, which on a 2-core laptop matters more.
@@ -21,4 +21,9 @@ page = st.navigation(
         st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
     ]
 )
-page.run()
+try:
+    page.run()
+finally:
+    # Once per server, after the first page run has imported what the pages need: keeps
+    # Streamlit's collection after every (fragment) run from rescanning all of it.
+    freeze_startup_heap()

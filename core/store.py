@@ -228,17 +228,21 @@ def list_runs() -> pd.DataFrame:
     return df
 
 
-def metrics(run_id: str, kind: str = "epoch") -> pd.DataFrame:
-    """The run's metric rows of one kind ('step' or 'epoch') in step order."""
+def metrics(run_id: str, kind: str = "epoch", after_step: int | None = None) -> pd.DataFrame:
+    """The run's metric rows of one kind ('step' or 'epoch') in step order.
+
+    after_step: only the rows of later steps, for a live view that already holds the earlier ones.
+    """
     if kind not in ("step", "epoch"):
         raise ValueError(f"kind must be 'step' or 'epoch', not {kind!r}")
     columns = ", ".join(("step", "epoch") + METRIC_COLUMNS)
+    query = f"SELECT {columns} FROM metrics WHERE run_id = ? AND kind = ?"
+    params: tuple[Any, ...] = (run_id, kind)
+    if after_step is not None:
+        query += " AND step > ?"
+        params += (int(after_step),)
     with _connection() as conn:
-        return pd.read_sql_query(
-            f"SELECT {columns} FROM metrics WHERE run_id = ? AND kind = ? ORDER BY step, rowid",
-            conn,
-            params=(run_id, kind),
-        )
+        return pd.read_sql_query(query + " ORDER BY step, rowid", conn, params=params)
 
 
 def set_status(
@@ -356,6 +360,12 @@ def claim_next_queued(max_concurrent: int) -> str | None:
     moment cannot both take the last free slot. The caller starts the run's process and records its pid.
     """
     refresh_statuses()
+    with _connection() as conn:
+        # A read first: pages call this every few seconds, and most of the time there is nothing to
+        # claim; the write lock below would make a training process wait for nothing.
+        counts = dict(conn.execute("SELECT status, COUNT(*) FROM runs WHERE status IN ('queued', 'running') GROUP BY status").fetchall())
+        if not counts.get("queued") or counts.get("running", 0) >= max_concurrent:
+            return None
     with _connection() as conn, transaction(conn):
         live = conn.execute("SELECT id, status FROM runs WHERE status IN ('queued', 'running')").fetchall()
         running = sum(row["status"] == "running" for row in live)

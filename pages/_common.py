@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gc
 import hashlib
 import json
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from core.augment import AugmentError, Pipeline
+from core.augment import AugmentError, Pipeline, load_json
 from core.images import ImageError, LoadedImage, load_image, to_png_bytes
 from core.samples import default_sample, sample_bytes
 
@@ -26,6 +27,28 @@ from core.samples import default_sample, sample_bytes
 PREVIEW_SIDE = 512
 # number inputs travel through JavaScript, whose integers are exact only up to 2**53
 MAX_SEED = 2**53 - 1
+
+
+_heap_frozen = False  # per server process: this module is imported once, whatever the reruns
+
+
+def freeze_startup_heap() -> None:
+    """Exempt what the server holds after its first page run from Python's full garbage collections.
+
+    Streamlit runs gc.collect(2) after every script run, fragment runs included (its
+    runner.postScriptGC option). With torch, torchvision, pandas, plotly and scikit-image loaded,
+    that is some 400,000 tracked objects and ~200 ms of CPU each time: a live page refreshing
+    every second kept a quarter of a core busy doing nothing else, taken from the training run
+    beside it. Those objects are modules, classes and caches that live as long as the server, so
+    they are frozen once (gc.freeze); later collections scan only what came after, and objects
+    still free themselves by reference counting as usual.
+    """
+    global _heap_frozen
+    if _heap_frozen:
+        return
+    gc.collect()  # nothing that is already garbage gets frozen
+    gc.freeze()
+    _heap_frozen = True
 
 
 def default_pipeline() -> Pipeline:
@@ -83,6 +106,25 @@ def explain(error: BaseException) -> str:
     if isinstance(error, (ImageError, AugmentError)):
         return str(error)
     return f"{type(error).__name__}: {error}"
+
+
+def read_pipeline_upload(key: str) -> tuple[Pipeline, int | None] | None:
+    """The pipeline and seed of the JSON file uploaded under widget `key`, for its on_change callback.
+
+    None when nothing is uploaded, or when the file cannot be used: then a message says why and the
+    page keeps its current pipeline.
+    """
+    file = st.session_state.get(key)
+    if file is None:
+        return None
+    try:
+        pipeline, seed = load_json(file.getvalue())
+        if seed is not None and seed > MAX_SEED:
+            raise AugmentError(f"'seed' must be at most {MAX_SEED}, got {seed}")
+    except Exception as e:  # anything in an uploaded file is the file's fault: say so, keep the page
+        flash("error", f"Could not load {file.name}: {explain(e)}. The pipeline is unchanged.")
+        return None
+    return pipeline, seed
 
 
 def show_error(message: str, error: BaseException | None = None) -> None:

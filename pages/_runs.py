@@ -34,7 +34,7 @@ STATUS_ICONS = {
 }
 # Step curves longer than this are averaged in bins: a browser chart gains nothing from 20,000
 # points, and sending them every second would be the page's main cost.
-MAX_CURVE_POINTS = 600
+MAX_CURVE_POINTS = 300
 GALLERY_TILE = 96  # pixels a misclassified test image is shown at (nearest-neighbour, so pixels stay crisp)
 GALLERY_SIZE = 24  # misclassified images shown
 
@@ -143,17 +143,19 @@ def curve_figures(record: store.RunRecord, steps: pd.DataFrame, epochs: pd.DataF
     of training and the test evaluations (with markers)."""
     smooth = _binned(steps)
     window = max(1, int(record.summary.get("steps_per_epoch") or 1) // 4)
+    # A line needs two points: the first step of a run is drawn as a dot rather than nothing.
+    step_mode = "lines" if len(smooth) > 1 else "markers"
     figures = []
     for column, title in (("loss", "Loss"), ("acc", "Accuracy")):
         fig = go.Figure()
         if not smooth.empty:
             fig.add_scatter(
-                x=smooth["epoch"], y=smooth[f"train_{column}"], name="train (each batch)", mode="lines",
+                x=smooth["epoch"], y=smooth[f"train_{column}"], name="train (each batch)", mode=step_mode,
                 line={"width": 1, "color": "rgba(99,110,250,0.35)"},
             )
             fig.add_scatter(
                 x=smooth["epoch"], y=smooth[f"train_{column}"].rolling(window, min_periods=1).mean(),
-                name="train (running mean)", mode="lines", line={"width": 2, "color": "#636EFA"},
+                name="train (running mean)", mode=step_mode, line={"width": 2, "color": "#636EFA"},
             )
         if not epochs.empty:
             fig.add_scatter(x=epochs["epoch"], y=epochs[f"train_{column}"], name="train (epoch)", mode="lines+markers",
@@ -168,6 +170,25 @@ def curve_figures(record: store.RunRecord, steps: pd.DataFrame, epochs: pd.DataF
             fig.update_yaxes(range=[0, 1], tickformat=".0%")
         figures.append(fig)
     return figures[0], figures[1]
+
+
+_LIVE_STEPS = "_runs_live_steps"  # session state: (run id, the step rows read so far) of the run watched live
+
+
+def live_steps(run_id: str) -> pd.DataFrame:
+    """The run's step rows, reading from the store only those added since this session's last call.
+
+    A live view redraws every second; reading the whole step table each time would grow with the
+    run and compete with the training process for the machine.
+    """
+    held = st.session_state.get(_LIVE_STEPS)
+    if held is None or held[0] != run_id or held[1].empty:
+        steps = store.metrics(run_id, "step")
+    else:
+        new = store.metrics(run_id, "step", after_step=int(held[1]["step"].iloc[-1]))
+        steps = held[1] if new.empty else pd.concat([held[1], new], ignore_index=True)
+    st.session_state[_LIVE_STEPS] = (run_id, steps)
+    return steps
 
 
 def show_curves(record: store.RunRecord, key: str, steps: pd.DataFrame | None = None) -> None:

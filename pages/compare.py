@@ -206,7 +206,8 @@ def _draw_live(selection: list[str], metric: str, x: str, smoothing: float, grou
     # the id last: needed for the CLI (e.g. a teacher run), but the name is what a reader scans
     table = table.reset_index()
     table = table[[c for c in table.columns if c != "id"] + ["id"]]
-    st.dataframe(table, column_config=column_config, hide_index=True, key="compare_table")
+    # "—" where a run has no value yet (no evaluation so far), rather than Streamlit's "None"
+    st.dataframe(table, column_config=column_config, hide_index=True, key="compare_table", placeholder="—")
     if groups:
         summary = compare.group_summary(groups).rename(
             columns={"mean_final_test_acc": "mean", "std_final_test_acc": "std", "min_final_test_acc": "min",
@@ -217,6 +218,7 @@ def _draw_live(selection: list[str], metric: str, x: str, smoothing: float, grou
         st.dataframe(
             summary,
             hide_index=True,
+            placeholder="—",
             column_config={c: st.column_config.NumberColumn(format="percent") for c in ("mean", "std", "min", "max")},
             key="compare_groups_table",
         )

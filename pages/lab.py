@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from core.augment import GROUPS, REGISTRY, AugmentError, Param, Pipeline, get_op, load_json, mixing
+from core.augment import GROUPS, REGISTRY, AugmentError, Param, Pipeline, get_op, mixing
 from core.images import UPLOAD_TYPES, beta_density, crop_boxes, draw_boxes, make_grid_image, square_batch, to_uint8
 from core.samples import SAMPLES
 from pages._common import (
@@ -28,6 +28,7 @@ from pages._common import (
     load_bytes,
     load_sample_image,
     pipeline_from_param,
+    read_pipeline_upload,
     pipeline_to_param,
     png,
     seed_from_param,
@@ -110,20 +111,14 @@ def _use_sample() -> None:
 
 
 def _on_json_upload() -> None:
-    file = state.get("lab_json_upload")
-    if file is None:
+    loaded = read_pipeline_upload("lab_json_upload")
+    if loaded is None:
         return
-    try:
-        pipeline, seed = load_json(file.getvalue())
-        if seed is not None and seed > MAX_SEED:
-            raise AugmentError(f"'seed' must be at most {MAX_SEED}, got {seed}")
-    except Exception as e:
-        flash("error", f"Could not load {file.name}: {explain(e)}. The pipeline is unchanged.")
-        return
+    pipeline, seed = loaded
     set_pipeline(pipeline)
     if seed is not None:
         state["lab_seed"] = seed
-    flash("success", f"Loaded {len(pipeline.steps)} step(s) from {file.name}.")
+    flash("success", f"Loaded {len(pipeline.steps)} step(s) from {state['lab_json_upload'].name}.")
 
 
 def _read_link() -> None:

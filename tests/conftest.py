@@ -1,9 +1,11 @@
 """Shared test set-up: the repository root is importable, and nothing touches the real data folder."""
+import base64
 import struct
 import sys
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -32,3 +34,10 @@ def png_header_only(width: int, height: int) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit grayscale
     pixels = zlib.compress(bytes(64))
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def plotly_array(values) -> np.ndarray:
+    """A trace's x or y from a chart spec: a list, or numpy data that plotly ships as {"dtype", "bdata"} base64."""
+    if isinstance(values, dict) and "bdata" in values:
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return np.asarray(values, dtype=float)

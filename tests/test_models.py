@@ -69,6 +69,10 @@ def test_options_change_the_architecture_as_declared():
     assert nn.Tanh in kinds and nn.ReLU not in kinds
     plain_vgg = build_model("vgg11", in_channels=3, num_classes=10, batch_norm=False)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in plain_vgg.modules())
+    narrow_vgg = build_model("vgg11", in_channels=3, num_classes=10, width=8)
+    convs = [m.out_channels for m in narrow_vgg.modules() if isinstance(m, nn.Conv2d)]
+    assert convs == [8, 16, 32, 32, 64, 64, 64, 64]  # the paper's 64-128-256-512 at an eighth
+    assert narrow_vgg.head.in_features == 64
 
 
 def test_fastcnn_logit_scale_multiplies_the_output():

@@ -3,17 +3,15 @@
 Launches from the page (run again, seed repeats) are checked with the only training slot held by
 a "running" run of this test process, so the new runs stay queued and no trainer is started.
 """
-import base64
 import io
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT
+from conftest import ROOT, plotly_array
 from core import compare, runner, store
 from core.config import TrainConfig
 from test_compare import make_run
@@ -41,10 +39,7 @@ def chart(at: AppTest) -> dict:
 
 
 def array(value) -> list:
-    """A trace's x or y: plotly sends numeric arrays base64-encoded with their dtype."""
-    if isinstance(value, dict) and "bdata" in value:
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).tolist()
-    return list(value)
+    return plotly_array(value).tolist()
 
 
 def trace_names(at: AppTest) -> list[str]:
@@ -109,6 +104,8 @@ def test_two_runs_are_overlaid_with_a_table_of_what_differs(two_runs):
     # the baseline defaults to the first run; deltas are shown in percentage points
     assert table["Δ final vs baseline"].tolist() == pytest.approx([0.0, 5.0])
     assert "`tricks.mixup_alpha`" in texts(at.markdown)
+    # a run with no evaluation yet shows a dash where its accuracies would be, not "None"
+    assert at.dataframe[0].proto.placeholder == "—"
 
 
 def test_baseline_metric_axis_and_smoothing_change_what_is_drawn(two_runs):

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT, png_header_only
+from conftest import ROOT, plotly_array, png_header_only
 from core.augment import Pipeline
 
 DEFAULT_OPS = ["hflip", "random_resized_crop", "color_jitter"]
@@ -244,7 +244,7 @@ def test_link_is_written_and_restores_the_pipeline():
     params = dict(first.query_params)
     assert params["seed"] == "5"
     link = next(c.value for c in first.code if c.value.startswith("?p="))
-    assert f"seed=5" in link and params["p"] in link
+    assert "seed=5" in link and params["p"] in link
 
     opened = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
     opened.query_params.update(params)
@@ -353,11 +353,7 @@ def plotly_specs(at: AppTest) -> list[dict]:
     return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
 
 
-def numbers(values) -> np.ndarray:
-    """A plotly array: a list, or numpy data that plotly ships as {"dtype", "bdata"} base64."""
-    if isinstance(values, dict):
-        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
-    return np.asarray(values, dtype=float)
+numbers = plotly_array
 
 
 def mixed(at: AppTest) -> list[str]:

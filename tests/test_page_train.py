@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT
+from conftest import ROOT, plotly_array
 from core import runner, store, train
 from core.config import TrainConfig
 
@@ -86,6 +86,11 @@ def progress_text(app: AppTest) -> str:
     return bars[0].proto.text if bars else ""
 
 
+def queue_table(app: AppTest):
+    """The "Training and waiting" table (a static st.table, keyed by status) as a DataFrame."""
+    return app.table[-1].value.reset_index()
+
+
 def rerun_until(app: AppTest, done, timeout: float = 60.0, every: float = 0.5) -> list[str]:
     """Rerun the page (as the live fragment would) until done(record); returns the progress texts seen."""
     seen, deadline = [], time.monotonic() + timeout
@@ -129,6 +134,46 @@ def test_a_launched_run_shows_live_progress_and_curves_then_its_report(at):
     assert not at.get("progress")  # nothing live any more
 
 
+def live_curve_points(app: AppTest) -> int:
+    """Points of the live loss chart's per-batch trace (drawn as a line once it has two)."""
+    loss = next(json.loads(c.proto.spec) for c in app.get("plotly_chart") if "Loss" in c.proto.spec)
+    assert loss["data"][0]["mode"] == "lines"
+    return len(plotly_array(loss["data"][0]["x"]))
+
+
+def test_the_live_view_reads_only_new_steps_and_draws_the_first_one_as_a_dot(at, monkeypatch):
+    """A run fed by this test: each refresh shows the steps recorded since the last one."""
+    from core.events import Started, Step
+
+    run_id = occupy_the_only_slot()
+    sink = store.StoreSink(run_id)
+    sink(Started(run_id, TrainConfig().to_dict(), "cpu (test)", 1000, 10, 100, 500, 100,
+                 tuple("abcdefghij"), 3, 32, (0.5,) * 3, (0.25,) * 3))
+    sink(Step(1, 0.1, 2.3, 0.1, 0.05, 900.0, 0.1))
+    sink.flush()
+    reads = []
+    real_metrics = store.metrics
+    monkeypatch.setattr(store, "metrics", lambda rid, kind="epoch", after_step=None: (
+        reads.append((kind, after_step)), real_metrics(rid, kind, after_step))[1])
+    at.query_params["run"] = run_id
+    run(at)
+    assert progress_text(at).startswith("epoch 0.10 of 2 · step 1 of 100")
+    loss = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "Loss" in c.proto.spec)
+    assert loss["data"][0]["mode"] == "markers"  # one point: a dot, not an invisible line
+    for step in range(2, 8):
+        sink(Step(step, step / 10, 2.3 - step / 10, 0.1, 0.05, 900.0, step / 10))
+    sink.flush()
+    reads.clear()
+    run(at)
+    assert progress_text(at).startswith("epoch 0.70 of 2 · step 7 of 100")
+    assert live_curve_points(at) == 7
+    assert ("step", 1) in reads and ("step", None) not in reads  # only the new rows were read
+    run(at)  # nothing new: the same seven points, nothing lost
+    assert live_curve_points(at) == 7
+    sink.close()
+    runner.stop(run_id)
+
+
 def test_stop_button_stops_a_running_run_and_keeps_its_curves(at):
     set_tiny(at, epochs=200)
     at.button(key="tr-launch").click()
@@ -160,7 +205,7 @@ def test_runs_beyond_the_limit_wait_in_a_visible_queue(at):
     second = at.query_params["run"]
     assert store.get_run(first).status == store.get_run(second).status == "queued"
     assert any("Queued second in line" in i.value for i in at.info)
-    table = at.dataframe[-1].value
+    table = queue_table(at)
     assert list(table["status"]) == ["running", "queued #1", "queued #2"]
     assert list(table["name"]) == ["occupier", "first in line", "second in line"]
     assert "position 2 in the queue" in progress_text(at)
@@ -168,7 +213,7 @@ def test_runs_beyond_the_limit_wait_in_a_visible_queue(at):
     at.button(key="tr-stop").click()
     run(at)
     assert store.get_run(second).status == "stopped"
-    assert list(at.dataframe[-1].value["name"]) == ["occupier", "first in line"]
+    assert list(queue_table(at)["name"]) == ["occupier", "first in line"]
     # opening the page afresh (another tab, no ?run=) shows the newest running run
     fresh = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     fresh.run()
@@ -218,7 +263,7 @@ def test_the_fine_tuning_preset_pretrains_first_and_its_fine_tuning_run_waits_fo
     page.session_state["tr_auto_estimate"] = False
     page.query_params["run"] = tuned
     run(page)
-    queue = page.dataframe[-1].value
+    queue = queue_table(page)
     assert list(queue["status"]) == ["running", "queued #1", "queued #2", "queued #3 (waits for a run it needs)"]
     assert progress_text(page).startswith("Waiting for Fine-tuning vs from scratch") and "pretraining on all the shapes" in progress_text(page)
     for run_id in (pretrain, tuned, scratch):

@@ -76,6 +76,7 @@ def test_the_course_comparisons_are_there():
     flip = runs["flip"]
     assert [len(cfg.augment.train) for cfg in flip] == [0, 1] and flip[1].augment.train[0]["op"] == "hflip"
     assert [cfg.model.name for cfg in runs["lenet_vgg"]] == ["lenet", "vgg11"]
+    assert runs["lenet_vgg"][1].model.options["width"] == 64  # the real VGG-11 on a GPU
     mnist = runs["mnist_mlp_cnn"]
     assert [(cfg.model.name, cfg.data.permute_pixels) for cfg in mnist] == [
         ("mlp", False), ("lenet", False), ("mlp", True), ("lenet", True)]
@@ -134,3 +135,12 @@ def test_launching_a_plan_queues_the_pretraining_first_and_points_the_fine_tunin
 def test_an_unknown_preset_is_named_in_the_error():
     with pytest.raises(KeyError, match="no_such_preset"):
         plan_preset("no_such_preset", "cpu", ["shapes"])
+
+
+def test_lenet_vgg_on_a_cpu_trains_a_narrow_vgg_and_says_so():
+    plan = plan_preset("lenet_vgg", "cpu", ["shapes"])
+    lenet, vgg = (cfg for _, cfg in plan.runs)
+    assert vgg.model.options == {"batch_norm": True, "width": 8}
+    assert lenet.model.options == {"activation": "relu"}  # no width option to give it
+    assert (vgg.run.epochs, vgg.run.batch_size, vgg.optim.lr) == (3, 32, 0.02)
+    assert "model.options.width 64 → 8" in plan.notes[-1]

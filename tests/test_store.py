@@ -88,6 +88,9 @@ def test_the_sink_records_metrics_as_they_happen():
     assert list(steps.columns) == [
         "step", "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_s", "wall"]
 
+    assert list(store.metrics(run_id, "step", after_step=1).step) == [2, 3]  # a live view's next read
+    assert store.metrics(run_id, "step", after_step=3).empty
+
     sink(step_event(4))
     sink(Eval(epoch=1, step=4, train_loss=0.7, train_acc=0.6, test_loss=0.8, test_acc=0.55, wall=1.0))
     assert len(store.metrics(run_id, "step")) == 4  # an evaluation commits the buffered steps
@@ -194,6 +197,30 @@ def test_claiming_respects_the_slots_and_the_queue_order():
     assert store.get_run(second).status == "queued"
     assert store.claim_next_queued(max_concurrent=2) == second
     assert store.claim_next_queued(max_concurrent=5) is None  # nothing left in the queue
+
+
+def test_ticking_an_idle_or_full_queue_leaves_the_write_lock_to_the_trainer():
+    """Pages tick the queue every few seconds; with nothing to start they must not wait for (or take)
+    the write lock a training process is using to record its metrics."""
+    import threading
+
+    running = store.create_run(TrainConfig(), status="running")  # this process: alive, so it stays running
+    queued = store.create_run(TrainConfig())
+    writer = sqlite3.connect(store.db_path(), timeout=30, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # a trainer in the middle of a commit, for as long as this test likes
+    answers = []
+    try:
+        # the only slot is taken: nothing to claim
+        tick = threading.Thread(target=lambda: answers.append(store.claim_next_queued(1)), daemon=True)
+        tick.start()
+        tick.join(timeout=10)  # it would block for the connection's 30 s timeout if it asked for the lock
+        assert not tick.is_alive() and answers == [None]
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert store.claim_next_queued(max_concurrent=2) == queued  # with a free slot it claims as before
+    store.set_status(running, "stopped")
+    assert store.claim_next_queued(max_concurrent=1) is None  # and an empty queue stays a read
 
 
 def test_a_run_that_needs_another_waits_for_it_while_younger_runs_go_ahead():
