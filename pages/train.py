@@ -935,8 +935,9 @@ def queue_table(runs: pd.DataFrame) -> None:
     st.table(table.set_index("status"))
 
 
-def queue_panel(drawn_active: bool) -> None:
-    """Running and queued runs; moves the queue along (runner.tick) on every refresh."""
+def queue_panel(drawn_active: bool) -> pd.DataFrame:
+    """Running and queued runs; moves the queue along (runner.tick) on every refresh. Returns the
+    run list it read, so that the rest of the refresh need not read it again."""
     runner.tick()
     runs = store.list_runs()
     active = bool(runs["status"].isin(["running", "queued"]).any())
@@ -944,16 +945,16 @@ def queue_panel(drawn_active: bool) -> None:
         st.rerun()  # start or stop the page's refresh timer
     st.markdown("**Training and waiting**")
     queue_table(runs)
+    return runs
 
 
-def queue_position(run_id: str) -> int | None:
-    runs = store.list_runs()
+def queue_position(run_id: str, runs: pd.DataFrame) -> int | None:
     queued = runs[runs["status"] == "queued"].sort_values("created")
     ids = list(queued["id"])
     return ids.index(run_id) + 1 if run_id in ids else None
 
 
-def run_panel(run_id: str, drawn_status: str) -> None:
+def run_panel(run_id: str, drawn_status: str, runs: pd.DataFrame) -> None:
     """The selected run, live: header, stop button, progress and growing curves."""
     try:
         record = store.get_run(run_id)
@@ -974,7 +975,7 @@ def run_panel(run_id: str, drawn_status: str) -> None:
         if record.stop_requested and record.status == "running":
             st.caption("Stopping at the next step…")
         steps = _runs.live_steps(record.id)
-        _runs.show_progress(record, steps, queue_position(record.id) if record.status == "queued" else None)
+        _runs.show_progress(record, steps, queue_position(record.id, runs) if record.status == "queued" else None)
         _runs.show_curves(record, f"tr-live-{record.id}", steps)
 
 
@@ -986,8 +987,8 @@ def _edit_copy(run_id: str) -> None:
 def live_view(run_id: str, drawn_status: str, drawn_active: bool) -> None:
     """The queue and the selected live run, refreshed together: one fragment update a second
     rather than two, since each update costs the browser about as much whatever it redraws."""
-    queue_panel(drawn_active)
-    run_panel(run_id, drawn_status)
+    runs = queue_panel(drawn_active)
+    run_panel(run_id, drawn_status, runs)
 
 
 def monitor() -> None:
@@ -1012,7 +1013,7 @@ def monitor() -> None:
         st.fragment(run_every=REFRESH_S)(live_view)(run_id, record.status, active)
         return
     st.fragment(run_every=QUEUE_REFRESH_S if active else None)(queue_panel)(active)
-    run_panel(run_id, record.status)
+    run_panel(run_id, record.status, runs)
     _runs.show_final_report(record, f"tr-report-{run_id}")
     with st.expander("Config of this run"):
         st.button("Edit a copy in the editor above", key="tr-edit-copy", on_click=_edit_copy, args=(run_id,),
