@@ -332,15 +332,17 @@ def memory(page, url: str, rss: Rss, minutes: float) -> dict:
         start_updates = counter.fragment_runs
         t0 = time.monotonic()
         samples = [rss.sample()]
+        timed = [(time.monotonic(), samples[0])]
         while time.monotonic() - t0 < minutes * 60:
             time.sleep(min(10.0, max(0.1, minutes * 60 - (time.monotonic() - t0))))
             samples.append(rss.sample())
+            timed.append((time.monotonic(), samples[-1]))
             if page.evaluate(LIVE_POINTS_JS) == 0:
                 raise RuntimeError("the Train page stopped showing the live run's curves")
         window = max(1, min(6, len(samples) // 3))
         return {"start": statistics.median(samples[:window]), "end": statistics.median(samples[-window:]),
                 "peak": max(samples), "updates": counter.fragment_runs - start_updates,
-                "seconds": time.monotonic() - t0}
+                "seconds": time.monotonic() - t0, "samples": timed}
     finally:
         stop.set()
 
@@ -359,6 +361,8 @@ def main() -> None:
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--home", type=Path, help="AUGLAB_HOME to use (default: a new temporary folder)")
+    parser.add_argument("--samples", type=Path,
+                        help="also write the memory part's RSS samples here (CSV: seconds, MB), to see its trend")
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         sys.exit(f"{CHROMIUM} not found: install Debian's chromium package (apt-get install chromium)")
@@ -400,6 +404,9 @@ def main() -> None:
         open_app(page, url)
         print(f"2. memory: the Train page showing a live run for {args.minutes:g} min…", flush=True)
         m = memory(page, url, rss, args.minutes)
+        if args.samples:
+            t0 = m["samples"][0][0]
+            args.samples.write_text("seconds,rss_mb\n" + "".join(f"{t - t0:.1f},{mb:.1f}\n" for t, mb in m["samples"]))
         growth = m["end"] - m["start"]
         verdict = "ok" if growth <= TARGET_GROWTH_MB else f"above the {TARGET_GROWTH_MB:g} MB target"
         rate = m["updates"] / m["seconds"] if m["seconds"] else 0.0

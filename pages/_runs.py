@@ -19,6 +19,7 @@ from PIL import Image
 
 from core import store
 from core.config import DataConfig
+from core.curves import StepCurve
 from core.data import DatasetBundle, DatasetError, load_dataset
 from core.estimate import format_duration
 from core.images import UPLOAD_TYPES, ImageError, load_image, to_uint8
@@ -32,8 +33,9 @@ STATUS_ICONS = {
     "failed": ":material/error:",
     "interrupted": ":material/warning:",
 }
-# Step curves longer than this are averaged in bins: a browser chart gains nothing from 20,000
-# points, and sending them every second would be the page's main cost.
+# Step curves longer than this are averaged in bins (core.curves): a browser chart gains nothing
+# from 20,000 points, sending them every second would be the page's main cost, and a live view that
+# held every row would grow with the run.
 MAX_CURVE_POINTS = 300
 GALLERY_TILE = 96  # pixels a misclassified test image is shown at (nearest-neighbour, so pixels stay crisp)
 GALLERY_SIZE = 24  # misclassified images shown
@@ -101,7 +103,9 @@ def eta_seconds(record: store.RunRecord, steps: pd.DataFrame) -> float | None:
 
 
 def show_progress(record: store.RunRecord, steps: pd.DataFrame, queue_position: int | None = None) -> None:
-    """Progress bar with epoch, step, ETA and speed (or where the run waits in the queue)."""
+    """Progress bar with epoch, step, ETA and speed (or where the run waits in the queue).
+
+    steps: the run's latest step rows in step order; the last 30 are all it reads."""
     if record.status == "queued":
         waiting = store.waiting_for(record.id)
         if waiting:
@@ -131,18 +135,12 @@ def show_progress(record: store.RunRecord, steps: pd.DataFrame, queue_position: 
 # ---- curves -----------------------------------------------------------------------------------
 
 
-def _binned(steps: pd.DataFrame) -> pd.DataFrame:
-    if len(steps) <= MAX_CURVE_POINTS:
-        return steps
-    bins = np.arange(len(steps)) * MAX_CURVE_POINTS // len(steps)
-    return steps.groupby(bins).mean(numeric_only=True)
-
-
-def curve_figures(record: store.RunRecord, steps: pd.DataFrame, epochs: pd.DataFrame) -> tuple[go.Figure, go.Figure]:
-    """(loss, accuracy) against epochs: every step's training batch (light), then the epoch means
-    of training and the test evaluations (with markers)."""
-    smooth = _binned(steps)
-    window = max(1, int(record.summary.get("steps_per_epoch") or 1) // 4)
+def curve_figures(record: store.RunRecord, curve: StepCurve, epochs: pd.DataFrame) -> tuple[go.Figure, go.Figure]:
+    """(loss, accuracy) against epochs: the training batches (light; averaged in bins of consecutive
+    steps once a run has more than MAX_CURVE_POINTS), a running mean over a quarter epoch, then the
+    epoch means of training and the test evaluations (with markers)."""
+    smooth = curve.frame()
+    window = curve.window_in_bins(max(1, int(record.summary.get("steps_per_epoch") or 1) // 4))
     # A line needs two points: the first step of a run is drawn as a dot rather than nothing.
     step_mode = "lines" if len(smooth) > 1 else "markers"
     figures = []
@@ -172,33 +170,36 @@ def curve_figures(record: store.RunRecord, steps: pd.DataFrame, epochs: pd.DataF
     return figures[0], figures[1]
 
 
-_LIVE_STEPS = "_runs_live_steps"  # session state: (run id, the step rows read so far) of the run watched live
+_LIVE_CURVE = "_runs_live_curve"  # session state: (run id, StepCurve) of the run watched live
 
 
-def live_steps(run_id: str) -> pd.DataFrame:
-    """The run's step rows, reading from the store only those added since this session's last call.
+def live_curve(run_id: str) -> StepCurve:
+    """The run's step curve, reading from the store only the rows added since this session's last call.
 
-    A live view redraws every second; reading the whole step table each time would grow with the
-    run and compete with the training process for the machine.
+    A live view redraws every second: reading the whole step table each time would grow with the
+    run and compete with the training process for the machine, and holding every row read would
+    grow the server's memory with it. The curve keeps at most MAX_CURVE_POINTS bins and the last
+    few rows, whatever the length of the run.
     """
-    held = st.session_state.get(_LIVE_STEPS)
-    if held is None or held[0] != run_id or held[1].empty:
-        steps = store.metrics(run_id, "step")
+    held = st.session_state.get(_LIVE_CURVE)
+    if held is None or held[0] != run_id or held[1].last_step is None:
+        curve = StepCurve.of(store.metrics(run_id, "step"), capacity=MAX_CURVE_POINTS)
     else:
-        new = store.metrics(run_id, "step", after_step=int(held[1]["step"].iloc[-1]))
-        steps = held[1] if new.empty else pd.concat([held[1], new], ignore_index=True)
-    st.session_state[_LIVE_STEPS] = (run_id, steps)
-    return steps
+        curve = held[1]
+        curve.add(store.metrics(run_id, "step", after_step=curve.last_step))
+    st.session_state[_LIVE_CURVE] = (run_id, curve)
+    return curve
 
 
-def show_curves(record: store.RunRecord, key: str, steps: pd.DataFrame | None = None) -> None:
-    steps = store.metrics(record.id, "step") if steps is None else steps
+def show_curves(record: store.RunRecord, key: str, curve: StepCurve | None = None) -> None:
+    if curve is None:
+        curve = StepCurve.of(store.metrics(record.id, "step"), capacity=MAX_CURVE_POINTS)
     epochs = store.metrics(record.id, "epoch")
-    if steps.empty and epochs.empty:
+    if curve.rows == 0 and epochs.empty:
         if record.status in ("queued", "running"):
             st.caption("The curves appear with the first training steps.")
         return
-    loss, acc = curve_figures(record, steps, epochs)
+    loss, acc = curve_figures(record, curve, epochs)
     left, right = st.columns(2)
     left.plotly_chart(loss, key=f"{key}-loss")
     right.plotly_chart(acc, key=f"{key}-acc")

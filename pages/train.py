@@ -974,9 +974,9 @@ def run_panel(run_id: str, drawn_status: str, runs: pd.DataFrame) -> None:
         )
         if record.stop_requested and record.status == "running":
             st.caption("Stopping at the next step…")
-        steps = _runs.live_steps(record.id)
-        _runs.show_progress(record, steps, queue_position(record.id, runs) if record.status == "queued" else None)
-        _runs.show_curves(record, f"tr-live-{record.id}", steps)
+        curve = _runs.live_curve(record.id)
+        _runs.show_progress(record, curve.tail(), queue_position(record.id, runs) if record.status == "queued" else None)
+        _runs.show_curves(record, f"tr-live-{record.id}", curve)
 
 
 def _edit_copy(run_id: str) -> None:

@@ -174,6 +174,41 @@ def test_the_live_view_reads_only_new_steps_and_draws_the_first_one_as_a_dot(at,
     runner.stop(run_id)
 
 
+def test_a_long_live_run_is_drawn_from_a_bounded_curve_that_matches_the_whole_run(at):
+    """Thousands of steps arrive between refreshes: the live chart keeps at most MAX_CURVE_POINTS
+    points, what the session holds stays that size, and the last refresh draws the same curve as
+    the whole step table binned at once (what the report of the finished run shows)."""
+    from core.curves import StepCurve
+    from core.events import Started, Step
+    from pages._runs import _LIVE_CURVE, MAX_CURVE_POINTS
+
+    run_id = occupy_the_only_slot()
+    sink = store.StoreSink(run_id)
+    total = 12_000
+    sink(Started(run_id, TrainConfig().to_dict(), "cpu (test)", 1000, 100, total, 5000, 1000,
+                 tuple("abcdefghij"), 3, 32, (0.5,) * 3, (0.25,) * 3))
+    at.query_params["run"] = run_id
+    step = 0
+    for chunk in (150, 450, 2_400, 6_000):
+        for _ in range(chunk):
+            step += 1
+            sink(Step(step, step / 100, 2.3 * 0.9995 ** step, min(1.0, step / 5000), 0.05, 900.0, step * 0.01))
+        sink.flush()
+        run(at)
+        assert progress_text(at).startswith(f"epoch {step / 100:.2f} of 2 · step {step:,} of {total:,}")
+        assert live_curve_points(at) <= MAX_CURVE_POINTS
+        held = at.session_state[_LIVE_CURVE][1]
+        assert len(held) <= MAX_CURVE_POINTS and len(held.tail()) <= 30
+    loss = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "Loss" in c.proto.spec)
+    drawn_x, drawn_y = plotly_array(loss["data"][0]["x"]), plotly_array(loss["data"][0]["y"])
+    whole = StepCurve.of(store.metrics(run_id, "step"), capacity=MAX_CURVE_POINTS).frame()
+    np.testing.assert_allclose(drawn_x, whole["epoch"])
+    np.testing.assert_allclose(drawn_y, whole["train_loss"])
+    assert drawn_x[-1] > 89  # the newest steps are on it
+    sink.close()
+    runner.stop(run_id)
+
+
 def test_stop_button_stops_a_running_run_and_keeps_its_curves(at):
     set_tiny(at, epochs=200)
     at.button(key="tr-launch").click()
