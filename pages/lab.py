@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from core.augment import GROUPS, REGISTRY, AugmentError, Param, Pipeline, get_op, mixing
+from core.augment import GROUPS, REGISTRY, AugmentError, Pipeline, get_op, mixing
 from core.images import UPLOAD_TYPES, beta_density, crop_boxes, draw_boxes, make_grid_image, square_batch, to_uint8
 from core.samples import SAMPLES
 from pages._common import (
@@ -27,6 +27,7 @@ from pages._common import (
     flash,
     load_bytes,
     load_sample_image,
+    param_widget,
     pipeline_from_param,
     read_pipeline_upload,
     pipeline_to_param,
@@ -172,31 +173,6 @@ def image_source() -> WorkingImage | None:
     return working
 
 
-def _widget_value(param: Param, value):
-    return tuple(value) if param.kind.endswith("_range") else value
-
-
-def _param_value(param: Param, value):
-    """Widget value -> schema value; float sliders return binary noise like 0.35000000000000003."""
-    if param.kind in ("float", "float_range"):
-        return tuple(round(float(v), 10) for v in value) if param.kind == "float_range" else round(float(value), 10)
-    if param.kind in ("int", "int_range"):
-        return tuple(int(v) for v in value) if param.kind == "int_range" else int(value)
-    return value
-
-
-def _param_widget(param: Param, key: str, disabled: bool):
-    common = {"key": key, "help": param.help or None, "disabled": disabled}
-    if param.kind == "bool":
-        return st.checkbox(param.name, **common)
-    if param.kind == "choice":
-        return st.selectbox(param.name, list(param.choices), **common)
-    number = int if param.kind.startswith("int") else float
-    if param.low is None or param.high is None:
-        return st.number_input(param.name, step=number(param.step or 1), **common)
-    return st.slider(param.name, number(param.low), number(param.high), step=number(param.step or 1), **common)
-
-
 def _seed_widget(key: str, value) -> None:
     """Give a widget its starting value once; afterwards the widget owns it."""
     if key not in state:
@@ -223,9 +199,7 @@ def step_editor(index: int, count: int, step, step_id: int) -> tuple[dict, bool]
                 )
         params = {}
         for param in op.params:
-            key = f"{prefix}-{param.name}"
-            _seed_widget(key, _widget_value(param, step.params[param.name]))
-            params[param.name] = _param_value(param, _param_widget(param, key, disabled=not enabled))
+            params[param.name] = param_widget(param, f"{prefix}-{param.name}", step.params[param.name], not enabled)
     return params, enabled
 
 

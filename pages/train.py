@@ -27,7 +27,6 @@ from core.augment import (
     GROUPS,
     REGISTRY,
     AugmentError,
-    Param,
     Pipeline,
     get_op,
 )
@@ -50,7 +49,7 @@ from core.presets import PRESETS, launch_plan, plan_preset
 from core.schedules import schedule_curve
 from core.uploads import MAX_UPLOAD_BYTES, find_upload, list_uploads, save_upload
 from pages import _runs
-from pages._common import flash, pipeline_from_param, read_pipeline_upload, show_flashes
+from pages._common import flash, param_widget, pipeline_from_param, read_pipeline_upload, show_flashes
 
 state = st.session_state
 REFRESH_S = 1.0  # live view refresh: curves grow at least once a second
@@ -532,24 +531,6 @@ def _remove_step(index: int) -> None:
     set_pipeline(state["tr_pipeline"].removed(index))
 
 
-def _param_widget(param: Param, key: str, value: Any, disabled: bool) -> Any:
-    if key not in state:
-        state[key] = tuple(value) if param.kind.endswith("_range") else value
-    common = {"key": key, "help": param.help or None, "disabled": disabled}
-    if param.kind == "bool":
-        return st.checkbox(param.name, **common)
-    if param.kind == "choice":
-        return st.selectbox(param.name, list(param.choices), **common)
-    number = int if param.kind.startswith("int") else float
-    raw = st.slider(param.name, number(param.low), number(param.high), step=number(param.step or (1 if number is int else 0.01)), **common)
-    # Float sliders return binary noise like 0.35000000000000003: keep the values a person chose.
-    if param.kind == "float_range":
-        return tuple(round(float(v), 10) for v in raw)
-    if param.kind == "float":
-        return round(float(raw), 10)
-    return tuple(int(v) for v in raw) if param.kind == "int_range" else int(raw)
-
-
 def augment_tab() -> None:
     pipeline: Pipeline = state["tr_pipeline"]
     version = state["tr_pipeline_version"]
@@ -587,7 +568,7 @@ def augment_tab() -> None:
                 # A fixed label: an expander whose label changed would be a new one, closed after every edit.
                 with st.expander("Settings"):
                     for param in op.params:
-                        params[param.name] = _param_widget(param, f"{prefix}_{param.name}", step.params[param.name], not enabled)
+                        params[param.name] = param_widget(param, f"{prefix}_{param.name}", step.params[param.name], not enabled)
             if (params and params != step.params) or enabled != step.enabled:
                 try:
                     edited = edited.updated(i, params=params or None, enabled=enabled)
