@@ -144,3 +144,19 @@ def test_lenet_vgg_on_a_cpu_trains_a_narrow_vgg_and_says_so():
     assert lenet.model.options == {"activation": "relu"}  # no width option to give it
     assert (vgg.run.epochs, vgg.run.batch_size, vgg.optim.lr) == (3, 32, 0.02)
     assert "model.options.width 64 → 8" in plan.notes[-1]
+
+
+def test_a_run_can_be_adjusted_for_the_shapes_and_the_plan_says_so():
+    preset = PRESETS["cutout"]
+    assert preset.run_on_fallback, "the Cutout preset adjusts its Cutout run on the shapes"
+    run_name, changes = next(iter(preset.run_on_fallback.items()))
+    on_shapes = dict((name.split(" · ", 1)[1], cfg) for name, cfg in build_preset("cutout", "cpu", ["shapes"]))
+    on_cifar = dict((name.split(" · ", 1)[1], cfg) for name, cfg in build_preset("cutout", "cpu", ALL_DATASETS))
+    assert on_shapes[run_name].augment == apply_overrides(on_cifar[run_name], changes).augment
+    cutout = lambda cfg: next(step for step in cfg.augment.train if step["op"] == "cutout")  # noqa: E731
+    assert cutout(on_shapes[run_name])["params"]["fill"] != cutout(on_cifar[run_name])["params"]["fill"]
+    # the other run is untouched, and the plan names the change
+    others = [name for name in on_shapes if name != run_name]
+    assert all(on_shapes[name].augment == on_cifar[name].augment for name in others)
+    note = " ".join(plan_preset("cutout", "cpu", ["shapes"]).notes)
+    assert run_name in note and "augment.train" in note
