@@ -331,18 +331,17 @@ def memory(page, url: str, rss: Rss, minutes: float) -> dict:
         time.sleep(WARMUP_S)
         start_updates = counter.fragment_runs
         t0 = time.monotonic()
+        first = len(rss.samples)
         samples = [rss.sample()]
-        timed = [(time.monotonic(), samples[0])]
         while time.monotonic() - t0 < minutes * 60:
             time.sleep(min(10.0, max(0.1, minutes * 60 - (time.monotonic() - t0))))
             samples.append(rss.sample())
-            timed.append((time.monotonic(), samples[-1]))
             if page.evaluate(LIVE_POINTS_JS) == 0:
                 raise RuntimeError("the Train page stopped showing the live run's curves")
         window = max(1, min(6, len(samples) // 3))
         return {"start": statistics.median(samples[:window]), "end": statistics.median(samples[-window:]),
                 "peak": max(samples), "updates": counter.fragment_runs - start_updates,
-                "seconds": time.monotonic() - t0, "samples": timed}
+                "seconds": time.monotonic() - t0, "samples": rss.samples[first:]}
     finally:
         stop.set()
 

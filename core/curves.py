@@ -64,13 +64,12 @@ class StepCurve:
         self._tail = kept.tail(self._tail_size).reset_index(drop=True)
 
     def _merge_pairs(self) -> None:
-        half = self.capacity // 2 + self.capacity % 2
-        sums = np.zeros_like(self._sums)
-        counts = np.zeros_like(self._counts)
-        for source, target in ((self._sums, sums), (self._counts, counts)):
-            padded = np.vstack([source, np.zeros((len(source) % 2, source.shape[1]))])
-            target[:half] = padded[0::2] + padded[1::2]
-        self._sums, self._counts = sums, counts
+        for name in ("_sums", "_counts"):
+            bins = getattr(self, name)
+            merged = np.zeros_like(bins)
+            pairs = np.add.reduceat(bins, np.arange(0, len(bins), 2))  # bins 0+1, 2+3, ... (an odd last alone)
+            merged[: len(pairs)] = pairs
+            setattr(self, name, merged)
         self.width *= 2
 
     def frame(self) -> pd.DataFrame:
