@@ -2,6 +2,7 @@
 
 Sources, by name:
   "shapes"          generated from the seed, no files; the default and the one tests use
+  "digits"          scikit-learn's 1,797 real 8x8 handwritten digits, shipped inside the package
   "cifar10", "mnist", "fashion_mnist"
                     torchvision's dataset classes under home()/datasets
   "folder:<path>"   your own images in class folders (ImageFolder layout)
@@ -95,6 +96,8 @@ class DatasetInfo:
     help: str
     variants: tuple[str, ...] = ()  # accepted values of `variant` besides None
     needs_files: bool = False  # True: usable only once its files are under home()/datasets
+    train_size: int | None = None  # training images of the whole set (before any subset), when fixed
+    package: str | None = None  # a Python package the set ships in; listed only when it is installed
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -114,21 +117,36 @@ DATASETS: dict[str, DatasetInfo] = {
             "so those augmentations can hurt here."
         ),
         variants=("left", "few_colours"),
+        train_size=5000,
+    ),
+    "digits": DatasetInfo(
+        label="Digits (scikit-learn, real handwriting, 10 classes)",
+        help=(
+            "1,797 real handwritten digits 0-9 (UCI optical recognition of handwritten digits, shipped "
+            "inside scikit-learn, so no download): 8x8 grayscale, 16 grey levels scaled to 0-255. A "
+            "seeded, stratified 20% of each class is the test split (1,438 train / 359 test). The "
+            "embedded stand-in for MNIST; set the image size to 28 to train MNIST-sized models on it."
+        ),
+        train_size=1438,
+        package="sklearn",
     ),
     "cifar10": DatasetInfo(
         label="CIFAR-10 (torchvision)",
         help="60,000 32x32 colour photos in 10 classes (50,000 train / 10,000 test).",
         needs_files=True,
+        train_size=50_000,
     ),
     "mnist": DatasetInfo(
         label="MNIST (torchvision)",
         help="70,000 28x28 grayscale handwritten digits (60,000 train / 10,000 test).",
         needs_files=True,
+        train_size=60_000,
     ),
     "fashion_mnist": DatasetInfo(
         label="Fashion-MNIST (torchvision)",
         help="70,000 28x28 grayscale clothing images in 10 classes (60,000 train / 10,000 test).",
         needs_files=True,
+        train_size=60_000,
     ),
 }
 
@@ -147,15 +165,20 @@ SHAPES_TRAIN, SHAPES_TEST = 5000, 1000
 # A test split is subset along with train only above this size: a smaller one is cheap to
 # evaluate in full, and a full test split keeps accuracies comparable across subset sizes.
 FULL_TEST_LIMIT = 10_000
+DIGITS_TEST_RATIO = 0.2  # the digits have no split of their own
 
 
 def available_datasets(allow_download: bool = False) -> list[str]:
-    """Built-in names usable right now: shapes always, torchvision ones when their files exist."""
+    """Built-in names usable right now: shapes always, digits with scikit-learn installed,
+    torchvision ones when their files exist."""
+    import importlib.util
+
     root = _datasets_root()
     return [
         name
         for name, info in DATASETS.items()
-        if not info.needs_files or allow_download or _torchvision_files_present(name, root)
+        if (not info.needs_files or allow_download or _torchvision_files_present(name, root))
+        and (info.package is None or importlib.util.find_spec(info.package) is not None)
     ]
 
 
@@ -206,6 +229,8 @@ def load_dataset(
     notes: list[str] = []
     if name == "shapes":
         train_x, train_y, test_x, test_y, classes = _load_shapes(image_size or 32, seed, variant, notes)
+    elif name == "digits":
+        train_x, train_y, test_x, test_y, classes = _load_digits(image_size, seed, notes)
     elif name in _TORCHVISION:
         train_x, train_y, test_x, test_y, classes = _load_torchvision(name, image_size, allow_download, notes)
     elif name.startswith(("folder:", "zip:")):
@@ -452,6 +477,35 @@ def _seed_int(seed: int, tag: str) -> int:
 
 
 # ============================================================================
+# Digits: real handwriting shipped inside scikit-learn
+# ============================================================================
+
+DIGIT_CLASSES = tuple(str(d) for d in range(10))
+
+
+def _load_digits(image_size: int | None, seed: int, notes: list[str]):
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as exc:
+        raise DatasetError(
+            "The digits dataset ships inside scikit-learn, which is not installed: pip install scikit-learn "
+            "(it is in requirements.txt)."
+        ) from exc
+    digits = load_digits()  # read from a file inside the package: no download
+    # 16 grey levels (0..16) stretched to the full byte range, like every other dataset here
+    x = torch.from_numpy(np.rint(digits.images * (255 / 16)).astype(np.uint8)).unsqueeze(1)  # [1797, 1, 8, 8]
+    y = torch.as_tensor(digits.target, dtype=torch.int64)
+    test = torch.zeros(len(y), dtype=torch.bool)
+    test[_stratified_holdout(y, DIGITS_TEST_RATIO, _generator(seed, "digits-holdout"))] = True
+    notes.append(f"split: {_percent(DIGITS_TEST_RATIO)} of each class held out as test (seed {seed})")
+    train_x, test_x = x[~test], x[test]
+    if image_size is not None and image_size != 8:
+        notes.append(f"resized from 8x8 to {image_size}x{image_size}")
+        train_x, test_x = _resize_uint8(train_x, image_size), _resize_uint8(test_x, image_size)
+    return train_x, y[~test], test_x, y[test], DIGIT_CLASSES
+
+
+# ============================================================================
 # torchvision datasets
 # ============================================================================
 
@@ -473,6 +527,32 @@ def _datasets_root() -> Path:
     return home() / "datasets"
 
 
+def datasets_root() -> Path:
+    """The folder torchvision's datasets live in: home()/datasets."""
+    return _datasets_root()
+
+
+def torchvision_folder(name: str, root: Path | None = None) -> Path:
+    """Where torchvision's files of a built-in set belong: <root, default home()/datasets>/<its folder>."""
+    return (_datasets_root() if root is None else root) / _TORCHVISION[name][1]
+
+
+def torchvision_files(name: str) -> tuple[str, ...]:
+    """The files torchvision_folder(name) must hold for the set to load."""
+    return _TORCHVISION[name][2]
+
+
+def has_torchvision_files(name: str) -> bool:
+    return _torchvision_files_present(name, _datasets_root())
+
+
+def torchvision_dataset_class(name: str):
+    """torchvision's dataset class for a built-in set (torchvision.datasets.CIFAR10, ...)."""
+    import torchvision.datasets  # here, not at the top: importing it takes about a second
+
+    return getattr(torchvision.datasets, _TORCHVISION[name][0])
+
+
 def _torchvision_files_present(name: str, root: Path) -> bool:
     _, folder, files, _ = _TORCHVISION[name]
     return all((root / folder / f).is_file() for f in files)
@@ -485,7 +565,8 @@ def _load_torchvision(name: str, image_size: int | None, allow_download: bool, n
         raise DatasetError(
             f"{DATASETS[name].label}: files not found and downloading is off. Put the files "
             f"{', '.join(files)} in {root / folder} (torchvision's layout: {how.format(root=root)}), "
-            f"or allow the download, or upload a zip of class folders instead (zip:<path>)."
+            f"download them (python -m core.sources download {name}, or the Train page's Data tab), "
+            f"or upload a zip of class folders instead (zip:<path>)."
         )
     import torchvision.datasets  # here, not at the top: importing it takes about a second
 
@@ -853,6 +934,40 @@ def _load_images(
         raise DatasetError(f"{path.name}: every class has a single image, so none can be held out as a test split.")
     notes.insert(0, f"split: {_percent(val_ratio)} of each class held out as test (seed {seed})")
     return x[~test], y[~test], x[test], y[test], decoded["classes"]
+
+
+@dataclass(frozen=True)
+class ImagesOverview:
+    """What a folder or zip of class folders holds, read from its file list and a few image headers."""
+
+    classes: tuple[str, ...]
+    train_files: int  # image files in train/ (all of them when there is no split)
+    test_files: int  # image files in test/ (or val/); 0 when there is no split
+    split: bool  # has train/ and test/ folders of its own
+    typical_size: int  # median shorter side of up to 32 images spread over the set, in pixels
+
+
+def describe_images(name: str, *, max_bytes: int = DEFAULT_MAX_BYTES, max_files: int = DEFAULT_MAX_FILES) -> ImagesOverview:
+    """Classes, file counts and image size of a "folder:<path>" or "zip:<path>" dataset without
+    decoding it: a fraction of a second even for the 60,000 files of CIFAR-10. Raises DatasetError
+    for what load_dataset would refuse because of the layout (no class folders, one class, ...)."""
+    kind, _, raw_path = name.partition(":")
+    if kind not in ("folder", "zip") or not raw_path.strip():
+        raise DatasetError(f"{name!r} is not a 'folder:<path>' or 'zip:<path>' dataset")
+    path = Path(raw_path.strip()).expanduser()
+    if not (path.is_dir() if kind == "folder" else path.is_file()):
+        raise DatasetError(f"{'folder' if kind == 'folder' else 'zip file'} not found: {path}")
+    with _Source(kind, path.resolve(), max_bytes, max_files) as src:
+        layout = _find_layout(src)
+        _, typical = _auto_image_size(src, layout.members)
+    origin = np.asarray(layout.origin)
+    return ImagesOverview(
+        classes=tuple(layout.classes),
+        train_files=int((origin != 1).sum()),
+        test_files=int((origin == 1).sum()),
+        split=bool(len(origin) and (origin >= 0).all()),
+        typical_size=typical,
+    )
 
 
 def _stratified_holdout(y: torch.Tensor, ratio: float, generator: torch.Generator) -> torch.Tensor:

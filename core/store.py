@@ -30,6 +30,7 @@ import pandas as pd
 from core.config import TrainConfig
 from core.events import Eval, Event, Failed, Finished, Started, Step, Stopped
 from core.paths import home
+from core.uploads import dataset_title
 
 STATUSES = ("queued", "running", "finished", "stopped", "failed", "interrupted")
 FINAL_STATUSES = ("finished", "stopped", "failed", "interrupted")
@@ -159,7 +160,7 @@ def create_run(config: TrainConfig | Mapping[str, Any], name: str | None = None,
     if status not in ("queued", "running"):
         raise ValueError(f"a new run is queued or running, not {status!r}")
     run_id = _new_id()
-    name = name or f"{cfg.model.name} on {cfg.data.dataset}"
+    name = name or default_run_name(cfg)
     now = time.time()
     with _connection() as conn:
         conn.execute(
@@ -172,6 +173,13 @@ def create_run(config: TrainConfig | Mapping[str, Any], name: str | None = None,
             ),
         )
     return run_id
+
+
+def default_run_name(cfg: TrainConfig) -> str:
+    """The name of a run launched without one, for the page and the CLI alike: "fastcnn on shapes".
+    An upload goes by the name it was uploaded under ("fastcnn on pets.zip"), not by the path it is
+    stored at (".../uploads/86b4e9df41ac25b3.zip"); a zip or folder by its file name."""
+    return f"{cfg.model.name} on {dataset_title(cfg.data.dataset)}"
 
 
 def _record(row: sqlite3.Row) -> RunRecord:

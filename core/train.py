@@ -29,6 +29,7 @@ from typing import Any
 
 from core import store, trainer
 from core.config import OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig, apply_overrides, parse_value
+from core.data import DATASETS
 from core.events import ConsoleSink, Event, Failed, FinalEvent, Finished, Stopped
 
 EXIT_FINISHED, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 3
@@ -139,7 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
         "Exit codes: 0 finished, 1 failed, 2 bad arguments or config, 3 stopped.",
     )
     p.add_argument("--config", type=Path, help="a TrainConfig JSON file (e.g. from --print-config)")
-    p.add_argument("--dataset", help="shapes, cifar10, mnist, fashion_mnist, folder:<path> or zip:<path>")
+    p.add_argument(
+        "--dataset",
+        help=f"{', '.join(DATASETS)}, folder:<path> or zip:<path> (digits: scikit-learn's real 8x8 handwritten "
+        "digits, no download; python -m core.sources lists where CIFAR-10 / MNIST / Fashion-MNIST come from)",
+    )
     p.add_argument("--variant", help="dataset variant, e.g. left or few_colours for shapes")
     p.add_argument("--subset", type=float, help="train on this fraction (0, 1] of the training images")
     p.add_argument(

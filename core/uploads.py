@@ -4,6 +4,9 @@
     upload.dataset                             # "zip:/…/uploads/3f2a….zip", for DataConfig.dataset
     list_uploads()                             # what was uploaded before, newest first
 
+An upload whose class names say which kind of dataset it is (CIFAR-10's airplane ... truck) is
+registered as that kind (core.sources), so the presets train on it.
+
 The file is named by its content's hash, so uploading the same zip twice stores it once and a
 run's config keeps pointing at the same bytes. It is validated by loading it exactly as a run
 will (core.data.load_dataset with its safety checks: unsafe paths, decompressed size, one class,
@@ -83,6 +86,7 @@ def save_upload(
     sha = hashlib.sha256(data).hexdigest()[:16]
     known = _read_meta(sha)
     if known is not None and known.path.is_file():
+        _register_if_recognised(known)
         return known  # the same bytes were validated before
 
     path = uploads_dir() / f"{sha}.zip"
@@ -109,7 +113,18 @@ def save_upload(
         uploaded=time.time(),
     )
     _meta_path(sha).write_text(json.dumps(asdict(upload)))
+    _register_if_recognised(upload)
     return upload
+
+
+def _register_if_recognised(upload: Upload) -> None:
+    """An upload whose class names say what it is (CIFAR-10's airplane ... truck) becomes that
+    kind's source for the presets at once (core.sources.resolve)."""
+    from core import sources  # here, not at the top: core.sources imports this module
+
+    found = sources.recognise(upload.classes, upload.image_size)
+    if found is not None:
+        sources.register(found, upload.dataset)
 
 
 def list_uploads() -> list[Upload]:
@@ -126,6 +141,18 @@ def find_upload(dataset: str) -> Upload | None:
     if path.parent != uploads_dir():
         return None
     return _read_meta(path.stem)
+
+
+def dataset_title(dataset: str) -> str:
+    """A dataset as a person calls it: an upload by the name it was uploaded under ("pets.zip"),
+    a zip or folder by its file name, a built-in set by its key ("shapes")."""
+    upload = find_upload(dataset)
+    if upload is not None:
+        return upload.name
+    kind, sep, path = dataset.partition(":")
+    if sep and kind in ("zip", "folder") and path.strip():
+        return Path(path.strip()).name or path.strip()
+    return dataset
 
 
 def _meta_path(sha: str) -> Path:

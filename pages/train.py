@@ -46,7 +46,7 @@ from core.lr_finder import lr_find
 from core.models import INIT_SCHEMES, MODELS, build_model, count_parameters
 from core.schedules import schedule_curve
 from core.uploads import MAX_UPLOAD_BYTES, find_upload, list_uploads, save_upload
-from pages import _presets, _runs
+from pages import _datasets, _presets, _runs
 from pages._common import flash, param_widget, pipeline_from_param, read_pipeline_upload, show_flashes
 
 state = st.session_state
@@ -401,7 +401,7 @@ def _dataset_label(name: str, available: list[str]) -> str:
         info = DATASETS[name]
         return info.label + ("" if name in available else " · not on this machine")
     upload = find_upload(name)
-    return f"Upload: {upload.summary}" if upload else name
+    return _datasets.label(name, upload)
 
 
 def _on_zip_upload() -> None:
@@ -418,19 +418,21 @@ def _on_zip_upload() -> None:
         return
     state[_field("data.dataset").widget_key] = upload.dataset
     flash("success", f"Uploaded {upload.summary}. It is selected as the dataset." + (f" ({upload.note})" if upload.note else ""))
+    _datasets.dataset_chosen(upload.dataset, new=True)
 
 
 def data_tab(values: Mapping[str, Any]) -> None:
     available = available_datasets()
-    options = [*DATASETS, *(u.dataset for u in list_uploads())]
+    options = _datasets.dataset_options([*DATASETS, *(u.dataset for u in list_uploads())])
     key = _field("data.dataset").widget_key
     if state[key] not in options:
         options.append(state[key])  # e.g. a folder: path from a loaded run config
     st.selectbox("Dataset", options, format_func=lambda n: _dataset_label(n, available), key=key,
-                 help=_field("data.dataset").help, persist_state="session")
+                 help=_field("data.dataset").help, persist_state="session", on_change=_datasets.on_dataset_selected)
     name = state[key]
     if name in DATASETS:
         st.caption(DATASETS[name].help)
+    _datasets.budget_note(name)
     draw_fields(DATA_FIELDS[1:], values)  # the dataset itself is the selectbox above
     st.file_uploader(
         "Upload a dataset: a zip of class folders", type=["zip"], key="tr_zip_upload", on_change=_on_zip_upload,
@@ -438,6 +440,7 @@ def data_tab(values: Mapping[str, Any]) -> None:
         f"wrapping folder is fine. Up to {MAX_UPLOAD_BYTES // 2**20} MB. Without a test folder, a share of each "
         "class is held out as the test split.",
     )
+    _datasets.sources_panel()
 
 
 # ---- model ------------------------------------------------------------------------------------

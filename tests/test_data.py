@@ -405,6 +405,75 @@ def test_bad_folders_are_reported_too(tmp_path):
 
 
 # ----------------------------------------------------------------------------
+# Digits: real handwriting inside scikit-learn
+# ----------------------------------------------------------------------------
+
+
+def test_digits_are_sklearns_real_1797_images_split_stratified_and_seeded():
+    from sklearn.datasets import load_digits
+
+    reference = load_digits()
+    b = load_dataset("digits")
+    assert b.train_x.dtype == torch.uint8 and b.train_x.shape[1:] == (1, 8, 8)
+    assert len(b.train_y) + len(b.test_y) == 1797 and len(b.train_y) == data.DATASETS["digits"].train_size
+    assert b.classes == tuple("0123456789") and b.num_classes == 10
+    # the same images, 0..16 stretched to 0..255, every one in exactly one split
+    expected = np.rint(reference.images * 255 / 16).astype(np.uint8)
+    assert image_digests(torch.cat([b.train_x, b.test_x])) == image_digests(torch.from_numpy(expected).unsqueeze(1))
+    assert int(b.train_x.max()) == 255 and int(b.train_x.min()) == 0
+    # 20% of each class held out
+    counts = np.bincount(reference.target)
+    assert b.test_y.bincount().tolist() == [round(n * data.DIGITS_TEST_RATIO) for n in counts]
+    assert "20% of each class held out" in b.note
+    again, other = load_dataset("digits"), load_dataset("digits", seed=1)
+    assert torch.equal(again.test_x, b.test_x) and not torch.equal(other.test_x, b.test_x)
+
+
+def test_digits_resize_to_mnist_size_and_work_in_the_config_and_the_cli(capsys):
+    from core.config import TrainConfig
+    from core.train import main
+
+    b = load_dataset("digits", image_size=28, subset=0.5)
+    assert b.train_x.shape[1:] == (1, 28, 28) and "resized from 8x8 to 28x28" in b.note
+    assert len(b.train_y) == pytest.approx(data.DATASETS["digits"].train_size / 2, abs=5)
+    assert "digits" in data.available_datasets()
+    assert TrainConfig.from_dict({"data": {"dataset": "digits", "image_size": 28}}).data.dataset == "digits"
+    assert main(["--print-config", "--dataset", "digits"]) == 0
+    assert TrainConfig.from_json(capsys.readouterr().out).data.dataset == "digits"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "digits" in capsys.readouterr().out
+
+
+def test_digits_without_scikit_learn_say_how_to_get_it(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_sklearn(name, *args, **kwargs):
+        if name.startswith("sklearn"):
+            raise ImportError("No module named 'sklearn'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_sklearn)
+    with pytest.raises(DatasetError, match="pip install scikit-learn"):
+        load_dataset("digits")
+
+
+def test_describe_images_reads_the_layout_without_decoding(tmp_path, monkeypatch):
+    path = make_imagefolder_zip(tmp_path / "d.zip", CLASSES, per_class=4, size=20, wrap="top")
+    monkeypatch.setattr(data, "_decode_all", lambda *a: pytest.fail("decoded"))
+    overview = data.describe_images(f"zip:{path}")
+    assert overview == data.ImagesOverview(classes=CLASSES, train_files=12, test_files=6, split=True, typical_size=20)
+    folder = write_folder(tmp_path / "f", imagefolder_files(CLASSES, per_class=3, size=12, split=False))
+    assert data.describe_images(f"folder:{folder}") == data.ImagesOverview(CLASSES, 9, 0, False, 12)
+    with pytest.raises(DatasetError, match="only one class"):
+        data.describe_images(f"folder:{write_folder(tmp_path / 'one', imagefolder_files(['a'], 2, 8, split=False))}")
+    with pytest.raises(DatasetError, match="not a 'folder:<path>'"):
+        data.describe_images("shapes")
+
+
+# ----------------------------------------------------------------------------
 # torchvision datasets, offline
 # ----------------------------------------------------------------------------
 
@@ -417,7 +486,7 @@ def test_missing_torchvision_files_say_where_to_put_them(isolated_home):
     assert "data_batch_1" in message and "zip" in message
     with pytest.raises(DatasetError, match="FashionMNIST/raw"):
         load_dataset("fashion_mnist")
-    assert data.available_datasets() == ["shapes"]
+    assert data.available_datasets() == ["shapes", "digits"]  # the two that need no files
     assert data.available_datasets(allow_download=True) == list(data.DATASETS)
 
 

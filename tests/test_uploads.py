@@ -88,3 +88,38 @@ def test_non_images_next_to_images_are_skipped_and_said():
     files = {f"{cls}/{i}.png": png(40 * i + (0 if cls == "a" else 120)) for cls in ("a", "b") for i in range(3)}
     upload = save_upload("mixed.zip", make_zip({**files, "a/readme.txt": b"notes"}))
     assert "skipped 1 file" in upload.note and "readme.txt" in upload.note
+
+
+# ---- the name a run on an upload gets -------------------------------------------------------------
+
+
+def test_a_run_on_an_upload_is_named_after_the_upload_not_its_stored_path(tmp_path):
+    from core import store
+    from core.config import TrainConfig
+    from core.train import main
+    from core.uploads import dataset_title
+
+    upload = save_upload("pets.zip", good_zip())
+    cfg = TrainConfig.from_dict({"data": {"dataset": upload.dataset}})
+    assert store.get_run(store.create_run(cfg)).name == "fastcnn on pets.zip"
+    assert store.get_run(store.create_run(TrainConfig())).name == "fastcnn on shapes"
+    assert store.get_run(store.create_run(cfg, "mine")).name == "mine"
+    assert dataset_title(f"zip:{tmp_path}/cifar10.zip") == "cifar10.zip"
+    assert dataset_title(f"folder:{tmp_path}/flowers/") == "flowers"
+    # the CLI names its runs the same way
+    quick = ["--epochs", "1", "--batch-size", "4", "--set", "model.options.width=0.25", "--set", "run.threads=1", "--quiet"]
+    assert main(["--dataset", upload.dataset, *quick]) == 0
+    assert store.list_runs()["name"].iloc[0] == "fastcnn on pets.zip"
+
+
+def test_an_upload_with_cifar10_class_names_is_registered_as_cifar10_even_when_uploaded_again():
+    from core import sources
+
+    names = sources.CIFAR10_CLASSES
+    data = make_zip({f"c/{cls}/{i}.png": png(20 * k + i, size=32) for k, cls in enumerate(names) for i in range(2)})
+    upload = save_upload("cifar-mini.zip", data)
+    assert sources.registered("cifar10") == [upload.dataset]
+    sources.unregister("cifar10", upload.dataset)
+    save_upload("cifar-mini.zip", data)  # the same bytes: registered again, once
+    assert sources.registered("cifar10") == [upload.dataset]
+    assert sources.resolve("cifar10").source == "your upload cifar-mini.zip"
