@@ -191,6 +191,38 @@ def seed_groups(names: Mapping[str, str], min_size: int = 2) -> dict[str, list[s
     return {prefix: ids for prefix, ids in groups.items() if len(ids) >= min_size}
 
 
+LATEST_RUNS = 4  # opened on when the newest runs form no group
+MAX_NEWEST_GROUP = 40  # a preset of 4 runs over 10 seeds fits; a long series of same-named runs is cut
+
+
+@dataclass(frozen=True)
+class Newest:
+    run_ids: list[str]  # in launch order (oldest first), as a preset passes them
+    group: str | None  # the name part the group's runs share; None for "the latest runs"
+
+
+def newest_group(runs: pd.DataFrame) -> Newest:
+    """What to compare when nothing is picked: the newest group of runs, else the latest runs.
+
+    runs: store.list_runs() (newest first). The newest group is the unbroken stretch of newest
+    runs whose names share the newest run's first " · " part: the runs of a preset ("<preset> ·
+    <run>", with " · seed N" when repeated over seeds) or of one seed group ("<prefix> · seed N"),
+    at most MAX_NEWEST_GROUP. When fewer than two runs form it: the LATEST_RUNS latest runs that
+    are finished or running (else the newest run alone).
+    """
+    if runs.empty:
+        return Newest([], None)
+    ids, names = runs["id"].tolist(), runs["name"].tolist()
+    head = names[0].split(" · ")[0]
+    stretch = 0
+    while stretch < min(len(ids), MAX_NEWEST_GROUP) and names[stretch].split(" · ")[0] == head:
+        stretch += 1
+    if stretch >= 2:
+        return Newest(ids[:stretch][::-1], head)
+    latest = runs[runs["status"].isin(["finished", "running"])]["id"].tolist()[:LATEST_RUNS]
+    return Newest((latest or ids[:1])[::-1], None)
+
+
 def seed_configs(config: TrainConfig | Mapping[str, Any], n: int, first_seed: int) -> list[TrainConfig]:
     """The config with run.seed = first_seed, first_seed + 1, ... (n of them), all validated."""
     if not 1 <= n <= MAX_SEEDS:

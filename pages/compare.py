@@ -1,10 +1,12 @@
 """Compare: overlay the curves of any runs and see what differs between them.
 
-Pick runs (the Train page's presets pass theirs in `compare_runs`, a link passes `?runs=id1,id2`),
-choose a metric, an x axis and a smoothing, and read the table of config differences with the
-final and best test accuracy against a baseline. From here a run can be run again with one
-change, or repeated over several seeds to see whether a difference is larger than seed noise.
-Running runs refresh live. All the numbers come from core.compare; this page only draws them.
+Pick runs (the Train page's presets pass theirs in `compare_runs`, a link passes `?runs=id1,id2`;
+with nothing picked the page opens on the newest group of runs), choose a metric, an x axis and a
+smoothing, and read the table of config differences with the final and best test accuracy
+against a baseline, then the verdict: whether each one-setting difference is larger than seed
+noise. From here a run can be run again with one change, or repeated over several seeds.
+Running runs refresh live. All the numbers come from core.compare and core.verdict; this page
+only draws them.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from core import compare, runner, store
+from core import compare, runner, store, verdict
 from core.config import ConfigError, flatten, parse_value
 from pages._common import flash, show_flashes
 
@@ -27,6 +29,8 @@ PAGE_STATE = {
     "compare_runs": list,  # the run ids picked, kept while the user visits other pages
     "compare_link": lambda: None,  # the ?runs= value already read, so a link is applied once
     "compare_grouped": lambda: True,  # widget: seed groups drawn as mean and band
+    "compare_auto": lambda: None,  # the newest group the page opened on, while the user has not picked
+    "compare_emptied": lambda: False,  # the user emptied the picker: do not fill it again
 }
 for _key, _initial in PAGE_STATE.items():
     if _key not in state:
@@ -46,11 +50,20 @@ def _requested_from_link() -> list[str] | None:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-def _sync_selection(known: set[str]) -> None:
-    """Bring the picker in line with what was asked for, dropping (and naming) runs that do not exist."""
+def _sync_selection(runs: Any) -> None:
+    """Bring the picker in line with what was asked for, dropping (and naming) runs that do not exist.
+
+    With nothing asked for, the newest group of runs (core.compare.newest_group), followed as new
+    runs appear until the user picks runs themselves.
+    """
+    known = set(runs["id"])
     requested = _requested_from_link()
     if requested is not None:
         state["compare_runs"] = requested
+    following = state["compare_auto"] is not None and state["compare_runs"] == state["compare_auto"].run_ids
+    if requested is None and (following or not (state["compare_runs"] or state["compare_emptied"])):
+        state["compare_auto"] = compare.newest_group(runs)
+        state["compare_runs"] = list(state["compare_auto"].run_ids)
     wanted = list(dict.fromkeys(state["compare_runs"]))
     missing = [run_id for run_id in wanted if run_id not in known]
     if missing:
@@ -67,6 +80,7 @@ def _sync_selection(known: set[str]) -> None:
 
 def _picked() -> None:
     state["compare_runs"] = list(state["compare_pick"])
+    state["compare_emptied"] = not state["compare_runs"]
 
 
 def _select(run_ids: list[str]) -> None:
@@ -78,6 +92,7 @@ def _select(run_ids: list[str]) -> None:
 def _unselect(run_id: str) -> None:
     state["compare_runs"] = [r for r in state["compare_runs"] if r != run_id]
     state["compare_pick"] = state["compare_runs"]
+    state["compare_emptied"] = not state["compare_runs"]
 
 
 def _write_link(selection: list[str]) -> None:
@@ -141,6 +156,19 @@ def _repeat_seeds(run_id: str, n: int, first_seed: int, prefix: str) -> None:
         f"Queued {len(ids)} runs “{prefix.strip()}” with seeds {first_seed}..{first_seed + n - 1}; "
         f"{runner.max_concurrent()} train(s) at a time, the others wait in the queue.",
     )
+
+
+def _repeat_for_verdict(selection: list[str], baseline: str | None) -> None:
+    """Launch the seeds the one-seed comparisons miss (planned afresh: runs may have ended meanwhile)."""
+    try:
+        plan = verdict.repeat_plan(verdict.verdicts(selection, baseline))
+        ids = verdict.repeat_over_seeds(plan)
+    except (ConfigError, store.UnknownRunError, ValueError) as e:
+        flash("error", f"Not launched: {e}")
+        return
+    _select(ids)
+    state["compare_grouped"] = True
+    flash("success", verdict.TEXT["repeat_queued"].format(n=len(ids), groups="; ".join(r.text for r in plan)))
 
 
 # ---- drawing ------------------------------------------------------------------------------------
@@ -213,8 +241,8 @@ def _draw_live(selection: list[str], metric: str, x: str, smoothing: float, grou
             columns={"mean_final_test_acc": "mean", "std_final_test_acc": "std", "min_final_test_acc": "min",
                      "max_final_test_acc": "max"}
         )
-        st.markdown("**Seed groups** (final test accuracy): two configs differ by more than seed noise when "
-                    "their means are several stds apart.")
+        st.markdown("**Seed groups** (final test accuracy): the verdict below says whether two configs differ "
+                    "by more than seed noise.")
         st.dataframe(
             summary,
             hide_index=True,
@@ -239,6 +267,45 @@ def _draw_live(selection: list[str], metric: str, x: str, smoothing: float, grou
     )
     if refreshing and not any(records[i].status in ACTIVE for i in ids):
         st.rerun()  # the last run ended: redraw the whole page once, which turns the refresh off
+
+
+def _verdict(selection: list[str], baseline: str | None) -> None:
+    """One sentence per pair of configs one setting apart: beyond or within seed noise, or one seed."""
+    text = verdict.TEXT
+    try:
+        report = verdict.verdicts(selection, baseline)
+    except ValueError:  # the baseline run was deleted from another tab since the picker was drawn
+        report = verdict.verdicts(selection)
+    st.subheader(text["title"])
+    st.caption(f"**{text['method']}.** {text['method_plain']}", help=text["method_help"])
+    show = {"beyond": st.success, "within": st.info, "one_seed": st.warning, "no_spread": st.warning}
+    icons = {"beyond": ":material/check_circle:", "within": ":material/info:", "one_seed": ":material/casino:",
+             "no_spread": ":material/warning:"}
+    if any(c.against_baseline for c in report.comparisons):
+        st.caption(text["baseline"].format(label=report.baseline.title, n=report.baseline.n))
+    for c in report.comparisons:
+        show[c.verdict.kind](c.verdict.sentence, icon=icons[c.verdict.kind])
+    if not report.comparisons and not report.waiting:
+        st.info(text["none"], icon=":material/info:")
+    notes = []
+    if report.waiting:
+        notes.append(text["waiting"].format(labels=", ".join(f"“{g.title}”" for g in report.waiting)))
+    if report.unmatched and (report.comparisons or report.waiting):
+        notes.append(text["unmatched"].format(labels=", ".join(f"“{g.title}”" for g in report.unmatched)))
+    if report.pending:
+        notes.append(text["pending"].format(n=len(report.pending)))
+    if report.excluded:
+        notes.append(text["excluded"].format(n=len(report.excluded)))
+    if report.repeats:
+        notes.append(text["repeats"].format(n=len(report.repeats)))
+    for note in notes:
+        st.caption(note)
+    if report.one_seed:
+        plan = verdict.repeat_plan(report)
+        st.caption(text["repeat_plan"].format(runs="; ".join(r.text for r in plan), total=verdict.SEEDS_FOR_A_VERDICT)
+                   if plan else text["repeat_training"])
+        st.button(text["repeat_button"], key="compare_verdict_repeat", icon=":material/stacks:", disabled=not plan,
+                  on_click=_repeat_for_verdict, args=(selection, baseline))
 
 
 def _manage(records: dict[str, store.RunRecord], labels: dict[str, str]) -> None:
@@ -326,7 +393,7 @@ if runs.empty:
 
 names = dict(zip(runs["id"], runs["name"]))
 statuses = dict(zip(runs["id"], runs["status"]))
-_sync_selection(set(names))
+_sync_selection(runs)
 st.multiselect(
     "Runs",
     list(names),
@@ -343,6 +410,13 @@ if all_groups:
     cols[1].button("Add its runs", key="compare_add_group", on_click=_select, args=(all_groups[group],))
 selection = list(state["compare_pick"])
 _write_link(selection)
+auto = state["compare_auto"]
+if selection and auto is not None and selection == auto.run_ids:
+    st.info(
+        f"Opened on the newest runs, “{auto.group}” ({len(selection)} runs). Pick others above." if auto.group
+        else f"Opened on the latest runs ({len(selection)}). Pick others above.",
+        icon=":material/history:",
+    )
 if not selection:
     st.info("Pick one or more runs above to compare their curves and configs.", icon=":material/info:")
     st.stop()
@@ -362,7 +436,8 @@ smoothing = controls[2].slider(
 )
 controls = st.columns([2, 3, 2], vertical_alignment="bottom")
 baseline = controls[0].selectbox("Baseline", list(records), format_func=labels.get, key="compare_baseline",
-                                 help="The table gives every run's accuracy minus this run's.")
+                                 help="The table gives every run's accuracy minus this run's; the verdict "
+                                 "compares the other configs with this run's config.")
 grouped = controls[1].toggle("Seed groups as mean and band", key="compare_grouped",
                              help=f"Runs named “<group>{compare.SEED_SEPARATOR}<seed>” are drawn as one line.")
 band = controls[2].radio("Band", list(compare.BANDS), format_func=compare.BANDS.get, horizontal=True,
@@ -377,4 +452,6 @@ def live() -> None:
 
 
 live()
+if len(records) > 1:
+    _verdict(selection, baseline)
 _manage(records, labels)

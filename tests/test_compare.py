@@ -173,6 +173,35 @@ def test_launch_seeds_validates_before_queueing_anything():
     assert len(store.list_runs()) == before
 
 
+def test_the_newest_group_is_a_preset_or_a_seed_group_in_launch_order():
+    assert compare.newest_group(store.list_runs()) == compare.Newest([], None)
+    make_run("Mixup vs baseline · baseline")
+    preset = [make_run("Flip vs none · no augmentation"), make_run("Flip vs none · flip"),
+              make_run("Flip vs none · flip · seed 1", status="failed")]
+    assert compare.newest_group(store.list_runs()) == compare.Newest(preset, "Flip vs none")
+    seeds = [make_run(compare.seed_run_name("cutmix", s)) for s in range(3)]
+    assert compare.newest_group(store.list_runs()) == compare.Newest(seeds, "cutmix")
+
+
+def test_without_a_newest_group_the_latest_finished_or_running_runs():
+    _fill_the_only_slot()
+    old = [make_run(f"run {i}") for i in range(3)]
+    make_run("failed", status="failed")
+    live = make_run("training", status="running")
+    queued = store.create_run(TrainConfig(), "queued")
+    newest = compare.newest_group(store.list_runs())
+    assert newest.group is None and newest.run_ids == [*old, live][-compare.LATEST_RUNS:]
+    assert queued not in newest.run_ids
+    for run_id in store.list_runs()["id"]:
+        runner.stop(run_id)
+
+
+def test_the_newest_group_is_capped():
+    ids = [make_run("fastcnn on shapes", test_acc=(0.5,), steps_per_epoch=1)
+           for _ in range(compare.MAX_NEWEST_GROUP + 2)]
+    assert compare.newest_group(store.list_runs()).run_ids == ids[-compare.MAX_NEWEST_GROUP:]
+
+
 # ---- the table of differences ----------------------------------------------------------------
 
 

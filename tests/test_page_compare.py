@@ -12,9 +12,10 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT, plotly_array
-from core import compare, runner, store
+from core import compare, runner, store, verdict
 from core.config import TrainConfig
 from test_compare import make_run
+from test_verdict import FLIP, seeded
 
 
 def open_page(runs: list[str] | None = None, link: str | None = None) -> AppTest:
@@ -71,10 +72,14 @@ def test_an_empty_store_says_where_runs_come_from():
     assert not at.get("plotly_chart")
 
 
-def test_nothing_selected_shows_a_guard_and_no_chart(two_runs):
-    at = open_page()
+def test_an_emptied_selection_shows_a_guard_and_no_chart(two_runs):
+    at = open_page()  # opens on the latest runs
+    at.multiselect(key="compare_pick").set_value([])
+    run(at)
     assert "Pick one or more runs" in texts(at.info)
     assert not at.get("plotly_chart") and not at.dataframe
+    make_run("newer", test_acc=(0.5, 0.6))
+    assert "Pick one or more runs" in texts(run(at).info)  # emptied by the user: it stays empty
 
 
 def test_a_deleted_run_in_the_link_is_named_and_ignored(two_runs):
@@ -84,7 +89,7 @@ def test_a_deleted_run_in_the_link_is_named_and_ignored(two_runs):
     assert at.multiselect(key="compare_pick").value == [baseline, mixup]
     assert trace_names(at) == ["baseline", "mixup"]
     assert at.query_params["runs"] == f"{baseline},{mixup}"  # the address bar drops it too
-    assert not run(at).warning  # warned once, not on every rerun
+    assert "20200101-000000-dead00" not in texts(run(at).warning)  # warned once, not on every rerun
 
 
 # ---- overlay and table ---------------------------------------------------------------------------
@@ -139,6 +144,89 @@ def test_a_seed_group_is_drawn_as_a_mean_with_a_band():
     at.toggle(key="compare_grouped").set_value(False)
     run(at)
     assert trace_names(at) == [compare.seed_run_name("cutmix", s) for s in range(3)] + ["baseline"]
+
+
+# ---- opening on the newest runs ------------------------------------------------------------------
+
+
+def test_with_nothing_picked_the_page_opens_on_the_newest_group():
+    make_run("an older run", test_acc=(0.5, 0.6))
+    preset = [make_run("Flip augmentation vs none · no augmentation", test_acc=(0.5, 0.80)),
+              make_run("Flip augmentation vs none · horizontal flip", FLIP, test_acc=(0.5, 0.85))]
+    at = open_page()
+    assert at.multiselect(key="compare_pick").value == preset  # in launch order: the baseline first
+    assert "Opened on the newest runs, “Flip augmentation vs none” (2 runs)" in texts(at.info)
+    assert trace_names(at) == [store.get_run(i).name for i in preset]
+    assert at.query_params["runs"] == ",".join(preset)
+    # while the user has not picked, it follows the newest group: here, the same preset over seeds
+    again = seeded("Flip augmentation vs none · horizontal flip", [0.84, 0.86], FLIP, first_seed=1)
+    run(at)
+    assert at.multiselect(key="compare_pick").value == [*preset, *again]
+
+
+def test_without_a_group_the_page_opens_on_the_latest_finished_or_running_runs():
+    ids = [make_run(f"run {i}", test_acc=(0.5, 0.6)) for i in range(5)]
+    failed = make_run("broken", test_acc=(0.5,), status="failed")
+    at = open_page()
+    assert at.multiselect(key="compare_pick").value == ids[1:]  # the 4 latest that finished
+    assert failed not in at.multiselect(key="compare_pick").value
+    assert "Opened on the latest runs (4)" in texts(at.info)
+    at.multiselect(key="compare_pick").set_value(ids[:2])  # a pick of the user's own: no longer followed
+    run(at)
+    assert not [i for i in at.info if "Opened on" in i.value]
+    make_run("run 5", test_acc=(0.5, 0.6))
+    assert run(at).multiselect(key="compare_pick").value == ids[:2]
+
+
+# ---- the verdict ---------------------------------------------------------------------------------
+
+
+def test_the_verdict_on_three_seeds_each_names_its_method():
+    plain = seeded("Flip augmentation vs none · no augmentation", [0.80, 0.81, 0.79])
+    flip = seeded("Flip augmentation vs none · horizontal flip", [0.85, 0.84, 0.86], FLIP)
+    lr = seeded("Flip augmentation vs none · lr 0.1", [0.80, 0.82, 0.78], {"optim": {"lr": 0.1}})
+    at = open_page(runs=[*plain, *flip, *lr])
+    assert "Verdict" in [h.value for h in at.subheader]
+    beyond = "Horizontal flip: +5.0 points (95% interval +2.7 to +7.3, 3 seeds each): beyond seed noise"
+    assert beyond in texts(at.success)
+    assert "Lr 0.1: +0.0 points (95% interval " in texts(at.info) and "within seed noise" in texts(at.info)
+    captions = texts(at.caption)
+    assert "Welch's t-interval over seeds, 95%" in captions and "seed noise" in captions
+    assert "Against “Flip augmentation vs none · no augmentation” (3 finished seed(s))" in captions
+    assert not [b for b in at.button if b.key == "compare_verdict_repeat"]  # nothing to repeat
+
+
+def test_configs_two_settings_apart_get_no_verdict():
+    plain = seeded("plain", [0.80, 0.81])
+    both = seeded("flip and lr", [0.85, 0.84], {**FLIP, "optim": {"lr": 0.1}})
+    at = open_page(runs=[*plain, *both])
+    assert "No two selected configs differ in exactly one setting" in texts(at.info)
+    assert not at.success and not at.warning
+
+
+def test_one_seed_says_it_cannot_tell_and_repeats_over_seeds(two_runs):
+    baseline, mixup = two_runs
+    hold_the_only_slot()
+    at = open_page(runs=[baseline, mixup])
+    assert ("Mixup: +5.0 points with one seed a side: one seed cannot tell a difference from seed noise; "
+            "repeat over seeds.") in texts(at.warning)
+    plan = "Queues “baseline” seeds 1..2; “mixup” seeds 1..2, so that each side has 3 seeds."
+    assert plan in texts(at.caption)
+    button = at.button(key="compare_verdict_repeat")
+    assert button.label == verdict.TEXT["repeat_button"] and not button.disabled
+    button.click()
+    run(at)
+    runs = store.list_runs().set_index("id")
+    new = [i for i in at.multiselect(key="compare_pick").value if i not in (baseline, mixup)]
+    assert sorted(runs.loc[new, "name"]) == [f"{name} · seed {s}" for name in ("baseline", "mixup") for s in (1, 2)]
+    assert set(runs.loc[new, "status"]) == {"queued"}
+    assert store.get_run(new[-1]).config["tricks"]["mixup_alpha"] == 0.2  # each side keeps its own config
+    assert "Queued 4 run(s) for the verdict" in texts(at.success)
+    # they count once they finish; until then nothing more to launch
+    assert at.button(key="compare_verdict_repeat").disabled
+    assert "already queued or training" in texts(at.caption)
+    for run_id in new:
+        runner.stop(run_id)
 
 
 # ---- rename, delete ------------------------------------------------------------------------------
