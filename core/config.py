@@ -126,6 +126,11 @@ class ModelConfig(_Section):
             MODELS[self.name].validate(self.name, self.options)
         except ValueError as exc:
             raise ConfigError(f"model.options: {exc}") from None
+        self._check(
+            self.init == "default" or not (MODELS[self.name].pretrained and self.options.get("pretrained")),
+            "init",
+            "must be default when the model starts from ImageNet weights (any other scheme would overwrite them)",
+        )
 
 
 @dataclass(frozen=True)
@@ -156,6 +161,11 @@ class OptimConfig(_Section):
     head_lr_mult: float = 1.0
     # Train only the head for this many epochs first, then unfreeze the body; 0 never freezes.
     freeze_body_epochs: int = 0
+    # Train only the head, the body frozen for the whole run (a linear probe of pretrained features).
+    train_head_only: bool = False
+    # Keep the body's batch-norm layers in eval mode: their running statistics stay as loaded (for
+    # a pretrained model, ImageNet's) instead of following small, augmented batches of a new dataset.
+    freeze_bn_stats: bool = False
 
     def _validate(self) -> None:
         self._check_choice("name", OPTIMIZERS)
@@ -174,6 +184,11 @@ class OptimConfig(_Section):
         self._check(self.adabound_gamma > 0, "adabound_gamma", "must be > 0")
         self._check(self.head_lr_mult > 0, "head_lr_mult", "must be > 0")
         self._check(self.freeze_body_epochs >= 0, "freeze_body_epochs", "must be >= 0")
+        self._check(
+            not (self.train_head_only and self.freeze_body_epochs),
+            "freeze_body_epochs",
+            "must be 0 when optim.train_head_only is on (the body is then frozen for the whole run)",
+        )
 
 
 @dataclass(frozen=True)

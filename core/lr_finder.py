@@ -18,6 +18,7 @@ from core.config import TrainConfig
 from core.optim import build_optimizer
 from core.trainer import (
     BatchMaker,
+    apply_freezing,
     autocast,
     autocast_dtype,
     available_cores,
@@ -44,7 +45,9 @@ def lr_find(
     """DataFrame of lr, loss (smoothed) and raw_loss per step; df.attrs holds the suggestions.
 
     The data (permuted pixels included), model (started from model.init_from_run's weights when
-    set), optimiser, augmentation and mixing are those of `cfg`; its schedule is ignored. The test stops early once the smoothed loss exceeds `diverge` times its best value.
+    set), optimiser, augmentation, mixing and first-epoch freezing are those of `cfg`; its
+    schedule is ignored. The test stops early once the smoothed loss exceeds `diverge` times its
+    best value.
     attrs: "suggested_lr" (by `method`), "steepest_lr" and "min_lr_div10".
     """
     if not 0 < start_lr < end_lr:
@@ -62,8 +65,10 @@ def lr_find(
         data = load_data(cfg, device)
         make_batch = BatchMaker(cfg, data)
         model = build_model(cfg, data.bundle, device)
-        model.train()
         optimizer = build_optimizer(model, cfg)
+        # The first epoch's freezing: what the run's first steps train, at this lr.
+        body = [p for g in optimizer.param_groups if g["name"] == "body" for p in g["params"]]
+        apply_freezing(model, body, cfg, epoch=1)
         shuffle_generator = generator(cfg.run.seed, "shuffle")
         n, batch_size = len(data.train_y), cfg.run.batch_size
         batches_per_pass = max(1, n // batch_size)

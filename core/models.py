@@ -1,9 +1,9 @@
 """Models: every network the lab trains, built by name from a declared option schema.
 
 Each model here keeps its final classifier layer in an attribute named `head` (torchvision's
-ResNet calls it `fc`), so that `param_groups` can give the head its own learning rate or freeze
-the body, whatever the architecture. Models take normalised float images [N, C, H, W] and
-return logits [N, num_classes].
+ResNet calls it `fc`, its MobileNetV2 `classifier`), so that `param_groups` can give the head
+its own learning rate or freeze the body, whatever the architecture. Models take normalised
+float images [N, C, H, W] and return logits [N, num_classes].
 """
 from __future__ import annotations
 
@@ -82,6 +82,11 @@ class ModelInfo:
     options: tuple[Option, ...]
     build: Callable[..., nn.Module]  # build(in_channels, num_classes, image_size, **options)
     min_image_size: int = 8
+    # The side its pretrained weights were trained at: a pretrained run with data.image_size None
+    # resizes the images to it.
+    input_size: int | None = None
+    # The core.weights key when the model can start from ImageNet weights (its `pretrained` option).
+    pretrained: str | None = None
 
     def defaults(self) -> dict:
         return {o.name: o.default for o in self.options}
@@ -341,34 +346,74 @@ class FastCNN(nn.Module):
         return self.logits(x)
 
 
-def _torchvision_resnet18(in_channels: int, num_classes: int, pretrained: bool) -> nn.Module:
-    """torchvision's ImageNet ResNet-18 with a new `fc` for num_classes, for fine-tuning demos."""
+# Where each torchvision architecture keeps its first conv and its final linear layer.
+_TV_LAYERS = {"resnet18": ("conv1", "fc"), "mobilenet_v2": ("features.0.0", "classifier.1")}
+
+
+def _replace(model: nn.Module, path: str, module: nn.Module) -> None:
+    parent, _, name = path.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, name, module)
+
+
+def _torchvision_model(arch: str, in_channels: int, num_classes: int, pretrained: bool) -> nn.Module:
+    """torchvision's ImageNet `arch` with a new final layer for num_classes, optionally starting
+    from ImageNet weights (through torchvision's weights API; see core.weights)."""
     import torchvision
 
-    model = torchvision.models.resnet18(weights=None)
+    from core import weights
+
+    model = getattr(torchvision.models, arch)(weights=None)
     if pretrained:
-        weights = torchvision.models.ResNet18_Weights.DEFAULT
         try:
-            state = weights.get_state_dict(progress=False, check_hash=True)
-        except Exception as exc:  # URLError offline, HTTP errors, a damaged file: all mean the same here
-            folder = torch.hub.get_dir() + "/checkpoints"
-            filename = weights.url.rsplit("/", 1)[-1]
-            raise ModelError(
-                f"could not load the pretrained ResNet-18 weights ({exc}). Without internet, download "
-                f"{weights.url} elsewhere and put it in {folder}/{filename} (torch's hub cache; set "
-                f"TORCH_HOME to move it), or train with pretrained off."
-            ) from exc
-        model.load_state_dict(state)
+            model.load_state_dict(weights.load_state_dict(arch))
+        except weights.WeightsError as exc:
+            raise ModelError(f"{exc}, or train with pretrained off.") from exc
+    conv_path, head_path = _TV_LAYERS[arch]
     if in_channels != 3:
-        old = model.conv1
-        model.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        old = model.get_submodule(conv_path)
+        new = nn.Conv2d(in_channels, old.out_channels, old.kernel_size, stride=old.stride, padding=old.padding,
+                        bias=old.bias is not None)
         if pretrained:
             # Gray input copied into in_channels channels: summing the RGB filters and sharing the
             # sum out makes the new first layer respond as the original did to the same gray image.
             with torch.no_grad():
-                model.conv1.weight.copy_(old.weight.sum(dim=1, keepdim=True).repeat(1, in_channels, 1, 1) / in_channels)
-    model.fc = nn.Linear(model.fc.in_features, num_classes)
+                new.weight.copy_(old.weight.sum(dim=1, keepdim=True).repeat(1, in_channels, 1, 1) / in_channels)
+        _replace(model, conv_path, new)
+    _replace(model, head_path, nn.Linear(model.get_submodule(head_path).in_features, num_classes))
     return model
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # what torchvision's ImageNet weights were trained with
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def is_pretrained(name: str, options: dict) -> bool:
+    """Whether the model starts from ImageNet weights."""
+    return MODELS[name].pretrained is not None and bool(options.get("pretrained"))
+
+
+def input_size(name: str, options: dict) -> int | None:
+    """The side images are resized to when data.image_size is not set, or None for the dataset's own.
+
+    A pretrained model learned its features at its input size (224 px for torchvision's ImageNet
+    models), so it gets that; a smaller data.image_size trades accuracy for CPU time. A model
+    trained from scratch has no size of its own.
+    """
+    return MODELS[name].input_size if is_pretrained(name, options) else None
+
+
+def input_normalisation(name: str, options: dict, in_channels: int) -> tuple[tuple, tuple] | None:
+    """The (mean, std) a model's input must be normalised with, or None for the dataset's own.
+
+    A model started from ImageNet weights expects its input normalised as ImageNet was; its first
+    layer's filters are tuned to that. One-channel input gets the mean of the three channels' values.
+    """
+    if not is_pretrained(name, options):
+        return None
+    if in_channels == 3:
+        return IMAGENET_MEAN, IMAGENET_STD
+    mean, std = sum(IMAGENET_MEAN) / 3, sum(IMAGENET_STD) / 3
+    return (mean,) * in_channels, (std,) * in_channels
 
 
 # ============================================================================
@@ -467,14 +512,34 @@ MODELS: dict[str, ModelInfo] = {
     ),
     "tv_resnet18": ModelInfo(
         label="ResNet-18 (torchvision, ImageNet form)",
-        help="torchvision's ResNet-18 with a new final layer; optionally starts from ImageNet weights "
-        "for fine-tuning (give the head a higher learning rate). Works best on images of 64 px or "
-        "more, normalised with the ImageNet mean and std.",
+        help="torchvision's ResNet-18 (11.7M parameters) with a new final layer; optionally starts from "
+        "ImageNet weights for fine-tuning (give the head a higher learning rate). Pretrained, images are "
+        "normalised with ImageNet's mean and std and resized to 224 px unless the image size is set "
+        "(160 or 128 px cost about a half or a third of the compute).",
         options=(
-            Option("pretrained", "bool", False, "Start from ImageNet weights (needs the weights file or internet)."),
+            Option("pretrained", "bool", False, "Start from ImageNet weights (downloaded on first use; offline, "
+                   "the file must be in torch's cache: see `python -m core.weights status`)."),
         ),
-        build=lambda c, k, s, pretrained: _torchvision_resnet18(c, k, pretrained),
+        build=lambda c, k, s, pretrained: _torchvision_model("resnet18", c, k, pretrained),
         min_image_size=16,
+        input_size=224,
+        pretrained="resnet18",
+    ),
+    "tv_mobilenet_v2": ModelInfo(
+        label="MobileNetV2 (torchvision, ImageNet form)",
+        help="torchvision's MobileNetV2 (Sandler et al. 2018; 3.5M parameters, about a sixth of ResNet-18's "
+        "compute) with a new final layer; optionally starts from ImageNet weights, which work offline "
+        "once installed (`python -m core.weights install`). Pretrained, images are normalised with "
+        "ImageNet's mean and std and resized to 224 px unless the image size is set (160 or 128 px cost "
+        "about a half or a third of the compute).",
+        options=(
+            Option("pretrained", "bool", False, "Start from ImageNet weights (from torch's cache, put there "
+                   "offline by `python -m core.weights install`, or downloaded when online)."),
+        ),
+        build=lambda c, k, s, pretrained: _torchvision_model("mobilenet_v2", c, k, pretrained),
+        min_image_size=16,
+        input_size=224,
+        pretrained="mobilenet_v2",
     ),
 }
 
@@ -498,11 +563,13 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 
 
 def head_module(model: nn.Module) -> nn.Module:
-    """The final classifier layer: `head` in this module's models, `fc` in torchvision's ResNets."""
+    """The final classifier layer: `head` in this module's models, `fc` in torchvision's ResNets,
+    the last linear layer of `classifier` (dropout, then linear) in its MobileNetV2."""
     for attr in ("head", "fc", "classifier"):
         module = getattr(model, attr, None)
         if isinstance(module, nn.Module):
-            return module
+            inner = [m for m in module.modules() if isinstance(m, nn.Linear)]
+            return inner[-1] if inner else module
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise ModelError(f"{type(model).__name__} has no linear layer to treat as its head")
@@ -517,6 +584,12 @@ def param_groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
     for p in model.parameters():
         groups["head" if id(p) in head_ids else "body"].append(p)
     return groups
+
+
+def body_batchnorms(model: nn.Module) -> list[nn.Module]:
+    """The batch-norm layers outside the head, whose statistics fine-tuning may keep (optim.freeze_bn_stats)."""
+    head = set(head_module(model).modules())
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m not in head]
 
 
 def init_weights(model: nn.Module, scheme: str = "default") -> nn.Module:

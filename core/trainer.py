@@ -161,12 +161,29 @@ class TrainingData:
         return (x - self.mean) / self.std
 
 
+def image_size_for(cfg: TrainConfig) -> int | None:
+    """The side images are resized to: data.image_size, else a pretrained model's own input size
+    (224 for torchvision's ImageNet models), else None, the dataset's own size."""
+    return cfg.data.image_size or models.input_size(cfg.model.name, cfg.model.options)
+
+
 def load_data(cfg: TrainConfig, device: torch.device) -> TrainingData:
     d = cfg.data
+    size = image_size_for(cfg)
     bundle = datasets.load_dataset(
-        d.dataset, image_size=d.image_size, subset=d.subset, seed=d.seed, val_ratio=d.val_ratio,
+        d.dataset, image_size=size, subset=d.subset, seed=d.seed, val_ratio=d.val_ratio,
         variant=d.variant, allow_download=d.allow_download,
     )
+    notes = [bundle.note]
+    if d.image_size is None and size is not None:
+        notes.append(f"resized to {size} px, the pretrained {cfg.model.name}'s input size (data.image_size sets another)")
+    # Input normalisation follows the model: a pretrained one expects its pretraining data's
+    # statistics, whatever the new dataset's are. The run records them, so predictions match.
+    stats = models.input_normalisation(cfg.model.name, cfg.model.options, bundle.in_channels)
+    if stats is not None:
+        notes.append("normalised with ImageNet's mean and std, as the pretrained weights expect")
+        bundle = dataclasses.replace(bundle, mean=stats[0], std=stats[1])
+    bundle = dataclasses.replace(bundle, note="; ".join(filter(None, notes)))
     order = None
     if d.permute_pixels:
         # At load time, before any augmentation: the permuted images are the dataset. The channel
@@ -267,6 +284,36 @@ def load_body(model: torch.nn.Module, cfg: TrainConfig, bundle: datasets.Dataset
                 f"{bundle.in_channels}-channel {bundle.image_size}x{bundle.image_size} images"
             )
     model.load_state_dict({k: stored[k] for k in body}, strict=False)
+
+
+def apply_freezing(model: torch.nn.Module, body_params: list[torch.nn.Parameter], cfg: TrainConfig, epoch: int) -> None:
+    """Training mode for `epoch` (from 1): which parameters learn and which batch-norm layers keep their statistics.
+
+    A frozen body (optim.train_head_only, or the first optim.freeze_body_epochs epochs) gets no
+    gradients, so no optimiser touches it and backpropagation stops at the head. With
+    optim.freeze_bn_stats the body's batch-norm layers stay in eval mode: they normalise with their
+    running statistics and do not update them. Either way the head and everything else train.
+    """
+    frozen = cfg.optim.train_head_only or epoch <= cfg.optim.freeze_body_epochs
+    for p in body_params:
+        p.requires_grad_(not frozen)
+    model.train()
+    if cfg.optim.freeze_bn_stats:
+        for layer in models.body_batchnorms(model):
+            layer.eval()
+
+
+def check_finetune_options(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> None:
+    """Fine-tuning options the model cannot honour fail here, before the first step."""
+    o = cfg.optim
+    if (o.freeze_body_epochs or o.train_head_only) and len(optimizer.param_groups) < 2:
+        key = "optim.train_head_only" if o.train_head_only else "optim.freeze_body_epochs"
+        raise ConfigError(f"{key} needs a model with a separate head; {cfg.model.name} has none")
+    if o.freeze_bn_stats and not models.body_batchnorms(model):
+        raise ConfigError(
+            f"optim.freeze_bn_stats needs batch-norm layers, and {cfg.model.name} with options "
+            f"{cfg.model.options or 'at their defaults'} has none; switch it off"
+        )
 
 
 class BatchMaker:
@@ -430,8 +477,7 @@ def train_events(
         # ---- optimiser ------------------------------------------------------------------
         optimizer = build_optimizer(model, cfg)
         body_params = [p for g in optimizer.param_groups if g["name"] == "body" for p in g["params"]]
-        if cfg.optim.freeze_body_epochs and len(optimizer.param_groups) < 2:
-            raise ConfigError(f"optim.freeze_body_epochs needs a model with a separate head; {cfg.model.name} has none")
+        check_finetune_options(model, optimizer, cfg)
 
         yield Started(
             run_id=run_id,
@@ -450,13 +496,10 @@ def train_events(
         )
 
         # ---- loop -----------------------------------------------------------------------
-        model.train()
         last_step_end = time.perf_counter()
         for epoch in range(1, cfg.run.epochs + 1):
-            # Freeze/unfreeze: a frozen body gets no gradients, so no optimiser touches it.
-            frozen = epoch <= cfg.optim.freeze_body_epochs
-            for p in body_params:
-                p.requires_grad_(not frozen)
+            # Freeze/unfreeze and frozen batch-norm statistics; also undoes evaluate's model.train().
+            apply_freezing(model, body_params, cfg, epoch)
 
             order = torch.randperm(n_train, generator=shuffle_generator).to(device)
             epoch_loss = epoch_correct = epoch_seen = 0.0

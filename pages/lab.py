@@ -2,8 +2,9 @@
 
 The sidebar holds the picture and the pipeline; every slider is generated from the op's
 declared schema. The main area shows a seeded grid of augmented copies (with what each drew),
-the batch mixing tricks, and the exports: torchvision code, code reproducing the grid, JSON,
-PNG and a shareable link that carries the pipeline and the seed.
+the batch mixing tricks, what an ImageNet network makes of the picture, and the exports:
+torchvision code, code reproducing the grid, JSON, PNG and a shareable link that carries the
+pipeline and the seed.
 """
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import re
 from typing import Callable
 from urllib.parse import urlencode
 
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 import torch
 
+from core import weights
 from core.augment import GROUPS, REGISTRY, AugmentError, Pipeline, get_op, mixing
 from core.images import UPLOAD_TYPES, beta_density, crop_boxes, draw_boxes, make_grid_image, square_batch, to_uint8
 from core.samples import SAMPLES
@@ -399,6 +402,41 @@ def _mix_charts(kind: str, alpha: float, soft: torch.Tensor, info: dict, labels:
         st.caption("CutMix draws λ from this density, then clips the box at the border; the label uses the kept area.")
 
 
+# ---- what an ImageNet network sees -------------------------------------------------------------
+
+IMAGENET_ARCH = "mobilenet_v2"  # the one whose weights install offline
+IMAGENET_TOP = 5
+
+
+@st.cache_data(max_entries=16, show_spinner="Asking MobileNetV2…")
+def _imagenet_top(image_key: str, _image: torch.Tensor) -> list[tuple[str, float]]:
+    return weights.imagenet_top(_image, IMAGENET_TOP, IMAGENET_ARCH)
+
+
+def imagenet_panel(working: WorkingImage) -> None:
+    st.subheader("What an ImageNet network sees")
+    st.caption(
+        "torchvision's MobileNetV2, trained on ImageNet's 1000 classes, looks at the original picture (resized "
+        "and centre-cropped to 224 px, as it was trained). The class names come with its weights. Fine-tuning "
+        "(Train page, model MobileNetV2, pretrained) starts from these features and learns a new last layer."
+    )
+    found = weights.availability(IMAGENET_ARCH)
+    if not found.present:
+        st.info(found.message, icon=":material/download:")
+        return
+    try:
+        top = _imagenet_top(working.key, working.image.tensor)
+    except Exception as e:  # a damaged weights file must not take the page down
+        show_error("MobileNetV2 could not classify this picture", e)
+        return
+    st.dataframe(
+        pd.DataFrame({"ImageNet class": [name for name, _ in top], "probability": [prob for _, prob in top]}),
+        hide_index=True,
+        column_config={"probability": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)},
+        key="lab-imagenet-top",
+    )
+
+
 # ---- exports -----------------------------------------------------------------------------------
 
 
@@ -454,10 +492,12 @@ show_flashes()
 if working is None:
     st.stop()  # the flash above says why: there is no picture to augment
 link = _write_link(pipeline, int(state["lab_seed"]))
-grid_tab, mix_tab, export_tab = st.tabs(["Preview", "Mixing", "Export"])
+grid_tab, mix_tab, imagenet_tab, export_tab = st.tabs(["Preview", "Mixing", "ImageNet view", "Export"])
 with grid_tab:
     grid = preview_grid(working, pipeline)
 with mix_tab:
     mixing_preview(working)
+with imagenet_tab:
+    imagenet_panel(working)
 with export_tab:
     exports(working, pipeline, grid, link)

