@@ -1,7 +1,9 @@
 """The Train page's presets panel: the course's experiments in one click.
 
-The page only draws what core.presets plans (which dataset it took, how it was scaled, the runs
-and how they differ) and launches it; the plan itself is core's.
+The page only draws what core.presets plans (which dataset it took and from where, which budget,
+the runs and how they differ, what the budget showed when it was measured) and launches it; the
+plan itself is core's. A preset whose data is missing says what it needs and how to get it, and
+cannot be launched.
 """
 from __future__ import annotations
 
@@ -13,9 +15,18 @@ import streamlit as st
 from core import trainer
 from core.config import diff
 from core.data import available_datasets
-from core.presets import PRESETS, launch_plan, plan_preset
+from core.uploads import list_uploads
+from core.presets import MAX_SEEDS, PRESETS, budgets, launch_plan, plan_preset
+from pages import _datasets
 
 state = st.session_state
+
+FOUND = "the data it is written for"  # the dataset choice that lets the preset find its own
+BUDGET_LABELS = {
+    "course": "the course's recipe (GPU)",
+    "classroom": "classroom budget (measured on a 2-core laptop)",
+    "longer": "longer budget (shows the effect)",
+}
 
 
 def _setting(value: Any) -> str:
@@ -29,10 +40,43 @@ def presets_panel() -> None:
     device = trainer.pick_device("auto").type
     name = st.selectbox("Experiment", list(PRESETS), format_func=lambda n: PRESETS[n].title, key="tr_preset",
                         persist_state="session")
-    plan = plan_preset(name, device, available_datasets())
-    st.markdown(PRESETS[name].description)
+    preset = PRESETS[name]
+    st.markdown(preset.description)
+    cols = st.columns(3)
+    offered = budgets(name, device)
+    budget = cols[0].selectbox("Budget", offered, format_func=BUDGET_LABELS.get, key=f"tr_preset_budget_{name}",
+                               help="On a CUDA GPU the course's own recipe, unchanged; without one a budget found by "
+                               "measurement on the real data, and a longer one where the short one does not show the effect.")
+    seeds = cols[1].number_input("Seeds per run", min_value=1, max_value=MAX_SEEDS, value=1, key="tr_preset_seeds",
+                                 help="Each run trained this many times with run.seed 0, 1, ...: with 3 or more, the "
+                                 "comparison says whether the difference is larger than seed noise.")
+    uploads = {u.dataset: u for u in list_uploads()}
+    choices = [FOUND, *dict.fromkeys([*_datasets.dataset_options(available_datasets()), *uploads])]
+    dataset = cols[2].selectbox("Data", choices, key="tr_preset_dataset",
+                                format_func=lambda d: d if d == FOUND else _datasets.label(d, uploads.get(d)),
+                                help="By default the preset finds the kind of data it is written for (torchvision's "
+                                "files, then a dataset you uploaded as that kind, then an embedded one). Pick any "
+                                "dataset to run it on yours instead.")
+    plan = plan_preset(name, device, budget=budget, seeds=int(seeds), dataset=None if dataset == FOUND else dataset)
+    if not plan.runnable:
+        st.warning(plan.blocked, icon=":material/database:")
+        st.caption("The section 'Real datasets for the presets' above downloads it or takes your upload.")
     for note in plan.notes:
         st.info(note, icon=":material/info:")
+    if plan.runnable:
+        _runs_table(plan)
+    total = plan.total_runs
+    if plan.pretrain is not None:
+        st.caption("The runs that start from the pretraining run wait in the queue until it has finished; "
+                   "the comparison opens at once and fills in as they train.")
+    if st.button(f"Launch these {total} runs and compare them", key="tr-launch-preset", icon=":material/play_arrow:",
+                 disabled=not plan.runnable):
+        ids = launch_plan(plan)
+        state["compare_runs"] = ids
+        st.switch_page("pages/compare.py", query_params={"runs": ",".join(ids)})
+
+
+def _runs_table(plan) -> None:
     first = plan.runs[0][1]
     rows = []
     if plan.pretrain is not None:
@@ -41,6 +85,7 @@ def presets_panel() -> None:
             "run": run_name.split(" · ", 1)[-1],
             "model": cfg.model.name,
             "epochs": cfg.run.epochs,
+            "seeds": 1,
             "differs from the first run in": "trained first, on its own data; not in the comparison",
         })
     for run_name, cfg in plan.runs:
@@ -49,14 +94,7 @@ def presets_panel() -> None:
             "run": run_name.split(" · ", 1)[-1],
             "model": cfg.model.name,
             "epochs": cfg.run.epochs,
+            "seeds": plan.seeds,
             "differs from the first run in": "; ".join(f"{k} = {_setting(v[1])}" for k, v in changes.items()) or "—",
         })
     st.dataframe(pd.DataFrame(rows), hide_index=True)
-    total = len(plan.runs) + (plan.pretrain is not None)
-    if plan.pretrain is not None:
-        st.caption("The runs that start from the pretraining run wait in the queue until it has finished; "
-                   "the comparison opens at once and fills in as they train.")
-    if st.button(f"Launch these {total} runs and compare them", key="tr-launch-preset", icon=":material/play_arrow:"):
-        ids = launch_plan(plan)
-        state["compare_runs"] = ids
-        st.switch_page("pages/compare.py", query_params={"runs": ",".join(ids)})

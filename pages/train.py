@@ -12,6 +12,7 @@ in separate processes started by core.runner; this page only reads the store.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import estimate, runner, store, trainer
+from core import estimate, runner, store, trainer, weights
 from core.augment import (
     GROUPS,
     REGISTRY,
@@ -149,8 +150,11 @@ DATA_FIELDS = (
     Field("data.subset", "Share of the training images", "Train on a stratified, seeded fraction of the training "
           "split (1 = all). Quick experiments on a CPU; the test split is kept whole up to 10,000 images so "
           "accuracies stay comparable.", "fraction", low=0.01, high=1.0, step=0.01),
-    Field("data.image_size", "Image size (px, 0 = the dataset's own)", "Side length every image is resized to. 0 keeps "
-          "the dataset's size (for uploads: its typical size up to 32 px, else 32 or 64).", "size", low=0, high=256, step=1),
+    Field("data.image_size", "Image size (px, 0 = automatic)", "Side length every image is resized to. 0 keeps "
+          "the dataset's size (for uploads: its typical size up to 32 px, else 32 or 64); a pretrained torchvision "
+          "model gets its own 224 px instead. Compute grows with the pixels: 160 px costs about half of 224 px, "
+          "128 px about a third; memory too (a 224 px image holds 150 kB, so set a subset for large datasets).",
+          "size", low=0, high=256, step=1),
     Field("data.val_ratio", "Held-out test share", "For an upload without train/ and test/ folders: the share of each "
           "class held out as the test split.", "slider", low=0.05, high=0.5, step=0.05,
           when=lambda v: str(v.get("data.dataset", "")).startswith(("zip:", "folder:"))),
@@ -203,8 +207,15 @@ FINETUNE_FIELDS = (
     Field("optim.head_lr_mult", "Head learning-rate multiplier", "Differential learning rates: the classification "
           "head trains at this multiple of the lr, e.g. 10 when fine-tuning a new head on a pretrained body.",
           "float", low=0.01, high=100.0, step=1.0),
+    Field("optim.train_head_only", "Train the head only", "Freeze the body for the whole run and train only the "
+          "new head: a linear classifier on the pretrained features. Fast (no backward pass through the body) "
+          "and hard to overfit; usually a little less accurate than fine-tuning everything.", "bool"),
     Field("optim.freeze_body_epochs", "Frozen-body epochs", "Train only the head for this many epochs first, then "
-          "unfreeze the body; 0 never freezes.", "int", low=0),
+          "unfreeze the body; 0 never freezes (and must be 0 when training the head only).", "int", low=0),
+    Field("optim.freeze_bn_stats", "Keep batch-norm statistics", "Keep the body's batch-norm layers in eval mode: "
+          "they normalise with the running statistics they came with (ImageNet's, for a pretrained model) and do "
+          "not update them from small, augmented batches of the new images. A frozen body's batch-norm "
+          "statistics still follow the new data unless this is on.", "bool"),
 )
 OPTIM_FIELDS = (
     Field("optim.name", "Optimiser", "SGD with Nesterov momentum is the dependable choice for CNNs from scratch; Adam "
@@ -462,6 +473,7 @@ def model_tab(values: Mapping[str, Any]) -> None:
         if trained is not None and trained != state[key]:
             st.warning(f"That run trained a {MODELS[trained].label if trained in MODELS else trained}; its weights "
                        f"fit only the same model, so this run would fail. Pick {trained} above or another run.")
+    pretrained_note(state[key])
     cols = st.columns(2)
     for i, option in enumerate(info.options):
         wkey = _option_key(state[key], option.name)
@@ -479,6 +491,18 @@ def model_tab(values: Mapping[str, Any]) -> None:
                 low, high = (None if v is None else number(v) for v in (option.low, option.high))
                 st.number_input(option.name, min_value=low, max_value=high, step=number(1 if number is int else 0.05),
                                 format=None if number is int else "%g", **common)
+
+
+def pretrained_note(name: str) -> None:
+    """For a model that can start from ImageNet weights: whether they are here, and how to get them."""
+    arch = MODELS[name].pretrained
+    if arch is None:
+        return
+    found = weights.availability(arch)
+    if found.present:
+        st.caption(f"ImageNet weights: in place ({found.path}).")
+    else:
+        st.info(found.message, icon=":material/download:")
 
 
 # ---- augmentation -----------------------------------------------------------------------------
@@ -719,8 +743,9 @@ def schedule_figure(cfg: TrainConfig, steps_per_epoch: int) -> go.Figure:
                         name=f"head (×{head:g})", line={"dash": "dot"})
     fig.update_layout(title="Learning rate", xaxis_title="epoch", height=260, margin={"t": 40, "b": 40, "l": 50, "r": 10},
                       showlegend=head != 1.0, legend={"orientation": "h", "y": -0.3})
-    if cfg.optim.freeze_body_epochs:
-        fig.add_vrect(x0=0, x1=cfg.optim.freeze_body_epochs, fillcolor="grey", opacity=0.15, line_width=0,
+    frozen = cfg.run.epochs if cfg.optim.train_head_only else cfg.optim.freeze_body_epochs
+    if frozen:
+        fig.add_vrect(x0=0, x1=frozen, fillcolor="grey", opacity=0.15, line_width=0,
                       annotation_text="body frozen", annotation_position="top left")
     return fig
 
@@ -728,7 +753,7 @@ def schedule_figure(cfg: TrainConfig, steps_per_epoch: int) -> go.Figure:
 def cost_panel(cfg: TrainConfig) -> Callable[[], None] | None:
     """Schedule, parameters and device now; returns the (slow) estimate to draw once the page is up."""
     try:
-        bundle = _runs.load_bundle(cfg.data)
+        bundle = _runs.load_bundle(dataclasses.replace(cfg.data, image_size=trainer.image_size_for(cfg)))
     except DatasetError as exc:
         st.error(f"The dataset does not load: {exc}")
         bundle = None
@@ -810,7 +835,7 @@ def _launch() -> None:
 
 
 def launch_panel(cfg: TrainConfig | None) -> None:
-    st.text_input("Run name", key="tr_run_name", placeholder=f"{cfg.model.name} on {cfg.data.dataset}" if cfg else "",
+    st.text_input("Run name", key="tr_run_name", placeholder=store.default_run_name(cfg) if cfg else "",
                   help="Shown in the run list and the comparison; empty: model on dataset.", persist_state="session")
     cols = st.columns([2, 1], vertical_alignment="bottom")
     cols[0].button("Launch", key="tr-launch", type="primary", icon=":material/rocket_launch:", on_click=_launch,

