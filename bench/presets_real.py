@@ -17,6 +17,7 @@ seed a run (what a class waits for).
     python bench/presets_real.py --preset flip --seeds 3
     python bench/presets_real.py --preset mixup --budget longer
     python bench/presets_real.py --out results.jsonl           # one JSON line per run, for the README table
+    python bench/presets_real.py --preset mnist_mlp_cnn --dataset zip:../shared/data/fashion-mnist.zip
 
 Runs go to a temporary AUGLAB_HOME (or --home, which keeps the decoded datasets between calls).
 """
@@ -66,10 +67,10 @@ def train(cfg, name: str, cache: dict) -> dict:
     return result
 
 
-def bench_preset(name: str, seeds: int, budget: str | None, cache: dict, out) -> dict:
+def bench_preset(name: str, seeds: int, budget: str | None, cache: dict, out, dataset: str | None = None) -> dict:
     from core import presets, verdict
 
-    plan = presets.plan_preset(name, "cpu", budget=budget, seeds=seeds)
+    plan = presets.plan_preset(name, "cpu", budget=budget, seeds=seeds, dataset=dataset)
     if not plan.runnable:
         return {"preset": name, "blocked": plan.blocked}
     runs = {}
@@ -119,6 +120,7 @@ def main() -> None:
     parser.add_argument("--budget", choices=["classroom", "longer"], default=None)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--home", type=Path, default=None)
+    parser.add_argument("--dataset", help="run the presets on this dataset instead (e.g. zip:../shared/data/fashion-mnist.zip)")
     parser.add_argument("--out", type=Path, default=None, help="append one JSON line per run here")
     args = parser.parse_args()
     os.environ["AUGLAB_HOME"] = str(args.home or tempfile.mkdtemp(prefix="auglab_bench_real_"))
@@ -132,7 +134,7 @@ def main() -> None:
     table = []
     for name in names:
         print(f"== {name}", flush=True)
-        row = bench_preset(name, args.seeds, args.budget, cache, out)
+        row = bench_preset(name, args.seeds, args.budget, cache, out, args.dataset)
         table.append(row)
         print(json.dumps(row), flush=True)
     print("\n| preset | data | budget | runs: mean ± std test accuracy | verdict | course's direction | one seed |")

