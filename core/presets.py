@@ -241,7 +241,9 @@ PRESETS: dict[str, Preset] = {
         measured="on the embedded 8x8 digits, plain: MLP 98.5% ± 0.6, LeNet 99.1% ± 0.3 (+0.6 points, 95% interval "
         "-0.8 to +1.9, within seed noise); permuted: MLP 98.4% ± 0.3 (unchanged), LeNet 68% ± 50 (one seed of three "
         "stayed at chance, the other two reached 97%). The digits are too small and too easy for the CNN's "
-        "advantage to show; on real 28x28 images (MNIST, or Fashion-MNIST chosen as the data) it does",
+        "advantage to show. On Fashion-MNIST's real 28x28 images (chosen as the Data; 5,000 images, 10 epochs, "
+        "2 minutes) all three show, beyond seed noise: LeNet 86.2% ± 0.2 against the MLP's 85.1% ± 0.1 (+1.1, "
+        "+0.6 to +1.5); permuted, LeNet falls to 81.9% ± 0.1 (-4.3, -4.8 to -3.9), the MLP stays at 85.1% ± 0.3",
         shown=False,
         cpu_minutes=0.7,
         contrasts=(
@@ -270,7 +272,9 @@ PRESETS: dict[str, Preset] = {
         "Mixup alpha 0.2", {"tricks.mixup_alpha": 0.2},
         measured="baseline 75.5% ± 0.2, Mixup 75.7% ± 0.3: +0.2 points (95% interval -0.3 to +0.8), within seed noise",
         shown=False, cpu_minutes=3,
-        longer=LONGER, longer_minutes=6, longer_measured="not measured yet",
+        longer=LONGER, longer_minutes=6.5,
+        longer_measured="60 epochs: baseline 76.1% ± 0.1, Mixup 77.3% ± 0.0: +1.2 points (95% interval +0.9 to +1.5), "
+        "beyond seed noise",
     ),
     "cutout": _cifar_trick(
         "Cutout vs baseline",
@@ -280,7 +284,9 @@ PRESETS: dict[str, Preset] = {
         "Cutout", _pipeline({"op": "cutout", "params": {"p": 1.0, "n_holes": 1, "size": 0.5, "fill": 0.47}}),
         measured="baseline 75.5% ± 0.2, Cutout 75.3% ± 0.5: -0.2 points (95% interval -1.1 to +0.8), within seed noise",
         shown=False, cpu_minutes=3,
-        longer=LONGER, longer_minutes=6, longer_measured="not measured yet",
+        longer=LONGER, longer_minutes=6.5,
+        longer_measured="60 epochs: baseline 76.1% ± 0.1, Cutout 77.5% ± 0.3: +1.4 points (95% interval +0.7 to +2.1), "
+        "beyond seed noise",
     ),
     "cutmix": _cifar_trick(
         "CutMix vs baseline",
@@ -315,6 +321,9 @@ PRESETS: dict[str, Preset] = {
         "ResNet-18 on CIFAR-10 with flips and crops, with and without AutoAugment's CIFAR-10 policy (Cubuk "
         "et al. 2019): 25 searched sub-policies of two image operations each.",
         "AutoAugment (CIFAR-10 policy)", _pipeline({"op": "autoaugment", "params": {"policy": "cifar10"}}),
+        measured="baseline 75.5% ± 0.2, AutoAugment 76.5% ± 0.1: +1.1 points (95% interval +0.7 to +1.4), beyond "
+        "seed noise. AutoAugment runs image by image through torchvision, so its run takes about twice the baseline's",
+        cpu_minutes=5,
     ),
     "warmup_cosine": Preset(
         title="Warmup + cosine vs step decay",
@@ -329,6 +338,10 @@ PRESETS: dict[str, Preset] = {
         ),
         cpu=CIFAR_CPU,
         cpu_images=CIFAR_IMAGES,
+        measured="step decay 75.8% ± 0.3, warmup + cosine 75.6% ± 0.1: -0.3 points (95% interval -0.9 to +0.3), "
+        "within seed noise. Warmup matters for large batches and learning rates (Goyal et al. trained with 8,192 "
+        "images a batch); a small network with batch norm at batch 256 trains as well without",
+        shown=False, cpu_minutes=3,
     ),
     "finetune_imagenet": Preset(
         title="Fine-tuning from ImageNet vs from scratch",
@@ -358,6 +371,13 @@ PRESETS: dict[str, Preset] = {
              "run.eval_every": 1},
         cpu_images=1000,
         contrasts=(("from scratch", "fine-tuned, head lr x10", 1),),
+        measured="not yet: on flowers5 (1,000 training photos at 128 px, 3 epochs) the course's learning rates "
+        "(body 0.0064, head 0.064 for a mean loss) made the fine-tuned MobileNetV2 diverge in its first epoch "
+        "(34% and 44% on two seeds); one epoch at body 0.001 reached 60%, the head alone at 0.01 63%, so the "
+        "fine-tuned run learns but this budget is too short and its rates too high. A MobileNetV2 epoch takes "
+        "about 100 s on 2 cores, most of it in forward passes",
+        shown=False,
+        cpu_minutes=10,
     ),
     "finetune": Preset(
         title="Fine-tuning vs from scratch on the shapes (no weights needed)",
