@@ -263,6 +263,8 @@ PRESETS: dict[str, Preset] = {
         measured="baseline 75.5% ± 0.2, label smoothing 75.3% ± 0.6: -0.1 points (95% interval -1.5 to +1.2), "
         "within seed noise",
         shown=False, cpu_minutes=3,
+        longer_measured="Nor does twice the length: at 60 epochs baseline 76.1% ± 0.1, label smoothing 75.6% ± 0.4, "
+        "-0.5 points (95% interval -1.4 to +0.3), within seed noise",
     ),
     "mixup": _cifar_trick(
         "Mixup vs baseline",
