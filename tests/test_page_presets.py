@@ -11,33 +11,8 @@ from core.config import TrainConfig
 from core.presets import PRESETS
 from core.sources import CIFAR10_CLASSES, register
 from core.uploads import save_upload
-from test_page_train import progress_text, queue_table
+from test_page_train import no_runs_left_behind, occupy_the_only_slot, one_torch_thread, progress_text, queue_table, run  # noqa: F401  (fixtures)
 from test_sources import class_folders_zip, write_cifar_batches
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(autouse=True)
-def no_runs_left_behind():
-    yield
-    runs = store.list_runs()
-    for run_id in runs[runs["status"].isin(["queued", "running"])]["id"]:
-        runner.stop(run_id)
-    for run_id in runs[runs["status"] == "running"]["id"]:
-        if store.get_run(run_id).pid != os.getpid():
-            runner.wait(run_id, timeout=60)
-
-
-def run(app: AppTest) -> AppTest:
-    app.run()
-    assert not app.exception, app.exception
-    return app
 
 
 def train_page() -> AppTest:
@@ -46,12 +21,6 @@ def train_page() -> AppTest:
     app.switch_page("pages/train.py")
     app.session_state["tr_auto_estimate"] = False
     return run(app)
-
-
-def occupy_the_only_slot() -> str:
-    """A "running" run whose process is this one (alive), so launches queue and nothing is spawned."""
-    runner.set_max_concurrent(1)
-    return store.create_run(TrainConfig(), "occupier", status="running")
 
 
 def show(app: AppTest, name: str) -> AppTest:
