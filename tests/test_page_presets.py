@@ -1,13 +1,10 @@
 """The Train page's presets panel: each preset's plan on each source, blocked presets, seeds, launching."""
-import os
 
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
-from core import runner, store
-from core.config import TrainConfig
+from core import store
 from core.presets import PRESETS
 from core.sources import CIFAR10_CLASSES, register
 from core.uploads import save_upload
