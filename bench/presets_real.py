@@ -18,6 +18,7 @@ seed a run (what a class waits for).
     python bench/presets_real.py --preset mixup --budget longer
     python bench/presets_real.py --out results.jsonl           # one JSON line per run, for the README table
     python bench/presets_real.py --preset mnist_mlp_cnn --dataset zip:../shared/data/fashion-mnist.zip
+    python bench/presets_real.py --preset mixup --images 2500 --set run.epochs=60   # a candidate budget
 
 Runs go to a temporary AUGLAB_HOME (or --home, which keeps the decoded datasets between calls).
 """
@@ -67,7 +68,21 @@ def train(cfg, name: str, cache: dict) -> dict:
     return result
 
 
-def bench_preset(name: str, seeds: int, budget: str | None, cache: dict, out, dataset: str | None = None) -> dict:
+def candidate(cfg, images: int | None, sets: dict):
+    """A run of the plan at a candidate budget: `images` training images, then the --set overrides."""
+    from core import sources
+    from core.config import apply_overrides
+
+    if images:
+        size = sources.train_size(cfg.data.dataset)
+        if not size:
+            raise SystemExit(f"--images: the size of {cfg.data.dataset} is not known")
+        cfg = apply_overrides(cfg, {"data.subset": None if images >= size else round(images / size, 4)})
+    return apply_overrides(cfg, sets) if sets else cfg
+
+
+def bench_preset(name: str, seeds: int, budget: str | None, cache: dict, out, dataset: str | None = None,
+                 images: int | None = None, sets: dict | None = None) -> dict:
     from core import presets, verdict
 
     plan = presets.plan_preset(name, "cpu", budget=budget, seeds=seeds, dataset=dataset)
@@ -75,6 +90,7 @@ def bench_preset(name: str, seeds: int, budget: str | None, cache: dict, out, da
         return {"preset": name, "blocked": plan.blocked}
     runs = {}
     for run_name, cfg in plan.runs:
+        cfg = candidate(cfg, images, sets or {})
         label = run_name.split(" · ", 1)[1]
         results = []
         for seed_cfg in presets.seeded(cfg, seeds):
@@ -93,7 +109,7 @@ def bench_preset(name: str, seeds: int, budget: str | None, cache: dict, out, da
         course = (v.difference > 0) if expect > 0 else (v.difference < 0) if expect < 0 else None
         shown = v.beyond_noise and course if expect else not v.beyond_noise
         contrasts.append({"a": a, "b": b, "sentence": v.sentence, "expect": expect, "shown": bool(shown)})
-    first = plan.runs[0][1]
+    first = candidate(plan.runs[0][1], images, sets or {})
     one_seed_wall = sum(rs[0]["wall_s"] for rs in runs.values())
     return {
         "preset": name, "dataset": plan.source, "budget": plan.budget,
@@ -111,6 +127,16 @@ def common_images(cfg) -> str:
     return f"{n:,}" if n else "?"
 
 
+def parse_set(item: str) -> tuple[str, object]:
+    key, sep, raw = item.partition("=")
+    if not sep:
+        raise SystemExit(f"--set {item!r}: write KEY=VALUE, e.g. run.epochs=60")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
 def main() -> None:
     from core.presets import PRESETS
 
@@ -122,7 +148,11 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=None)
     parser.add_argument("--dataset", help="run the presets on this dataset instead (e.g. zip:../shared/data/fashion-mnist.zip)")
     parser.add_argument("--out", type=Path, default=None, help="append one JSON line per run here")
+    parser.add_argument("--images", type=int, default=None, help="a candidate budget: this many training images")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a candidate budget: a config override on every run (VALUE as JSON, else a string)")
     args = parser.parse_args()
+    sets = dict(parse_set(item) for item in args.set)
     os.environ["AUGLAB_HOME"] = str(args.home or tempfile.mkdtemp(prefix="auglab_bench_real_"))
     print(common.machine_line(), flush=True)
     print("data:", ", ".join(register_shared_data(args.data)) or f"nothing found in {args.data}")
@@ -134,7 +164,7 @@ def main() -> None:
     table = []
     for name in names:
         print(f"== {name}", flush=True)
-        row = bench_preset(name, args.seeds, args.budget, cache, out, args.dataset)
+        row = bench_preset(name, args.seeds, args.budget, cache, out, args.dataset, args.images, sets)
         table.append(row)
         print(json.dumps(row), flush=True)
     print("\n| preset | data | budget | runs: mean ± std test accuracy | verdict | course's direction | one seed |")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 import math
 import types
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union, get_args, get_origin, get_type_hints
 
 from core.augment import Pipeline
+from core.params import Param
 from core.data import DATASETS, IMAGE_SIZE_RANGE, PATH_PREFIXES
 from core.models import INIT_SCHEMES, MODELS
 
@@ -34,31 +36,87 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 
 
+def setting(default: Any, label: str, help: str, **declared: Any) -> Any:
+    """A config field declared once: its default and, as metadata, its `core.params.Param` (the kind
+    comes from the annotation, the name from the field). Validation, the Train page's widget, the
+    CLI's flag and help and the JSON schema are all read from it."""
+    declared.update(label=label, help=help)
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata={"param": declared})
+    return field(default=default, metadata={"param": declared})
+
+
 class _Section:
-    """Shared behaviour of the config sections: type coercion on construction, then `_validate`."""
+    """Shared behaviour of the config sections: type coercion and the declared ranges on
+    construction, then `_validate` for what involves several fields."""
 
     section: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
         # Coerce here rather than in from_dict so that direct construction
         # (OptimConfig(lr=1)) and JSON loading end in the same canonical values.
+        params = section_params(type(self))
         for name, tp in get_type_hints(type(self)).items():
             if get_origin(tp) is ClassVar:
                 continue
             key = f"{self.section}.{name}" if self.section else name
-            object.__setattr__(self, name, _coerce(getattr(self, name), tp, key))
+            value = _coerce(getattr(self, name), tp, key)
+            object.__setattr__(self, name, value)
+            if name in params:
+                _check_declared(params[name], value, key)
         self._validate()
 
     def _validate(self) -> None:
-        """Range checks; each section overrides this."""
+        """Checks across fields; each section may override this."""
 
     def _check(self, ok: bool, name: str, requirement: str) -> None:
         if not ok:
             value = getattr(self, name)
             raise ConfigError(f"{self.section}.{name} {requirement} (got {value!r})")
 
-    def _check_choice(self, name: str, choices: tuple[str, ...]) -> None:
-        self._check(getattr(self, name) in choices, name, f"must be one of {', '.join(choices)}")
+
+_KIND_OF_TYPE = {float: "float", int: "int", bool: "bool", str: "text", dict: "object"}
+
+
+def _kind(tp: Any, declared: Mapping[str, Any]) -> str:
+    if "kind" in declared:
+        return declared["kind"]
+    if get_origin(tp) in (Union, types.UnionType):
+        tp = next(a for a in get_args(tp) if a is not type(None))
+    if get_origin(tp) is tuple:
+        item = get_args(tp)[0]
+        return {float: "float_list", int: "int_list"}.get(item, "object")
+    kind = _KIND_OF_TYPE[tp]
+    return "choice" if kind == "text" and declared.get("choices") and not declared.get("suggested") else kind
+
+
+@functools.cache
+def section_params(cls: type) -> dict[str, Param]:
+    """Field name -> its declared Param, for one section class."""
+    hints = get_type_hints(cls)
+    out = {}
+    for f in dataclasses.fields(cls):
+        if "param" not in f.metadata:
+            continue
+        declared = dict(f.metadata["param"])
+        declared.pop("suggested", None)
+        tp = hints[f.name]
+        optional = get_origin(tp) in (Union, types.UnionType) and type(None) in get_args(tp)
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        out[f.name] = Param(f.name, _kind(tp, f.metadata["param"]), default, optional=optional, **declared)
+    return out
+
+
+def _check_declared(p: Param, value: Any, key: str) -> None:
+    """The declared range or choices (the type was already coerced)."""
+    if value is None:
+        return
+    if p.kind == "choice" and value not in p.choices:
+        raise ConfigError(f"{key} must be one of {', '.join(map(str, p.choices))} (got {value!r})")
+    items = value if p.kind.endswith("_list") else (value,) if p.kind in ("float", "int") else ()
+    if any(not p.in_range(v) for v in items):
+        none = "None or " if p.optional else ""
+        raise ConfigError(f"{key} must be {none}{p.range_text()}{' each' if p.kind.endswith('_list') else ''} (got {value!r})")
 
 
 @dataclass(frozen=True)
@@ -66,23 +124,51 @@ class DataConfig(_Section):
     section: ClassVar[str] = "data"
 
     # Embedded generated dataset: needs no download and trains in seconds on a laptop CPU.
-    dataset: str = "shapes"
-    # Dataset-specific flavour (shapes: "left", "few_colours"); None is the standard set.
-    variant: str | None = None
-    # Side length images are resized to; None keeps the dataset's own size.
-    image_size: int | None = None
-    # Train on a stratified fraction (0, 1] of the training images; None uses them all.
-    subset: float | None = None
-    # Share of a folder/zip dataset held out as test split when it has no split of its own.
-    val_ratio: float = 0.2
-    # Picks the generated images, the subset and the held-out split. Kept apart from run.seed
-    # so that runs with different training seeds are compared on the same test images.
-    seed: int = 0
-    # Downloads are off by default so that an offline run fails fast instead of hanging.
-    allow_download: bool = False
-    # Shuffle pixel positions with one fixed permutation (drawn from `seed`), train and test alike:
-    # an MLP is unaffected, a CNN loses the neighbourhoods its convolutions rely on.
-    permute_pixels: bool = False
+    dataset: str = setting(
+        "shapes", "Dataset", "Which images to train on: an embedded dataset (shapes, digits), a torchvision one "
+        "(cifar10, mnist, fashion_mnist: their files under the data folder, or the download option), or your "
+        "own images as folder:<path> or zip:<path> of class folders.", widget="dataset", flag="dataset",
+    )
+    variant: str | None = setting(
+        None, "Variant", DATASETS["shapes"].help, none_means="the standard set", widget="variant", flag="variant",
+    )
+    image_size: int | None = setting(
+        None, "Image size", "Side length every image is resized to. Compute grows with the pixels: 160 px costs "
+        "about half of 224 px, 128 px about a third; memory too (a 224 px image holds 150 kB, so set a subset for "
+        "large datasets).", low=IMAGE_SIZE_RANGE[0], high=IMAGE_SIZE_RANGE[1], step=1, unit="px",
+        none_means="the dataset's size (for uploads: its typical size up to 32 px, else 32 or 64); a pretrained "
+        "torchvision model gets its own 224 px", widget="size",
+    )
+    subset: float | None = setting(
+        None, "Share of the training images", "Train on a stratified, seeded fraction of the training split. "
+        "Quick experiments on a CPU; the test split is kept whole up to 10,000 images so accuracies stay "
+        "comparable.", low=0.0, low_open=True, high=1.0, step=0.01, none_means="all of them", widget="fraction",
+        flag="subset",
+    )
+    val_ratio: float = setting(
+        0.2, "Held-out test share", "For your own images without train/ and test/ folders: the share of each class "
+        "held out as the test split.", low=0.05, high=0.5, step=0.05, widget="slider",
+    )
+    # Kept apart from run.seed so that runs with different training seeds are compared on the
+    # same test images.
+    seed: int = setting(
+        0, "Data seed", "Picks the generated images, the subset, the held-out split and the pixel permutation. "
+        "Kept apart from the training seed so runs with different training seeds are tested on the same images.",
+        low=0, high=2**63 - 1,
+    )
+    # Off by default so that an offline run fails fast instead of hanging.
+    allow_download: bool = setting(
+        False, "Allow downloading the dataset", "Let torchvision download CIFAR-10 / MNIST / Fashion-MNIST if the "
+        "files are missing (needs internet). Off: a missing dataset fails at once with a message saying where to "
+        "put the files.",
+    )
+    permute_pixels: bool = setting(
+        False, "Permute the pixels", "Shuffle the pixel positions of every image, train and test, with one fixed "
+        "random permutation drawn from the data seed (the same for every run with that seed). A fully connected "
+        "network does just as well on the shuffled images, since it never knew which pixels were neighbours; a "
+        "CNN loses what its convolutions assume. Augmentations then act on the shuffled images, so turn "
+        "geometric ones off.", flag="permute-pixels",
+    )
 
     def _validate(self) -> None:
         self._check(
@@ -96,31 +182,36 @@ class DataConfig(_Section):
             "variant",
             f"must be None or one of {', '.join(variants)}" if variants else f"must be None for {self.dataset}",
         )
-        lo, hi = IMAGE_SIZE_RANGE
-        self._check(self.image_size is None or lo <= self.image_size <= hi, "image_size", f"must be None or {lo}..{hi}")
-        self._check(self.subset is None or 0.0 < self.subset <= 1.0, "subset", "must be None or a fraction in (0, 1]")
-        self._check(0.0 < self.val_ratio < 1.0, "val_ratio", "must be between 0 and 1")
-        self._check(self.seed >= 0, "seed", "must be >= 0")
 
 
 @dataclass(frozen=True)
 class ModelConfig(_Section):
     section: ClassVar[str] = "model"
 
-    # Small fast CNN sized for CPU training; core.models.MODELS lists the others.
-    name: str = "fastcnn"
-    # "default" keeps PyTorch's init; "xavier" is Glorot uniform (Glorot & Bengio 2010); "kaiming" He normal.
-    init: str = "default"
-    # Model options (core.models.MODELS[name].options, e.g. width); missing ones take their defaults.
-    # Only the ones set are stored, so changing `name` never leaves another model's options behind.
-    options: dict = field(default_factory=dict)
-    # Id of a finished run of the same model whose weights start this one (fine-tuning); its head
-    # is replaced by a fresh one for this dataset's classes. None starts from `init`.
-    init_from_run: str | None = None
+    # Small fast CNN sized for CPU training.
+    name: str = setting(
+        "fastcnn", "Model", "The network to train; its description and options appear with it.",
+        choices=tuple(MODELS), widget="model", flag="model",
+    )
+    init: str = setting(
+        "default", "Weight initialisation", "default: PyTorch's own. xavier: Glorot uniform (Glorot & Bengio 2010), "
+        "for tanh-like units. kaiming: He normal (He et al. 2015), made for ReLU. Batch norm layers always start at "
+        "weight 1, bias 0.", choices=INIT_SCHEMES,
+    )
+    # Only the options set are stored, so changing `name` never leaves another model's options behind.
+    options: dict = setting(
+        {}, "Model options", "The model's own options (each model declares them, e.g. width); missing ones take "
+        "their defaults.",
+    )
+    init_from_run: str | None = setting(
+        None, "Start from a finished run's weights", "Fine-tuning: every weight but the final layer's comes from "
+        "that run, and a new head is trained for this dataset's classes. The run must have trained the same model "
+        "with the same options on images with as many channels. Give the new head a higher learning rate "
+        "(optim.head_lr_mult) or freeze the body for the first epochs.", none_means="start from model.init",
+        widget="run", flag="init-from",
+    )
 
     def _validate(self) -> None:
-        self._check_choice("name", tuple(MODELS))
-        self._check_choice("init", INIT_SCHEMES)
         self._check(self.init_from_run is None or bool(self.init_from_run.strip()), "init_from_run", "must be None or a run id")
         try:
             MODELS[self.name].validate(self.name, self.options)
@@ -133,57 +224,80 @@ class ModelConfig(_Section):
         )
 
 
+_ADAM_FAMILY = "Adam, AdamW and AdaBound"
+
+
 @dataclass(frozen=True)
 class OptimConfig(_Section):
     section: ClassVar[str] = "optim"
 
     # SGD with Nesterov momentum: the dependable choice for small CNNs trained from scratch.
-    name: str = "sgd"
-    # Peak learning rate (per 256 images when schedule.linear_scaling is on).
-    lr: float = 0.05
-    # SGD momentum; 0.9 is the usual value for image classification.
-    momentum: float = 0.9
-    # Nesterov's look-ahead momentum: a little faster and more stable than plain momentum.
-    nesterov: bool = True
-    # L2 penalty (decoupled for AdamW); 5e-4 is the standard CIFAR value for SGD.
-    weight_decay: float = 5e-4
-    # Adam-family decay rate of the gradient mean.
-    beta1: float = 0.9
-    # Adam-family decay rate of the squared gradient mean.
-    beta2: float = 0.999
-    # Adam-family term that keeps the denominator away from zero.
-    eps: float = 1e-8
-    # AdaBound: the SGD-like learning rate its bounds converge to (Luo et al. 2019 use 0.1).
-    final_lr: float = 0.1
-    # AdaBound: how fast the bounds close in on final_lr (Luo et al. 2019 use 1e-3).
-    adabound_gamma: float = 1e-3
-    # Learning-rate multiplier for the classification head, e.g. 10 when fine-tuning a new head.
-    head_lr_mult: float = 1.0
-    # Train only the head for this many epochs first, then unfreeze the body; 0 never freezes.
-    freeze_body_epochs: int = 0
-    # Train only the head, the body frozen for the whole run (a linear probe of pretrained features).
-    train_head_only: bool = False
-    # Keep the body's batch-norm layers in eval mode: their running statistics stay as loaded (for
-    # a pretrained model, ImageNet's) instead of following small, augmented batches of a new dataset.
-    freeze_bn_stats: bool = False
+    name: str = setting(
+        "sgd", "Optimiser", "SGD with Nesterov momentum is the dependable choice for CNNs from scratch; Adam and "
+        "AdamW adapt per parameter; AdaBound (Luo et al. 2019) moves from Adam towards SGD.", choices=OPTIMIZERS,
+        flag="optimizer",
+    )
+    lr: float = setting(
+        0.05, "Peak learning rate", "The lr the schedule is built around (per 256 images when linear scaling is "
+        "on). SGD: 0.05 to 0.2; Adam: about 1e-3. A far too high one makes a run diverge, which the run reports.",
+        low=0.0, low_open=True, high=1e6, step=0.01, flag="lr",
+    )
+    momentum: float = setting(
+        0.9, "Momentum", "SGD momentum; 0.9 is usual.", low=0.0, high=1.0, high_open=True, step=0.01, widget="slider",
+    )
+    nesterov: bool = setting(
+        True, "Nesterov momentum", "SGD's look-ahead momentum: a little faster and more stable; needs momentum > 0.",
+    )
+    weight_decay: float = setting(
+        5e-4, "Weight decay", "L2 penalty (decoupled for AdamW); 5e-4 is the standard CIFAR value for SGD.",
+        low=0.0, high=1.0, step=1e-4,
+    )
+    beta1: float = setting(
+        0.9, "β1", f"{_ADAM_FAMILY}: decay rate of the gradient mean.", low=0.0, high=1.0, high_open=True, step=0.01,
+    )
+    beta2: float = setting(
+        0.999, "β2", f"{_ADAM_FAMILY}: decay rate of the squared gradient mean.", low=0.0, high=1.0, high_open=True,
+        step=0.001,
+    )
+    eps: float = setting(
+        1e-8, "ε", f"{_ADAM_FAMILY}: keeps the denominator away from zero.", low=0.0, low_open=True, high=1.0,
+        step=1e-8,
+    )
+    final_lr: float = setting(
+        0.1, "AdaBound final lr", "The SGD-like lr AdaBound's bounds converge to (Luo et al. 2019 use 0.1).",
+        low=0.0, low_open=True, high=10.0, step=0.01,
+    )
+    adabound_gamma: float = setting(
+        1e-3, "AdaBound γ", "How fast AdaBound's bounds close in on the final lr (Luo et al. 2019 use 1e-3).",
+        low=0.0, low_open=True, high=1.0, step=1e-4,
+    )
+    head_lr_mult: float = setting(
+        1.0, "Head learning-rate multiplier", "Differential learning rates: the classification head trains at this "
+        "multiple of the lr, e.g. 10 when fine-tuning a new head on a pretrained body.", low=0.0, low_open=True,
+        high=100.0, step=1.0,
+    )
+    freeze_body_epochs: int = setting(
+        0, "Frozen-body epochs", "Train only the head for this many epochs first, then unfreeze the body; 0 never "
+        "freezes (and must be 0 when training the head only).", low=0, high=10_000, unit="epochs",
+    )
+    train_head_only: bool = setting(
+        False, "Train the head only", "Freeze the body for the whole run and train only the new head: a linear "
+        "classifier on the pretrained features. Fast (no backward pass through the body) and hard to overfit; "
+        "usually a little less accurate than fine-tuning everything.",
+    )
+    freeze_bn_stats: bool = setting(
+        False, "Keep batch-norm statistics", "Keep the body's batch-norm layers in eval mode: they normalise with the "
+        "running statistics they came with (ImageNet's, for a pretrained model) and do not update them from small, "
+        "augmented batches of the new images. A frozen body's batch-norm statistics still follow the new data "
+        "unless this is on.",
+    )
 
     def _validate(self) -> None:
-        self._check_choice("name", OPTIMIZERS)
-        self._check(math.isfinite(self.lr) and self.lr > 0, "lr", "must be a positive number")
-        self._check(0.0 <= self.momentum < 1.0, "momentum", "must be in [0, 1)")
         self._check(
             not (self.name == "sgd" and self.nesterov and self.momentum == 0),
             "nesterov",
             "needs momentum > 0 (set optim.nesterov to false or raise optim.momentum)",
         )
-        self._check(self.weight_decay >= 0, "weight_decay", "must be >= 0")
-        self._check(0.0 <= self.beta1 < 1.0, "beta1", "must be in [0, 1)")
-        self._check(0.0 <= self.beta2 < 1.0, "beta2", "must be in [0, 1)")
-        self._check(self.eps > 0, "eps", "must be > 0")
-        self._check(self.final_lr > 0, "final_lr", "must be > 0")
-        self._check(self.adabound_gamma > 0, "adabound_gamma", "must be > 0")
-        self._check(self.head_lr_mult > 0, "head_lr_mult", "must be > 0")
-        self._check(self.freeze_body_epochs >= 0, "freeze_body_epochs", "must be >= 0")
         self._check(
             not (self.train_head_only and self.freeze_body_epochs),
             "freeze_body_epochs",
@@ -196,62 +310,77 @@ class ScheduleConfig(_Section):
     section: ClassVar[str] = "schedule"
 
     # Cosine decay: no milestones to tune and reliably good for short runs.
-    name: str = "cosine"
-    # Step decay: fractions of the run after which the lr is multiplied by gamma.
-    milestones: tuple[float, ...] = (0.5, 0.75)
-    # Step decay: the factor applied at each milestone.
-    gamma: float = 0.1
-    # Cosine and SGDR: the lr the cosine falls to (eta_min in PyTorch).
-    min_lr: float = 0.0
-    # SGDR: length of the first cycle, in t0_unit.
-    t0: float = 1.0
-    # SGDR: whether t0 counts epochs or optimiser steps.
-    t0_unit: str = "epochs"
-    # SGDR: each cycle is t_mult times longer than the previous one (Loshchilov & Hutter 2017 use 2).
-    t_mult: int = 2
-    # One-cycle: share of the steps spent rising to the peak lr (PyTorch's default 0.3).
-    pct_start: float = 0.3
-    # One-cycle: the run starts at lr / div_factor (PyTorch's default 25).
-    div_factor: float = 25.0
-    # One-cycle: the run ends at lr / div_factor / final_div_factor (PyTorch's default 1e4).
-    final_div_factor: float = 1e4
-    # Warmup length in warmup_unit, run before the schedule above; 0 means no warmup.
-    warmup: float = 0.0
-    # Whether warmup counts epochs or optimiser steps.
-    warmup_unit: str = "epochs"
-    # "linear" rises from warmup_start_factor * lr; "gradual" is Goyal et al. 2017: it rises from
-    # the unscaled lr to the linearly scaled one (from warmup_start_factor * lr without scaling).
-    warmup_kind: str = "linear"
-    # Where a linear warmup starts, as a fraction of the lr it leads to.
-    warmup_start_factor: float = 0.1
-    # Linear scaling rule (Goyal et al. 2017): the lr used is optim.lr * batch_size / 256.
-    linear_scaling: bool = False
+    name: str = setting(
+        "cosine", "Schedule", "constant; step: ×γ at milestones; cosine: smooth decay to the minimum (Loshchilov & "
+        "Hutter 2017); sgdr: cosine with warm restarts; onecycle: up then down (Smith & Topin 2017).",
+        choices=SCHEDULES, flag="schedule",
+    )
+    milestones: tuple[float, ...] = setting(
+        (0.5, 0.75), "Milestones (fractions of the run)", "Step decay: when the lr is multiplied by γ, e.g. 0.5, 0.75.",
+        low=0.0, low_open=True, high=1.0, high_open=True,
+    )
+    gamma: float = setting(
+        0.1, "γ", "Step decay: the factor applied at each milestone.", low=0.0, low_open=True, high=1.0, step=0.05,
+    )
+    min_lr: float = setting(
+        0.0, "Minimum lr", "Cosine and SGDR: where the cosine ends (eta_min in PyTorch).", low=0.0, high=10.0, step=1e-4,
+    )
+    t0: float = setting(
+        1.0, "First cycle length", "SGDR: length of the first cycle, in the cycle unit.", low=0.0, low_open=True,
+        high=10_000.0, step=1.0,
+    )
+    t0_unit: str = setting(
+        "epochs", "Cycle unit", "SGDR: whether the cycle length counts epochs or optimiser steps.", choices=LENGTH_UNITS,
+    )
+    t_mult: int = setting(
+        2, "Cycle growth", "SGDR: each cycle is this many times longer than the previous one (Loshchilov & Hutter "
+        "2017 use 2).", low=1, high=100,
+    )
+    pct_start: float = setting(
+        0.3, "Share rising", "One-cycle: share of the run spent rising to the peak lr (PyTorch's default 0.3).",
+        low=0.0, low_open=True, high=1.0, high_open=True, step=0.05, widget="slider",
+    )
+    div_factor: float = setting(
+        25.0, "Start divisor", "One-cycle: the run starts at lr / this (PyTorch's default 25).", low=1.0, high=1e4,
+        step=1.0,
+    )
+    final_div_factor: float = setting(
+        1e4, "Final divisor", "One-cycle: the run ends at lr / start divisor / this (PyTorch's default 1e4).",
+        low=1.0, high=1e6, step=10.0,
+    )
+    warmup: float = setting(
+        0.0, "Warmup length", "A linear ramp before the schedule (Goyal et al. 2017), in the warmup unit; 0 is no "
+        "warmup. Lets large learning rates and batches start without blowing up.", low=0.0, high=100_000.0, step=1.0,
+    )
+    warmup_unit: str = setting(
+        "epochs", "Warmup unit", "Whether the warmup counts epochs or optimiser steps.", choices=LENGTH_UNITS,
+    )
+    warmup_kind: str = setting(
+        "linear", "Warmup kind", "linear: from the start factor × lr. gradual (Goyal et al. 2017): with linear "
+        "scaling on, from the unscaled lr to the scaled one.", choices=WARMUP_KINDS,
+    )
+    warmup_start_factor: float = setting(
+        0.1, "Warmup start factor", "Where a linear warmup starts, as a fraction of the lr it leads to.",
+        low=0.0, high=1.0, step=0.05, widget="slider",
+    )
+    linear_scaling: bool = setting(
+        False, "Linear scaling rule", "Goyal et al. 2017: the lr used is lr × batch size / 256, so a larger batch "
+        "gets a proportionally larger lr.",
+    )
 
     def _validate(self) -> None:
-        self._check_choice("name", SCHEDULES)
-        self._check(all(0.0 < m < 1.0 for m in self.milestones), "milestones", "must be fractions between 0 and 1")
         self._check(list(self.milestones) == sorted(self.milestones), "milestones", "must be in increasing order")
-        self._check(0.0 < self.gamma <= 1.0, "gamma", "must be in (0, 1]")
-        self._check(self.min_lr >= 0, "min_lr", "must be >= 0")
-        self._check(self.t0 > 0, "t0", "must be > 0")
-        self._check_choice("t0_unit", LENGTH_UNITS)
-        self._check(self.t_mult >= 1, "t_mult", "must be an integer >= 1")
-        self._check(0.0 < self.pct_start < 1.0, "pct_start", "must be between 0 and 1")
-        self._check(self.div_factor >= 1, "div_factor", "must be >= 1")
-        self._check(self.final_div_factor >= 1, "final_div_factor", "must be >= 1")
-        self._check(self.warmup >= 0, "warmup", "must be >= 0")
-        self._check_choice("warmup_unit", LENGTH_UNITS)
-        self._check_choice("warmup_kind", WARMUP_KINDS)
-        self._check(0.0 <= self.warmup_start_factor <= 1.0, "warmup_start_factor", "must be in [0, 1]")
 
 
 @dataclass(frozen=True)
 class AugmentConfig(_Section):
     section: ClassVar[str] = "augment"
 
-    # Train-split pipeline in core.augment.Pipeline.to_list() form; empty trains on plain images.
     # The test split is only ever normalised.
-    train: tuple[dict, ...] = ()
+    train: tuple[dict, ...] = setting(
+        (), "Training augmentation", "The train split's pipeline: a list of {op, params} steps, as the Augmentation "
+        "Lab exports it; empty trains on plain images. The test split is only normalised.",
+    )
 
     def _validate(self) -> None:
         try:
@@ -262,77 +391,100 @@ class AugmentConfig(_Section):
         object.__setattr__(self, "train", tuple(canonical))
 
 
+_MIX_OFF = "0 is off"
+
+
 @dataclass(frozen=True)
 class TricksConfig(_Section):
     section: ClassVar[str] = "tricks"
 
-    # Label smoothing epsilon (Szegedy et al. 2016); 0.1 is the usual value, 0 turns it off.
-    label_smoothing: float = 0.0
-    # Mixup Beta(alpha, alpha) (Zhang et al. 2018); 0.2 is typical, 0 turns it off.
-    mixup_alpha: float = 0.0
-    # CutMix Beta(alpha, alpha) (Yun et al. 2019); 1.0 is typical, 0 turns it off.
-    cutmix_alpha: float = 0.0
-    # RICAP Beta(beta, beta) for the crossing point (Takahashi et al. 2018); 0.3 is typical, 0 off.
-    ricap_beta: float = 0.0
-    # Chance that a batch is mixed at all; when several mixers are on, one is picked per batch.
-    mix_prob: float = 1.0
-    # Knowledge distillation (Hinton et al. 2015): id of a finished run whose model teaches; None off.
-    teacher_run_id: str | None = None
-    # Distillation temperature that softens both distributions (Hinton et al. use 2 to 20).
-    distill_temperature: float = 4.0
-    # Weight of the teacher's soft loss; 1 - distill_alpha goes to the ordinary loss.
-    distill_alpha: float = 0.5
+    label_smoothing: float = setting(
+        0.0, "Label smoothing ε", "Target = (1 − ε)·one-hot + ε/K (Szegedy et al. 2016): less over-confident "
+        f"predictions. 0.1 is usual; {_MIX_OFF}.", low=0.0, high=1.0, high_open=True, step=0.01, widget="slider",
+        flag="label-smoothing",
+    )
+    mixup_alpha: float = setting(
+        0.0, "Mixup α", "Blend each batch with a shuffled copy of itself, labels too, with λ ~ Beta(α, α) (Zhang et al. "
+        f"2018). 0.2 is typical; {_MIX_OFF}.", low=0.0, high=10.0, step=0.1, flag="mixup",
+    )
+    cutmix_alpha: float = setting(
+        0.0, "CutMix α", "Paste a box from a shuffled copy of the batch; labels mixed by area, area ~ Beta(α, α) (Yun "
+        f"et al. 2019). 1.0 is typical; {_MIX_OFF}.", low=0.0, high=10.0, step=0.1, flag="cutmix",
+    )
+    ricap_beta: float = setting(
+        0.0, "RICAP β", "Tile four images' crops into one, labels mixed by area; the crossing point ~ Beta(β, β) "
+        f"(Takahashi et al. 2018). 0.3 is typical; {_MIX_OFF}.", low=0.0, high=10.0, step=0.1,
+    )
+    mix_prob: float = setting(
+        1.0, "Chance a batch is mixed", "With several mixers on, one is picked per mixed batch (as timm does).",
+        low=0.0, high=1.0, step=0.05, widget="slider",
+    )
+    teacher_run_id: str | None = setting(
+        None, "Distillation teacher", "Knowledge distillation (Hinton et al. 2015): a finished run whose model teaches "
+        "this one through its softened predictions. It must predict the same classes from the same kind of images.",
+        none_means="no distillation", widget="run", flag="teacher",
+    )
+    distill_temperature: float = setting(
+        4.0, "Distillation temperature", "Softens both distributions; Hinton et al. use 2 to 20.", low=0.0,
+        low_open=True, high=50.0, step=0.5,
+    )
+    distill_alpha: float = setting(
+        0.5, "Weight of the teacher", "Share of the loss that comes from matching the teacher; the rest is the usual "
+        "cross-entropy.", low=0.0, high=1.0, step=0.05, widget="slider",
+    )
 
     def _validate(self) -> None:
-        self._check(0.0 <= self.label_smoothing < 1.0, "label_smoothing", "must be in [0, 1)")
-        self._check(self.mixup_alpha >= 0, "mixup_alpha", "must be >= 0")
-        self._check(self.cutmix_alpha >= 0, "cutmix_alpha", "must be >= 0")
-        self._check(self.ricap_beta >= 0, "ricap_beta", "must be >= 0")
-        self._check(0.0 <= self.mix_prob <= 1.0, "mix_prob", "must be in [0, 1]")
         self._check(self.teacher_run_id is None or bool(self.teacher_run_id), "teacher_run_id", "must be None or a run id")
-        self._check(self.distill_temperature > 0, "distill_temperature", "must be > 0")
-        self._check(0.0 <= self.distill_alpha <= 1.0, "distill_alpha", "must be in [0, 1]")
 
 
 @dataclass(frozen=True)
 class RunConfig(_Section):
     section: ClassVar[str] = "run"
 
-    # Passes over the training set. Two take the default FastCNN to about 98% on the shapes set
-    # in about 25 s of CPU time (measured with one thread), so a first run shows a result within
-    # a minute on a 2-core laptop.
-    epochs: int = 2
-    # Images per optimiser step. 64 rather than 128: a two-epoch run needs the steps more than
-    # large batches (measured on the shapes: 99% after two epochs at 64, 91% at 128, same lr).
-    batch_size: int = 64
-    # Seeds shuffling, augmentation, mixing and init: the same seed repeats a CPU run exactly.
-    seed: int = 0
-    # "auto" picks CUDA, then Apple MPS, then the CPU; the device actually used is recorded.
-    device: str = "auto"
-    # Evaluate on the test split every this many epochs (and always after the last one).
-    eval_every: int = 1
-    # CPU threads for PyTorch; 0 uses every core.
-    threads: int = 0
-    # Mixed precision: "auto" is on for CUDA (bf16 where supported, else fp16) and off elsewhere.
-    amp: str = "auto"
-    # Channels-last memory layout; faster convolutions on recent GPUs, rarely on CPUs.
-    channels_last: bool = False
-    # torch.compile the model; pays off only for long GPU runs, so off by default.
-    compile: bool = False
+    # Two take the default FastCNN to about 98% on the shapes set in about 25 s of CPU time
+    # (measured with one thread), so a first run shows a result within a minute on a 2-core laptop.
+    epochs: int = setting(2, "Epochs", "Passes over the training set.", low=1, high=10_000, flag="epochs")
+    # 64 rather than 128: a two-epoch run needs the steps more than large batches (measured on
+    # the shapes: 99% after two epochs at 64, 91% at 128, same lr).
+    batch_size: int = setting(
+        64, "Batch size", "Images per optimiser step. Short runs need the steps more than large batches (64 is the "
+        "default); a GPU wants larger ones, with the lr raised to match (linear scaling rule).", low=1, high=65_536,
+        flag="batch-size",
+    )
+    seed: int = setting(
+        0, "Training seed", "Seeds shuffling, augmentation, mixing and initialisation: the same seed repeats a CPU run "
+        "exactly.", low=0, high=2**63 - 1, flag="seed",
+    )
+    device: str = setting(
+        "auto", "Device", "auto picks a CUDA GPU, then Apple's MPS, then the CPU; cuda:N picks one GPU. The device "
+        "used is recorded with the run.", choices=DEVICES, suggested=True, widget="choice", flag="device",
+    )
+    eval_every: int = setting(
+        1, "Evaluate every", "Evaluate on the test split every this many epochs, and always after the last one.",
+        low=1, high=10_000, unit="epochs",
+    )
+    threads: int = setting(
+        0, "CPU threads (0 = all)", "PyTorch's CPU threads; 0 uses every core. Threads of all the runs training at "
+        "once should not add up to more than the cores (two runs on a 2-core laptop: 1 each), or they slow each "
+        "other down. The threads a run used are shown with its device.", low=0, high=256,
+    )
+    amp: str = setting(
+        "auto", "Mixed precision", "auto: on for CUDA (bf16 where supported, else fp16), off elsewhere. fp16 needs "
+        "CUDA. bf16 on a CPU without native bfloat16 (AVX2 only, most laptops) trains in float32 instead, and the "
+        "run's device says so: emulated it is about 10x slower.", choices=AMP_MODES,
+    )
+    channels_last: bool = setting(
+        False, "Channels-last layout", "Faster convolutions on recent GPUs, rarely on CPUs.",
+    )
+    compile: bool = setting(False, "torch.compile", "Compiles the model first: pays off only for long GPU runs.")
 
     def _validate(self) -> None:
-        self._check(1 <= self.epochs <= 10_000, "epochs", "must be 1..10000")
-        self._check(1 <= self.batch_size <= 65_536, "batch_size", "must be 1..65536")
-        self._check(0 <= self.seed < 2**63, "seed", "must be a non-negative integer")
         base = self.device.split(":", 1)[0]
         self._check(
             base in DEVICES and (self.device == base or (base == "cuda" and self.device[5:].isdigit())),
             "device",
             "must be auto, cpu, cuda, cuda:N or mps",
         )
-        self._check(self.eval_every >= 1, "eval_every", "must be >= 1")
-        self._check(self.threads >= 0, "threads", "must be >= 0 (0 uses every core)")
-        self._check_choice("amp", AMP_MODES)
 
 
 @dataclass(frozen=True)
@@ -378,6 +530,34 @@ class TrainConfig(_Section):
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
+
+
+SECTIONS: tuple[type[_Section], ...] = (
+    DataConfig, ModelConfig, OptimConfig, ScheduleConfig, AugmentConfig, TricksConfig, RunConfig,
+)
+
+
+def config_params() -> dict[str, Param]:
+    """Every config field's declaration by dotted key ("optim.lr"), in the config's order."""
+    return {f"{cls.section}.{name}": p for cls in SECTIONS for name, p in section_params(cls).items()}
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a TrainConfig file, read from the declarations."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Augmentation Lab training config",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            cls.section: {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {name: p.json_schema() for name, p in section_params(cls).items()},
+            }
+            for cls in SECTIONS
+        },
+    }
 
 
 def _from_dict(cls: type, data: Any, prefix: str) -> Any:

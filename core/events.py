@@ -29,6 +29,7 @@ class Started:
     image_size: int
     mean: tuple[float, ...]  # normalisation the model expects, needed again to predict
     std: tuple[float, ...]
+    versions: dict[str, Any] = field(default_factory=dict)  # core.versions.versions(): what trained it
 
 
 @dataclass(frozen=True)

@@ -15,71 +15,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.params import Param, ParamError
 
-class ModelError(ValueError):
+
+class ModelError(ParamError):
     """A model or option that cannot be built; the message is meant for the user."""
 
 
 # ============================================================================
-# Option schema
+# Declarations: a model is a builder and its options (each a core.params.Param)
 # ============================================================================
-
-
-@dataclass(frozen=True)
-class Option:
-    """One constructor option of a model; the page builds its widget from this.
-
-    kind: "int" | "float" | "bool" | "choice" | "int_list" (low/high bound each element).
-    """
-
-    name: str
-    kind: str
-    default: Any
-    help: str
-    low: float | None = None
-    high: float | None = None
-    choices: tuple = ()
-    max_len: int | None = None  # int_list only
-
-    def validate(self, value: Any, model: str) -> Any:
-        where = f"{model}.{self.name}"
-        if self.kind == "bool":
-            if not isinstance(value, bool):
-                raise ModelError(f"{where} must be true or false, got {value!r}")
-            return value
-        if self.kind == "choice":
-            if value not in self.choices:
-                raise ModelError(f"{where} must be one of {list(self.choices)}, got {value!r}")
-            return value
-        if self.kind == "int_list":
-            if not isinstance(value, (list, tuple)):
-                raise ModelError(f"{where} must be a list of whole numbers, got {value!r}")
-            if self.max_len is not None and len(value) > self.max_len:
-                raise ModelError(f"{where} may hold at most {self.max_len} numbers, got {len(value)}")
-            return [self._number(v, where, integer=True) for v in value]
-        if self.kind in ("int", "float"):
-            return self._number(value, where, integer=self.kind == "int")
-        raise AssertionError(f"unknown option kind {self.kind!r} in {where}")
-
-    def _number(self, value: Any, where: str, integer: bool) -> int | float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ModelError(f"{where} must be a finite number, got {value!r}")
-        if integer:
-            if float(value) != int(value):
-                raise ModelError(f"{where} must be a whole number, got {value!r}")
-            value = int(value)
-        else:
-            value = float(value)
-        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
-            raise ModelError(f"{where} = {value} is out of range: allowed {self.low} to {self.high}")
-        return value
 
 
 @dataclass(frozen=True)
 class ModelInfo:
     label: str
     help: str
-    options: tuple[Option, ...]
+    options: tuple[Param, ...]
     build: Callable[..., nn.Module]  # build(in_channels, num_classes, image_size, **options)
     min_image_size: int = 8
     # The side its pretrained weights were trained at: a pretrained run with data.image_size None
@@ -97,7 +49,7 @@ class ModelInfo:
         unknown = sorted(set(options) - set(known))
         if unknown:
             raise ModelError(f"{name}: unknown option(s) {unknown}; allowed: {sorted(known) or 'none'}")
-        return {o.name: o.validate(options.get(o.name, o.default), name) for o in self.options}
+        return {o.name: o.validate(options.get(o.name, o.default), f"{name}.{o.name}", ModelError) for o in self.options}
 
 
 # ============================================================================
@@ -421,8 +373,8 @@ def input_normalisation(name: str, options: dict, in_channels: int) -> tuple[tup
 # ============================================================================
 
 _VGG_OPTIONS = (
-    Option("batch_norm", "bool", True, "Batch norm after each conv; without it VGG trains much worse."),
-    Option("width", "int", 64, "Channels of the first stage (the paper's 64); later stages use 2x, 4x, 8x. "
+    Param("batch_norm", "bool", True, help="Batch norm after each conv; without it VGG trains much worse."),
+    Param("width", "int", 64, help="Channels of the first stage (the paper's 64); later stages use 2x, 4x, 8x. "
            "16 trains about 16x faster, which a CPU needs.", low=8, high=128),
 )
 
@@ -432,11 +384,11 @@ MODELS: dict[str, ModelInfo] = {
         help="Flatten the image, then fully connected layers with ReLU. No notion of neighbouring "
         "pixels: a shifted image is a different input, so it shows what convolutions buy.",
         options=(
-            Option(
-                "hidden", "int_list", [256, 128], "Width of each hidden layer; [] is a linear classifier.",
+            Param(
+                "hidden", "int_list", [256, 128], help="Width of each hidden layer; [] is a linear classifier.",
                 low=1, high=4096, max_len=6,
             ),
-            Option("dropout", "float", 0.0, "Dropout after each hidden layer (0 = off).", low=0.0, high=0.9),
+            Param("dropout", "float", 0.0, help="Dropout after each hidden layer (0 = off).", low=0.0, high=0.9),
         ),
         build=lambda c, k, s, hidden, dropout: MLP(c, k, s, hidden, dropout),
     ),
@@ -445,7 +397,7 @@ MODELS: dict[str, ModelInfo] = {
         help="The classic small CNN (LeCun 1998): two 5x5 conv + pool stages and three fully "
         "connected layers, about 60k parameters. For 28x28 and 32x32 images.",
         options=(
-            Option("activation", "choice", "relu", "ReLU (modern) or tanh (as in 1998).", choices=("relu", "tanh")),
+            Param("activation", "choice", "relu", help="ReLU (modern) or tanh (as in 1998).", choices=("relu", "tanh")),
         ),
         build=lambda c, k, s, activation: LeNet(c, k, s, activation),
         min_image_size=20,
@@ -469,7 +421,7 @@ MODELS: dict[str, ModelInfo] = {
         help="ResNet-18 adapted to small images (3x3 stem, no max pool), 11M parameters at width 64; "
         "the usual CIFAR-10 baseline (about 95% with flips and crops). Needs a GPU at full width.",
         options=(
-            Option("width", "int", 64, "Channels of the first stage; later stages use 2x, 4x, 8x.", low=8, high=128),
+            Param("width", "int", 64, help="Channels of the first stage; later stages use 2x, 4x, 8x.", low=8, high=128),
         ),
         build=lambda c, k, s, width: CifarResNet18(c, k, width),
     ),
@@ -480,30 +432,30 @@ MODELS: dict[str, ModelInfo] = {
         "a global max pool and a scaled linear head; about 0.3M parameters. With the cpu_fast_cifar "
         "recipe it reaches about 90% on CIFAR-10 in a few minutes on a laptop CPU.",
         options=(
-            Option(
-                "width", "float", 1.0, "Multiplies every block's channel count (32, 64, 128 at width 1).",
+            Param(
+                "width", "float", 1.0, help="Multiplies every block's channel count (32, 64, 128 at width 1).",
                 low=0.25, high=4.0,
             ),
-            Option("depth", "int", 2, "Convs per block (the first one pools).", low=1, high=4),
-            Option(
-                "logit_scale", "float", 1 / 9, "Multiplies the logits; small values keep early training stable.",
+            Param("depth", "int", 2, help="Convs per block (the first one pools).", low=1, high=4),
+            Param(
+                "logit_scale", "float", 1 / 9, help="Multiplies the logits; small values keep early training stable.",
                 low=0.01, high=1.0,
             ),
-            Option(
+            Param(
                 "stem", "choice", "whiten",
-                "First layer: 'whiten' fits 2x2 filters that whiten the pixels to the first training batch "
+                help="First layer: 'whiten' fits 2x2 filters that whiten the pixels to the first training batch "
                 "(faster start); 'conv' is a plain learned 3x3 conv with batch norm.",
                 choices=("whiten", "conv"),
             ),
-            Option(
+            Param(
                 "bn_momentum", "float", 0.1,
-                "How fast batch norm's running statistics follow the batches (PyTorch's default 0.1); "
+                help="How fast batch norm's running statistics follow the batches (PyTorch's default 0.1); "
                 "short runs with large learning rates evaluate better with faster tracking, e.g. 0.4.",
                 low=0.01, high=0.9,
             ),
-            Option(
+            Param(
                 "flip_tta", "bool", False,
-                "At evaluation, average the predictions for each image and its mirror image (test-time "
+                help="At evaluation, average the predictions for each image and its mirror image (test-time "
                 "augmentation): costs a second forward pass, gains a little on photos; wrong for digits or text.",
             ),
         ),
@@ -517,7 +469,7 @@ MODELS: dict[str, ModelInfo] = {
         "normalised with ImageNet's mean and std and resized to 224 px unless the image size is set "
         "(160 or 128 px cost about a half or a third of the compute).",
         options=(
-            Option("pretrained", "bool", False, "Start from ImageNet weights (downloaded on first use; offline, "
+            Param("pretrained", "bool", False, help="Start from ImageNet weights (downloaded on first use; offline, "
                    "the file must be in torch's cache: see `python -m core.weights status`)."),
         ),
         build=lambda c, k, s, pretrained: _torchvision_model("resnet18", c, k, pretrained),
@@ -533,7 +485,7 @@ MODELS: dict[str, ModelInfo] = {
         "ImageNet's mean and std and resized to 224 px unless the image size is set (160 or 128 px cost "
         "about a half or a third of the compute).",
         options=(
-            Option("pretrained", "bool", False, "Start from ImageNet weights (from torch's cache, put there "
+            Param("pretrained", "bool", False, help="Start from ImageNet weights (from torch's cache, put there "
                    "offline by `python -m core.weights install`, or downloaded when online)."),
         ),
         build=lambda c, k, s, pretrained: _torchvision_model("mobilenet_v2", c, k, pretrained),

@@ -547,7 +547,7 @@ class StoreSink:
                 self.conn,
                 self.run_id,
                 {"data": data, "n_params": event.n_params, "steps_per_epoch": event.steps_per_epoch,
-                 "total_steps": event.total_steps},
+                 "total_steps": event.total_steps, "versions": dict(event.versions)},
             )
 
     def _finish(self, status: str, message: str | None, **summary: Any) -> None:

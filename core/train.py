@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from core import store, trainer
-from core.config import OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig, apply_overrides, parse_value
-from core.data import DATASETS
+from core.config import ConfigError, TrainConfig, apply_overrides, config_params, parse_value
 from core.events import ConsoleSink, Event, Failed, FinalEvent, Finished, Stopped
+from core.params import Param
 
 EXIT_FINISHED, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 3
 
@@ -132,41 +132,23 @@ def stop_on_signals() -> Iterator[Callable[[], bool]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line: a flag for every config field, written from its declaration (core.config)."""
     p = argparse.ArgumentParser(
         prog="python -m core.train",
         description="Train an image classifier and record the run in the Augmentation Lab store "
-        "(AUGLAB_HOME, default ~/.augmentation_lab).",
-        epilog="Precedence: defaults < --config < the specific flags < --set. "
+        "(AUGLAB_HOME, default ~/.augmentation_lab). Every config field has a flag --SECTION.FIELD; the "
+        "common ones have a short one too (--lr is --optim.lr).",
+        epilog="Precedence: defaults < --config < the field flags < --set. "
         "Exit codes: 0 finished, 1 failed, 2 bad arguments or config, 3 stopped.",
     )
     p.add_argument("--config", type=Path, help="a TrainConfig JSON file (e.g. from --print-config)")
-    p.add_argument(
-        "--dataset",
-        help=f"{', '.join(DATASETS)}, folder:<path> or zip:<path> (digits: scikit-learn's real 8x8 handwritten "
-        "digits, no download; python -m core.sources lists where CIFAR-10 / MNIST / Fashion-MNIST come from)",
-    )
-    p.add_argument("--variant", help="dataset variant, e.g. left or few_colours for shapes")
-    p.add_argument("--subset", type=float, help="train on this fraction (0, 1] of the training images")
-    p.add_argument(
-        "--permute-pixels", action="store_true", default=None,
-        help="shuffle pixel positions with one fixed permutation (from data.seed), train and test alike",
-    )
-    p.add_argument("--model", help="model name, e.g. fastcnn, lenet, resnet18")
-    p.add_argument("--init-from", metavar="RUN_ID", help="start from this finished run's weights, with a new head (fine-tuning)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS)
-    p.add_argument("--lr", type=float, help="peak learning rate")
-    p.add_argument("--schedule", choices=SCHEDULES)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    for section, keys in _sections().items():
+        group = p.add_argument_group(f"{section} (config section '{section}')")
+        for key in keys:
+            _add_field_flags(group, key, config_params()[key])
     augment = p.add_mutually_exclusive_group()
     augment.add_argument("--augment", help="train augmentation as JSON: a list of {op, params} steps")
     augment.add_argument("--augment-file", type=Path, help="a pipeline JSON file saved from the augmentation page")
-    p.add_argument("--mixup", type=float, metavar="ALPHA", help="Mixup alpha (0 = off)")
-    p.add_argument("--cutmix", type=float, metavar="ALPHA", help="CutMix alpha (0 = off)")
-    p.add_argument("--label-smoothing", type=float, metavar="EPS")
-    p.add_argument("--teacher", metavar="RUN_ID", help="distil from this finished run's model")
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="set any config key, e.g. --set schedule.warmup=1 --set model.options.width=0.5 (repeatable)",
@@ -178,33 +160,56 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_FLAG_KEYS = {
-    "dataset": "data.dataset",
-    "variant": "data.variant",
-    "subset": "data.subset",
-    "permute_pixels": "data.permute_pixels",
-    "model": "model.name",
-    "init_from": "model.init_from_run",
-    "optimizer": "optim.name",
-    "lr": "optim.lr",
-    "schedule": "schedule.name",
-    "epochs": "run.epochs",
-    "batch_size": "run.batch_size",
-    "seed": "run.seed",
-    "device": "run.device",
-    "mixup": "tricks.mixup_alpha",
-    "cutmix": "tricks.cutmix_alpha",
-    "label_smoothing": "tricks.label_smoothing",
-    "teacher": "tricks.teacher_run_id",
-}
+_METAVARS = {"float": "X", "int": "N", "bool": "true|false", "text": "TEXT", "float_list": "X,X", "int_list": "N,N"}
+
+
+def _sections() -> dict[str, list[str]]:
+    """Dotted keys with a flag, by section; options and the pipeline have --set and --augment."""
+    out: dict[str, list[str]] = {}
+    for key, param in config_params().items():
+        if param.kind != "object":
+            out.setdefault(key.split(".")[0], []).append(key)
+    return out
+
+
+def _add_field_flags(group: argparse._ArgumentGroup, key: str, param: Param) -> None:
+    dest = f"field:{key}"
+    metavar = "|".join(param.choices) if param.kind == "choice" else _METAVARS.get(param.kind, "VALUE")
+    if param.flag and param.kind == "bool":
+        # A short switch only ever turns its field on; --section.field takes true or false.
+        group.add_argument(f"--{param.flag}", dest=dest, action="store_const", const=True, default=argparse.SUPPRESS,
+                           help=f"{param.help} (the same as --{key} true)".replace("%", "%%"))
+        group.add_argument(f"--{key}", dest=dest, type=_parser(param), metavar=metavar, default=argparse.SUPPRESS,
+                           help=f"true or false; --{param.flag} switches it on")
+        return
+    flags = [f"--{param.flag}", f"--{key}"] if param.flag else [f"--{key}"]
+    # Absent unless given, so that a given "null" (None: not set) still counts.
+    group.add_argument(*flags, dest=dest, type=_parser(param), metavar=metavar, default=argparse.SUPPRESS,
+                       help=param.describe().replace("%", "%%"))
+
+
+def _parser(param: Param) -> Callable[[str], Any]:
+    """Text on the command line to a value; the config checks it and names the key if it is wrong."""
+    def parse(text: str) -> Any:
+        value = parse_value(text)
+        if param.kind.endswith("_list") and isinstance(value, (str, int, float)):
+            value = [parse_value(part) for part in str(text).split(",") if part.strip()]
+        if param.kind == "text" and not isinstance(value, str) and value is not None:
+            value = text  # a run id or a path that happens to look like a number
+        if param.kind == "bool" and isinstance(value, str):
+            value = {"yes": True, "no": False, "on": True, "off": False}.get(value.lower(), value)
+        return value
+    return parse
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     from core.augment import load_json
 
     cfg = TrainConfig.from_json(args.config.read_text()) if args.config else TrainConfig()
-    overrides: dict[str, Any] = {key: getattr(args, flag) for flag, key in _FLAG_KEYS.items() if getattr(args, flag) is not None}
-    if args.model is not None and args.model != cfg.model.name:
+    overrides: dict[str, Any] = {
+        dest.removeprefix("field:"): value for dest, value in vars(args).items() if dest.startswith("field:")
+    }
+    if overrides.get("model.name", cfg.model.name) != cfg.model.name:
         overrides["model.options"] = {}  # the old model's options mean nothing to the new one
     if args.augment is not None or args.augment_file is not None:
         text = args.augment if args.augment is not None else args.augment_file.read_text()

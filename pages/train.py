@@ -6,7 +6,8 @@ learning-rate schedule, parameter count, device and an estimated duration measur
 machine. Bottom: the selected run (?run=<id> in the URL; by default the newest running one),
 drawn live by a fragment that polls the run store every second and moves the queue along.
 
-Every field of the editor is one `Field` declaration; the config is built from the widgets by
+Every field of the editor is drawn from its declaration in core.config (label, help, range, step,
+widget); the page only lays them out (`fields`, `WHEN`). The config is built from the widgets by
 `core.config.apply_overrides`, so the page validates exactly as the CLI does. Training happens
 in separate processes started by core.runner; this page only reads the store.
 """
@@ -23,7 +24,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import estimate, runner, store, trainer, weights
+from core import estimate, runner, store, trainer, versions, weights
 from core.augment import (
     GROUPS,
     REGISTRY,
@@ -31,24 +32,15 @@ from core.augment import (
     Pipeline,
     get_op,
 )
-from core.config import (
-    AMP_MODES,
-    DEVICES,
-    LENGTH_UNITS,
-    OPTIMIZERS,
-    SCHEDULES,
-    WARMUP_KINDS,
-    ConfigError,
-    TrainConfig,
-    apply_overrides,
-)
+from core.config import ConfigError, TrainConfig, apply_overrides, config_params
 from core.data import DATASETS, DatasetError, available_datasets
 from core.lr_finder import lr_find
-from core.models import INIT_SCHEMES, MODELS, build_model, count_parameters
+from core.models import MODELS, build_model, count_parameters
+from core.params import Param
 from core.schedules import schedule_curve
 from core.uploads import MAX_UPLOAD_BYTES, find_upload, list_uploads, save_upload
 from pages import _datasets, _presets, _runs
-from pages._common import flash, param_widget, pipeline_from_param, read_pipeline_upload, show_flashes
+from pages._common import MAX_SEED, flash, param_widget, pipeline_from_param, read_pipeline_upload, show_flashes
 
 state = st.session_state
 REFRESH_S = 1.0  # live view refresh: curves grow at least once a second
@@ -87,21 +79,59 @@ def init_state() -> None:
 # ============================================================================ the editor's fields
 
 
+# Widget kinds: "float" | "int" | "slider" | "bool" | "choice" | "floats" (a comma list) | "size"
+# (0 = None) | "fraction" (1 = None); "dataset", "model" and "run" (a finished run, "" = None) are
+# drawn by functions of their own. A field's kind is its declaration's widget hint, else its kind's.
+_WIDGET_OF_KIND = {"float": "float", "int": "int", "bool": "bool", "choice": "choice", "float_list": "floats"}
+
+
 @dataclass(frozen=True)
 class Field:
-    """One config value in the editor: its widget, help text and when it is shown."""
+    """One config value in the editor: its declaration (core.config) and when it is shown."""
 
     key: str  # dotted config key
-    label: str
-    help: str
-    # "float" | "int" | "slider" | "bool" | "choice" | "floats" (a comma list) | "size" (0 = None) |
-    # "fraction" (1 = None); "dataset", "model" and "run" (a finished run, "" = None) have widgets of their own
-    kind: str
-    choices: tuple = ()
-    low: float | None = None
-    high: float | None = None
-    step: float | None = None
+    param: Param
     when: Callable[[Mapping[str, Any]], bool] | None = None  # shown only if true for the current values
+
+    @property
+    def label(self) -> str:
+        return self.param.title + (" · 0 = automatic" if self.kind == "size" else "")
+
+    @property
+    def help(self) -> str:
+        p = self.param
+        return p.help + (f" Not set: {p.none_means}." if p.optional and p.none_means else "")
+
+    @property
+    def kind(self) -> str:
+        hint = self.param.widget
+        if hint == "variant":
+            return "choice"
+        return hint or _WIDGET_OF_KIND[self.param.kind]
+
+    @property
+    def choices(self) -> tuple:
+        if self.param.widget == "variant":
+            return ("", *DATASETS["shapes"].variants)
+        return self.param.choices
+
+    @property
+    def low(self) -> float | None:
+        p = self.param
+        if self.kind == "size":
+            return 0
+        return p.low + p.step if p.low_open and self.kind in ("slider", "fraction") else p.low
+
+    @property
+    def high(self) -> float | None:
+        p = self.param
+        if p.high is not None and p.integer and p.high > MAX_SEED:
+            return MAX_SEED  # number inputs travel through JavaScript
+        return p.high - p.step if p.high_open and self.kind in ("slider", "fraction") else p.high
+
+    @property
+    def step(self) -> float | None:
+        return self.param.step
 
     @property
     def widget_key(self) -> str:
@@ -141,161 +171,54 @@ def _is(key: str, *values: Any) -> Callable[[Mapping[str, Any]], bool]:
     return lambda v: v.get(key) in values
 
 
-DATA_FIELDS = (
-    Field("data.dataset", "Dataset", "Which images to train on. The generated shapes need no files; CIFAR-10, MNIST "
-          "and Fashion-MNIST need theirs under the data folder (or the download option); a zip of class folders "
-          "can be uploaded below.", "dataset"),
-    Field("data.variant", "Variant", DATASETS["shapes"].help, "choice", choices=("", *DATASETS["shapes"].variants),
-          when=_is("data.dataset", "shapes")),
-    Field("data.subset", "Share of the training images", "Train on a stratified, seeded fraction of the training "
-          "split (1 = all). Quick experiments on a CPU; the test split is kept whole up to 10,000 images so "
-          "accuracies stay comparable.", "fraction", low=0.01, high=1.0, step=0.01),
-    Field("data.image_size", "Image size (px, 0 = automatic)", "Side length every image is resized to. 0 keeps "
-          "the dataset's size (for uploads: its typical size up to 32 px, else 32 or 64); a pretrained torchvision "
-          "model gets its own 224 px instead. Compute grows with the pixels: 160 px costs about half of 224 px, "
-          "128 px about a third; memory too (a 224 px image holds 150 kB, so set a subset for large datasets).",
-          "size", low=0, high=256, step=1),
-    Field("data.val_ratio", "Held-out test share", "For an upload without train/ and test/ folders: the share of each "
-          "class held out as the test split.", "slider", low=0.05, high=0.5, step=0.05,
-          when=lambda v: str(v.get("data.dataset", "")).startswith(("zip:", "folder:"))),
-    Field("data.seed", "Data seed", "Picks the generated images, the subset, the held-out split and the pixel "
-          "permutation. Kept apart from the training seed so runs with different training seeds are tested on the "
-          "same images.", "int", low=0),
-    Field("data.permute_pixels", "Permute the pixels", "Shuffle the pixel positions of every image, train and test, "
-          "with one fixed random permutation drawn from the data seed (the same for every run with that seed). "
-          "A fully connected network does just as well on the shuffled images, since it never knew which pixels "
-          "were neighbours; a CNN loses what its convolutions assume. Augmentations then act on the shuffled "
-          "images, so turn geometric ones off.", "bool"),
-    Field("data.allow_download", "Allow downloading the dataset", "Let torchvision download CIFAR-10 / MNIST / "
-          "Fashion-MNIST if the files are missing (needs internet). Off: a missing dataset fails at once with a "
-          "message saying where to put the files.", "bool",
-          when=lambda v: v.get("data.dataset") in DATASETS and DATASETS[v["data.dataset"]].needs_files),
-)
-MODEL_FIELDS = (
-    Field("model.name", "Model", "The network to train; its description and options appear below.", "model"),
-    Field("model.init_from_run", "Start from a finished run's weights", "Fine-tuning: every weight but the final "
-          "layer's comes from that run, and a new head is trained for this dataset's classes. The run must have "
-          "trained the same model with the same options on images with as many channels. Give the new head a "
-          "higher learning rate (Tricks tab, fine-tuning) or freeze the body for the first epochs.", "run"),
-    Field("model.init", "Weight initialisation", "default: PyTorch's own. xavier: Glorot uniform (Glorot & Bengio "
-          "2010), for tanh-like units. kaiming: He normal (He et al. 2015), made for ReLU. Batch norm layers always "
-          "start at weight 1, bias 0.", "choice", choices=INIT_SCHEMES),
-)
-MIX_FIELDS = (
-    Field("tricks.label_smoothing", "Label smoothing ε", "Target = (1 − ε)·one-hot + ε/K (Szegedy et al. 2016): "
-          "less over-confident predictions. 0.1 is usual; 0 is off.", "slider", low=0.0, high=0.5, step=0.01),
-    Field("tricks.mixup_alpha", "Mixup α", "Blend each batch with a shuffled copy of itself, labels too, with λ ~ "
-          "Beta(α, α) (Zhang et al. 2018). 0.2 is typical; 0 is off.", "float", low=0.0, high=10.0, step=0.1),
-    Field("tricks.cutmix_alpha", "CutMix α", "Paste a box from a shuffled copy of the batch; labels mixed by area, "
-          "area ~ Beta(α, α) (Yun et al. 2019). 1.0 is typical; 0 is off.", "float", low=0.0, high=10.0, step=0.1),
-    Field("tricks.ricap_beta", "RICAP β", "Tile four images' crops into one, labels mixed by area; the crossing "
-          "point ~ Beta(β, β) (Takahashi et al. 2018). 0.3 is typical; 0 is off.", "float", low=0.0, high=10.0, step=0.1),
-    Field("tricks.mix_prob", "Chance a batch is mixed", "With several mixers on, one is picked per mixed batch "
-          "(as timm does).", "slider", low=0.0, high=1.0, step=0.05),
-)
-DISTILL_FIELDS = (
-    Field("tricks.teacher_run_id", "Distillation teacher", "Knowledge distillation (Hinton et al. 2015): a finished "
-          "run whose model teaches this one through its softened predictions. It must predict the same classes "
-          "from the same kind of images.", "run"),
-    Field("tricks.distill_temperature", "Distillation temperature", "Softens both distributions; Hinton et al. use "
-          "2 to 20.", "float", low=0.1, high=50.0, step=0.5, when=lambda v: bool(v.get("tricks.teacher_run_id"))),
-    Field("tricks.distill_alpha", "Weight of the teacher", "Share of the loss that comes from matching the teacher; "
-          "the rest is the usual cross-entropy.", "slider", low=0.0, high=1.0, step=0.05,
-          when=lambda v: bool(v.get("tricks.teacher_run_id"))),
-)
-FINETUNE_FIELDS = (
-    Field("optim.head_lr_mult", "Head learning-rate multiplier", "Differential learning rates: the classification "
-          "head trains at this multiple of the lr, e.g. 10 when fine-tuning a new head on a pretrained body.",
-          "float", low=0.01, high=100.0, step=1.0),
-    Field("optim.train_head_only", "Train the head only", "Freeze the body for the whole run and train only the "
-          "new head: a linear classifier on the pretrained features. Fast (no backward pass through the body) "
-          "and hard to overfit; usually a little less accurate than fine-tuning everything.", "bool"),
-    Field("optim.freeze_body_epochs", "Frozen-body epochs", "Train only the head for this many epochs first, then "
-          "unfreeze the body; 0 never freezes (and must be 0 when training the head only).", "int", low=0),
-    Field("optim.freeze_bn_stats", "Keep batch-norm statistics", "Keep the body's batch-norm layers in eval mode: "
-          "they normalise with the running statistics they came with (ImageNet's, for a pretrained model) and do "
-          "not update them from small, augmented batches of the new images. A frozen body's batch-norm "
-          "statistics still follow the new data unless this is on.", "bool"),
-)
-OPTIM_FIELDS = (
-    Field("optim.name", "Optimiser", "SGD with Nesterov momentum is the dependable choice for CNNs from scratch; Adam "
-          "and AdamW adapt per parameter; AdaBound (Luo et al. 2019) moves from Adam towards SGD.", "choice",
-          choices=OPTIMIZERS),
-    Field("optim.lr", "Peak learning rate", "The lr the schedule is built around (per 256 images when linear scaling "
-          "is on). SGD: 0.05 to 0.2; Adam: about 1e-3.", "float", low=1e-7, high=100.0, step=0.01),
-    Field("optim.weight_decay", "Weight decay", "L2 penalty (decoupled for AdamW); 5e-4 is the standard CIFAR value "
-          "for SGD.", "float", low=0.0, high=1.0, step=1e-4),
-    Field("optim.momentum", "Momentum", "SGD momentum; 0.9 is usual.", "slider", low=0.0, high=0.99, step=0.01,
-          when=_is("optim.name", "sgd")),
-    Field("optim.nesterov", "Nesterov momentum", "Look-ahead momentum: a little faster and more stable; needs "
-          "momentum > 0.", "bool", when=_is("optim.name", "sgd")),
-    Field("optim.beta1", "β1", "Decay rate of the gradient mean.", "float", low=0.0, high=0.999, step=0.01,
-          when=_is("optim.name", "adam", "adamw", "adabound")),
-    Field("optim.beta2", "β2", "Decay rate of the squared gradient mean.", "float", low=0.0, high=0.99999, step=0.001,
-          when=_is("optim.name", "adam", "adamw", "adabound")),
-    Field("optim.eps", "ε", "Keeps the denominator away from zero.", "float", low=1e-12, high=1.0, step=1e-8,
-          when=_is("optim.name", "adam", "adamw", "adabound")),
-    Field("optim.final_lr", "AdaBound final lr", "The SGD-like lr the bounds converge to (Luo et al. use 0.1).",
-          "float", low=1e-6, high=10.0, step=0.01, when=_is("optim.name", "adabound")),
-    Field("optim.adabound_gamma", "AdaBound γ", "How fast the bounds close in on the final lr (Luo et al. use 1e-3).",
-          "float", low=1e-6, high=1.0, step=1e-4, when=_is("optim.name", "adabound")),
-)
-SCHEDULE_FIELDS = (
-    Field("schedule.name", "Schedule", "constant; step: ×γ at milestones; cosine: smooth decay to the minimum "
-          "(Loshchilov & Hutter 2017); sgdr: cosine with warm restarts; onecycle: up then down "
-          "(Smith & Topin 2017).", "choice", choices=SCHEDULES),
-    Field("schedule.milestones", "Milestones (fractions of the run)", "When the lr is multiplied by γ, e.g. "
-          "0.5, 0.75.", "floats", when=_is("schedule.name", "step")),
-    Field("schedule.gamma", "γ", "The factor applied at each milestone.", "float", low=0.001, high=1.0, step=0.05,
-          when=_is("schedule.name", "step")),
-    Field("schedule.min_lr", "Minimum lr", "Where the cosine ends (eta_min in PyTorch).", "float", low=0.0, high=10.0,
-          step=1e-4, when=_is("schedule.name", "cosine", "sgdr")),
-    Field("schedule.t0", "First cycle length", "SGDR: length of the first cycle, in the unit below.", "float",
-          low=0.01, high=10_000.0, step=1.0, when=_is("schedule.name", "sgdr")),
-    Field("schedule.t0_unit", "Cycle unit", "Whether the cycle length counts epochs or optimiser steps.", "choice",
-          choices=LENGTH_UNITS, when=_is("schedule.name", "sgdr")),
-    Field("schedule.t_mult", "Cycle growth", "Each cycle is this many times longer than the previous one "
-          "(Loshchilov & Hutter use 2).", "int", low=1, when=_is("schedule.name", "sgdr")),
-    Field("schedule.pct_start", "Share rising", "One-cycle: share of the run spent rising to the peak lr.", "slider",
-          low=0.05, high=0.95, step=0.05, when=_is("schedule.name", "onecycle")),
-    Field("schedule.div_factor", "Start divisor", "One-cycle: the run starts at lr / this.", "float", low=1.0,
-          high=1e4, step=1.0, when=_is("schedule.name", "onecycle")),
-    Field("schedule.final_div_factor", "Final divisor", "One-cycle: the run ends at lr / start divisor / this.",
-          "float", low=1.0, high=1e6, step=10.0, when=_is("schedule.name", "onecycle")),
-    Field("schedule.warmup", "Warmup length", "A linear ramp before the schedule (Goyal et al. 2017), in the unit "
-          "below; 0 is no warmup. Lets large learning rates and batches start without blowing up.", "float",
-          low=0.0, high=100_000.0, step=1.0),
-    Field("schedule.warmup_unit", "Warmup unit", "Whether the warmup counts epochs or optimiser steps.", "choice",
-          choices=LENGTH_UNITS),
-    Field("schedule.warmup_kind", "Warmup kind", "linear: from the start factor × lr. gradual (Goyal et al.): with "
-          "linear scaling on, from the unscaled lr to the scaled one.", "choice", choices=WARMUP_KINDS),
-    Field("schedule.warmup_start_factor", "Warmup start factor", "Where a linear warmup starts, as a fraction of the "
-          "lr it leads to.", "slider", low=0.0, high=1.0, step=0.05),
-    Field("schedule.linear_scaling", "Linear scaling rule", "Goyal et al. 2017: the lr used is lr × batch size / 256, "
-          "so a larger batch gets a proportionally larger lr.", "bool"),
-)
-RUN_FIELDS = (
-    Field("run.epochs", "Epochs", "Passes over the training set.", "int", low=1, high=10_000),
-    Field("run.batch_size", "Batch size", "Images per optimiser step. Short runs need the steps more than large "
-          "batches (64 is the default); a GPU wants larger ones, with the lr raised to match (linear scaling rule).",
-          "int", low=1, high=65_536),
-    Field("run.seed", "Training seed", "Seeds shuffling, augmentation, mixing and initialisation: the same seed "
-          "repeats a CPU run exactly.", "int", low=0),
-    Field("run.device", "Device", "auto picks a CUDA GPU, then Apple's MPS, then the CPU; the device used is "
-          "recorded with the run.", "choice", choices=DEVICES),
-    Field("run.eval_every", "Evaluate every (epochs)", "Evaluate on the test split every this many epochs, and always "
-          "after the last one.", "int", low=1, high=10_000),
-    Field("run.threads", "CPU threads (0 = all)", "PyTorch's CPU threads; 0 uses every core. Threads of all the runs "
-          "training at once should not add up to more than the cores (two runs on a 2-core laptop: 1 each), or they "
-          "slow each other down. The threads a run used are shown with its device.", "int", low=0, high=256),
-    Field("run.amp", "Mixed precision", "auto: on for CUDA (bf16 where supported, else fp16), off elsewhere. fp16 "
-          "needs CUDA.", "choice", choices=AMP_MODES),
-    Field("run.channels_last", "Channels-last layout", "Faster convolutions on recent GPUs, rarely on CPUs.", "bool"),
-    Field("run.compile", "torch.compile", "Compiles the model first: pays off only for long GPU runs.", "bool"),
-)
+_ADAM = ("adam", "adamw", "adabound")
+# When a field is shown: the page's own layout decision; everything else comes from the declaration.
+WHEN: dict[str, Callable[[Mapping[str, Any]], bool]] = {
+    "data.variant": _is("data.dataset", "shapes"),
+    "data.val_ratio": lambda v: str(v.get("data.dataset", "")).startswith(("zip:", "folder:")),
+    "data.allow_download": lambda v: v.get("data.dataset") in DATASETS and DATASETS[v["data.dataset"]].needs_files,
+    "tricks.distill_temperature": lambda v: bool(v.get("tricks.teacher_run_id")),
+    "tricks.distill_alpha": lambda v: bool(v.get("tricks.teacher_run_id")),
+    "optim.momentum": _is("optim.name", "sgd"),
+    "optim.nesterov": _is("optim.name", "sgd"),
+    "optim.beta1": _is("optim.name", *_ADAM),
+    "optim.beta2": _is("optim.name", *_ADAM),
+    "optim.eps": _is("optim.name", *_ADAM),
+    "optim.final_lr": _is("optim.name", "adabound"),
+    "optim.adabound_gamma": _is("optim.name", "adabound"),
+    "schedule.milestones": _is("schedule.name", "step"),
+    "schedule.gamma": _is("schedule.name", "step"),
+    "schedule.min_lr": _is("schedule.name", "cosine", "sgdr"),
+    "schedule.t0": _is("schedule.name", "sgdr"),
+    "schedule.t0_unit": _is("schedule.name", "sgdr"),
+    "schedule.t_mult": _is("schedule.name", "sgdr"),
+    "schedule.pct_start": _is("schedule.name", "onecycle"),
+    "schedule.div_factor": _is("schedule.name", "onecycle"),
+    "schedule.final_div_factor": _is("schedule.name", "onecycle"),
+}
+
+
+def fields(*keys: str) -> tuple[Field, ...]:
+    params = config_params()
+    return tuple(Field(key, params[key], WHEN.get(key)) for key in keys)
+
+
+# The editor's tabs: which fields, in which order. model.options and augment.train have editors of their own.
+DATA_FIELDS = fields("data.dataset", "data.variant", "data.subset", "data.image_size", "data.val_ratio", "data.seed",
+                     "data.permute_pixels", "data.allow_download")
+MODEL_FIELDS = fields("model.name", "model.init_from_run", "model.init")
+MIX_FIELDS = fields("tricks.label_smoothing", "tricks.mixup_alpha", "tricks.cutmix_alpha", "tricks.ricap_beta",
+                    "tricks.mix_prob")
+DISTILL_FIELDS = fields("tricks.teacher_run_id", "tricks.distill_temperature", "tricks.distill_alpha")
+FINETUNE_FIELDS = fields("optim.head_lr_mult", "optim.train_head_only", "optim.freeze_body_epochs", "optim.freeze_bn_stats")
+OPTIM_FIELDS = fields("optim.name", "optim.lr", "optim.weight_decay", "optim.momentum", "optim.nesterov", "optim.beta1",
+                      "optim.beta2", "optim.eps", "optim.final_lr", "optim.adabound_gamma")
+SCHEDULE_FIELDS = fields(*(key for key in config_params() if key.startswith("schedule.")))
+RUN_FIELDS = fields(*(key for key in config_params() if key.startswith("run.")))
 ALL_FIELDS = (
     DATA_FIELDS + MODEL_FIELDS + MIX_FIELDS + DISTILL_FIELDS + FINETUNE_FIELDS + OPTIM_FIELDS + SCHEDULE_FIELDS + RUN_FIELDS
 )
+EDITED_ELSEWHERE = ("model.options", "augment.train")  # the model's option widgets; the pipeline editor
 
 
 def _option_key(model: str, option: str) -> str:
@@ -438,7 +361,7 @@ def data_tab(values: Mapping[str, Any]) -> None:
     key = _field("data.dataset").widget_key
     if state[key] not in options:
         options.append(state[key])  # e.g. a folder: path from a loaded run config
-    st.selectbox("Dataset", options, format_func=lambda n: _dataset_label(n, available), key=key,
+    st.selectbox(_field("data.dataset").label, options, format_func=lambda n: _dataset_label(n, available), key=key,
                  help=_field("data.dataset").help, persist_state="session", on_change=_datasets.on_dataset_selected)
     name = state[key]
     if name in DATASETS:
@@ -459,7 +382,7 @@ def data_tab(values: Mapping[str, Any]) -> None:
 
 def model_tab(values: Mapping[str, Any]) -> None:
     key = _field("model.name").widget_key
-    st.selectbox("Model", list(MODELS), format_func=lambda n: MODELS[n].label, key=key,
+    st.selectbox(_field("model.name").label, list(MODELS), format_func=lambda n: MODELS[n].label, key=key,
                  help=_field("model.name").help, persist_state="session")
     info = MODELS[state[key]]
     st.caption(info.help)
@@ -981,6 +904,7 @@ def monitor() -> None:
     with st.expander("Config of this run"):
         st.button("Edit a copy in the editor above", key="tr-edit-copy", on_click=_edit_copy, args=(run_id,),
                   icon=":material/edit:")
+        st.caption(versions.describe((record.summary or {}).get("versions")))
         st.json(record.config, expanded=False)
 
 

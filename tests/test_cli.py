@@ -89,7 +89,7 @@ def test_augment_file_takes_a_saved_pipeline(capsys, tmp_path):
     [
         (["--set", "optim.lrr=1"], "unknown key 'optim.lrr'"),
         (["--set", "optim.lr"], "--set expects KEY=VALUE"),
-        (["--lr", "-1"], "optim.lr must be a positive number"),
+        (["--lr", "-1"], "optim.lr must be in (0, 1_000_000]"),
         (["--augment", '[{"op": "twirl"}]'], "augment:"),
         (["--config", "/no/such/file.json"], "No such file"),
     ],
@@ -113,3 +113,47 @@ def test_run_id_refuses_a_run_that_already_ended(capsys):
     store.request_stop(run_id)
     assert main(["--run-id", run_id]) == EXIT_USAGE
     assert "is stopped" in capsys.readouterr().err
+
+
+def _other_value(key, p):
+    """A valid value for `key` other than its default, as the command line writes it."""
+    special = {"data.dataset": "digits", "data.variant": "left", "model.init_from_run": "20250101-000000-abcdef",
+               "tricks.teacher_run_id": "20250101-000000-abcdef", "run.device": "cpu", "schedule.warmup": 1.0,
+               "optim.freeze_body_epochs": 1, "schedule.milestones": [0.25, 0.5], "data.image_size": 24}
+    if key in special:
+        return special[key]
+    if p.kind == "bool":
+        return not p.default
+    if p.kind == "choice":
+        return next(c for c in p.choices if c != p.default)
+    value = (p.default or p.low or 0) + (p.step or 1)
+    if p.kind == "int":
+        value = int(value)
+    if not p.in_range(value) or value == p.default:
+        value = type(p.default)((p.low + p.default) / 2) if p.default not in (None, p.low) else p.high
+    return value
+
+
+def test_every_config_field_has_a_flag_that_sets_it(capsys):
+    from core.config import config_params, flatten
+
+    params = {k: p for k, p in config_params().items() if p.kind != "object"}
+    assert len(params) >= 50
+    for key, p in params.items():
+        value = _other_value(key, p)
+        text = ",".join(map(str, value)) if isinstance(value, list) else str(value).lower() if isinstance(value, bool) else str(value)
+        cfg = printed_config(capsys, f"--{key}", text)
+        got = flatten(cfg)[key]
+        assert got == (tuple(value) if isinstance(value, list) else value) or list(got) == value, (key, got, value)
+        assert got != p.default, key
+    # a short flag is the same field; an optional field can be set back to None
+    assert printed_config(capsys, "--lr", "0.3").optim.lr == printed_config(capsys, "--optim.lr", "0.3").optim.lr == 0.3
+    assert printed_config(capsys, "--subset", "0.5", "--data.subset", "null").data.subset is None
+
+
+def test_help_shows_each_fields_declared_range_and_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--lr X, --optim.lr X" in out
+    assert "SGD momentum; 0.9 is usual. Range: in [0, 1). Default: 0.9." in out

@@ -75,7 +75,7 @@ def test_unknown_keys_are_rejected_with_the_key_and_the_allowed_ones(tree, names
 @pytest.mark.parametrize(
     "tree,message",
     [
-        ({"optim": {"lr": -1}}, "optim.lr must be a positive number (got -1.0)"),
+        ({"optim": {"lr": -1}}, "optim.lr must be in (0, 1_000_000] (got -1.0)"),
         ({"optim": {"lr": "fast"}}, "optim.lr must be a number, got 'fast'"),
         ({"optim": {"name": "rmsprop"}}, "optim.name must be one of sgd, adam, adamw, adabound"),
         ({"optim": {"momentum": 1.0}}, "optim.momentum must be in [0, 1)"),
@@ -86,17 +86,17 @@ def test_unknown_keys_are_rejected_with_the_key_and_the_allowed_ones(tree, names
         ({"run": {"device": "tpu"}}, "run.device must be auto, cpu, cuda, cuda:N or mps"),
         ({"run": {"amp": "fp8"}}, "run.amp must be one of auto, off, bf16, fp16"),
         ({"data": {"dataset": "imagenet"}}, "data.dataset must be one of shapes"),
-        ({"data": {"subset": 1.5}}, "data.subset must be None or a fraction in (0, 1]"),
+        ({"data": {"subset": 1.5}}, "data.subset must be None or in (0, 1]"),
         ({"data": {"dataset": "cifar10", "variant": "left"}}, "data.variant must be None for cifar10"),
         ({"model": {"name": "alexnet"}}, "model.name must be one of"),
         ({"model": {"options": {"widht": 2}}}, "model.options: fastcnn: unknown option(s) ['widht']"),
         ({"schedule": {"milestones": [0.8, 0.2]}}, "schedule.milestones must be in increasing order"),
-        ({"schedule": {"milestones": [0.5, 1.5]}}, "schedule.milestones must be fractions between 0 and 1"),
-        ({"schedule": {"t_mult": 0}}, "schedule.t_mult must be an integer >= 1"),
+        ({"schedule": {"milestones": [0.5, 1.5]}}, "schedule.milestones must be in (0, 1) each"),
+        ({"schedule": {"t_mult": 0}}, "schedule.t_mult must be 1..100"),
         ({"schedule": {"warmup": 2}}, "schedule.warmup (2 epochs) must be shorter than run.epochs (2)"),
         ({"schedule": {"warmup_kind": "cosine"}}, "schedule.warmup_kind must be one of linear, gradual"),
         ({"tricks": {"label_smoothing": 1.0}}, "tricks.label_smoothing must be in [0, 1)"),
-        ({"tricks": {"mixup_alpha": -0.1}}, "tricks.mixup_alpha must be >= 0"),
+        ({"tricks": {"mixup_alpha": -0.1}}, "tricks.mixup_alpha must be in [0, 10]"),
         ({"tricks": {"distill_alpha": 2}}, "tricks.distill_alpha must be in [0, 1]"),
         ({"augment": {"train": [{"op": "twirl"}]}}, "augment.train: "),
         ({"augment": {"train": [{"op": "hflip", "params": {"p": 2}}]}}, "augment.train: "),
@@ -116,16 +116,55 @@ def test_invalid_json_is_a_config_error():
         TrainConfig.from_json("{optim: 1}")
 
 
-def test_every_default_has_a_comment():
+def test_every_field_is_declared_with_a_label_help_and_range():
     sections = [c for c in vars(config_module).values()
                 if inspect.isclass(c) and dataclasses.is_dataclass(c) and c.__module__ == config_module.__name__
                 and c is not TrainConfig]
     assert len(sections) == 7
+    params = config_module.config_params()
     for cls in sections:
-        lines = inspect.getsource(cls).splitlines()
         for f in dataclasses.fields(cls):
-            at = next(i for i, line in enumerate(lines) if line.strip().startswith(f"{f.name}:"))
-            assert lines[at - 1].strip().startswith("#"), f"{cls.__name__}.{f.name} has no comment"
+            p = params[f"{cls.section}.{f.name}"]
+            assert p.label and p.help.strip(), f"{cls.section}.{f.name} has no label or help"
+            if p.numeric:
+                assert p.low is not None and p.high is not None, f"{cls.section}.{f.name} has no range"
+                defaults = [] if p.default is None else p.default if p.kind.endswith("_list") else [p.default]
+                assert all(p.in_range(v) for v in defaults), f"{cls.section}.{f.name}'s default is out of its range"
+            if p.kind == "choice":
+                assert p.default in p.choices
+            if p.optional:
+                assert p.none_means, f"{cls.section}.{f.name} does not say what None means"
+    assert len(params) == sum(len(dataclasses.fields(c)) for c in sections)
+
+
+@pytest.mark.parametrize(
+    "key, bad, message",
+    [
+        ("optim.momentum", 1.0, "optim.momentum must be in [0, 1) (got 1.0)"),
+        ("tricks.cutmix_alpha", 11.0, "tricks.cutmix_alpha must be in [0, 10] (got 11.0)"),
+        ("data.val_ratio", 0.9, "data.val_ratio must be in [0.05, 0.5] (got 0.9)"),
+        ("run.threads", 300, "run.threads must be 0..256 (got 300)"),
+        ("schedule.t0_unit", "hours", "schedule.t0_unit must be one of epochs, steps (got 'hours')"),
+    ],
+)
+def test_the_declared_range_is_the_one_validated(key, bad, message):
+    p = config_module.config_params()[key]
+    assert not (p.in_range(bad) if p.numeric else bad in p.choices)
+    with pytest.raises(ConfigError) as info:
+        apply_overrides(TrainConfig(), {key: bad})
+    assert message in str(info.value)
+
+
+def test_the_json_schema_comes_from_the_declarations():
+    schema = config_module.json_schema()
+    lr = schema["properties"]["optim"]["properties"]["lr"]
+    assert lr["exclusiveMinimum"] == 0 and lr["maximum"] == 1e6 and lr["default"] == 0.05
+    assert lr["title"] == "Peak learning rate"
+    size = schema["properties"]["data"]["properties"]["image_size"]
+    assert {"type": "null"} in size["anyOf"] and size["title"] == "Image size (px)"
+    assert schema["properties"]["schedule"]["properties"]["name"]["enum"] == list(config_module.SCHEDULES)
+    assert schema["properties"]["run"]["additionalProperties"] is False
+    assert set(schema["properties"]) == set(TrainConfig().to_dict())
 
 
 def test_diff_lists_the_dotted_keys_that_differ():

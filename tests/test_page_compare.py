@@ -288,7 +288,7 @@ def test_run_again_with_one_change_queues_a_run_with_that_override(two_runs):
     assert value.value == "0.2" and at.button(key="compare_launch_change").disabled  # no change yet
     value.set_value("-1")
     run(at)
-    assert "tricks.mixup_alpha must be >= 0" in texts(at.error)
+    assert "tricks.mixup_alpha must be in [0, 10]" in texts(at.error)
     assert at.button(key="compare_launch_change").disabled
     at.text_input(key=f"compare_change_value_{mixup}_tricks.mixup_alpha").set_value("0.4")
     run(at)

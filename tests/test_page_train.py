@@ -132,6 +132,10 @@ def test_a_launched_run_shows_live_progress_and_curves_then_its_report(at):
     assert metrics["Test accuracy"] == f"{record.summary['final']['test_acc']:.2%}"
     assert {"Loss", "Accuracy", "Confusion matrix (test split)", "Accuracy per class (test split)"} <= set(chart_titles(at))
     assert not at.get("progress")  # nothing live any more
+    # beside its config, what trained it
+    import torch
+    assert any(c.value.startswith("Trained with Augmentation Lab") and f"torch {torch.__version__}" in c.value
+               for c in at.caption)
 
 
 def live_curve_points(app: AppTest) -> int:
@@ -489,3 +493,43 @@ def test_durations_read_the_way_people_say_them():
     from core.estimate import format_duration
 
     assert [format_duration(s) for s in (0.4, 59, 95, 605, 3 * 3600 + 65)] == ["0 s", "59 s", "1 min 35 s", "10 min", "3 h 01 min"]
+
+
+def drawn_widgets(app: AppTest) -> dict:
+    """Widget key -> the widget, for every input widget on the page as last run."""
+    kinds = ("number_input", "slider", "checkbox", "selectbox", "text_input")
+    return {w.key: w for kind in kinds for w in app.get(kind) if w.key}
+
+
+def test_every_config_field_is_drawn_with_its_declared_label_help_and_range(at):
+    from core.config import config_params
+    from pages import train as page
+
+    params = config_params()
+    assert set(params) == {f.key for f in page.ALL_FIELDS} | set(page.EDITED_ELSEWHERE)
+    seen = {}
+    # the states that show each optional field: every optimiser, schedule and kind of dataset, a teacher
+    teacher = train.run({"data": {"subset": 0.05, "image_size": 16}, "model": {"options": {"width": 0.25}},
+                         "run": {"epochs": 1, "batch_size": 32, "threads": 1}}, "a teacher")
+    states = [
+        {"data.dataset": "shapes"}, {"optim.name": "adabound"}, {"schedule.name": "step"}, {"schedule.name": "sgdr"},
+        {"schedule.name": "onecycle", "data.dataset": "cifar10", "tricks.teacher_run_id": teacher},
+    ]
+    pets = zip_of({f"{c}/{i}.png": picture_png() for c in ("cat", "dog") for i in range(3)})
+    at.file_uploader(key="tr_zip_upload").set_value(("pets.zip", pets, "application/zip"))  # selects it
+    for values in [{}, *states]:
+        for key, value in values.items():
+            at.session_state[f"tr_{key}"] = value
+        drawn = drawn_widgets(run(at))
+        seen.update({k: w for k, w in drawn.items() if k.startswith("tr_") and k[3:] in params})
+    missing = sorted(set(params) - set(page.EDITED_ELSEWHERE) - {k[3:] for k in seen})
+    assert not missing, f"declared but never drawn: {missing}"
+    # the widget is the declaration's: label, help, range
+    momentum = seen["tr_optim.momentum"]
+    p = params["optim.momentum"]
+    assert (momentum.label, momentum.help) == (p.title, p.help)
+    assert (momentum.min, momentum.max) == (0.0, 0.99)  # [0, 1): the slider stops a step short of 1
+    epochs = seen["tr_run.epochs"]
+    assert (epochs.label, epochs.min, epochs.max) == ("Epochs", 1, 10_000)
+    assert seen["tr_tricks.mixup_alpha"].max == params["tricks.mixup_alpha"].high == 10.0
+    assert seen["tr_schedule.name"].options == list(params["schedule.name"].choices)

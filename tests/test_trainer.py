@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision
 
 import core.data
-from core import models, store
+from core import models, store, versions
 from core import train as train_api
 from core.config import TrainConfig
 from core.events import Eval, Failed, Finished, Started, Step
@@ -163,6 +164,19 @@ def test_run_records_everything_in_the_store(capsys):
     assert record.summary["final"]["test_acc"] == epochs.test_acc.iloc[-1]
     assert record.summary["data"]["classes"] == list(core.data.SHAPE_CLASSES)
     assert (record.folder / record.summary["weights"]).exists()
+    recorded = record.summary["versions"]
+    assert (recorded["augmentation_lab"], recorded["torch"], recorded["torchvision"]) == (
+        core.__version__, torch.__version__, torchvision.__version__)
+    assert versions.describe(recorded).startswith(f"Trained with Augmentation Lab {core.__version__}")
+
+
+def test_the_commit_is_recorded_inside_a_git_checkout_and_none_outside(monkeypatch, tmp_path):
+    versions.commit.cache_clear()
+    monkeypatch.setattr(versions, "ROOT", tmp_path)  # not a git checkout
+    assert versions.commit() is None and versions.versions()["commit"] is None
+    assert "commit" not in versions.describe(versions.versions())
+    versions.commit.cache_clear()
+    assert versions.describe({}).startswith("Versions: not recorded")
 
 
 def test_a_stop_requested_in_the_store_ends_the_run_as_stopped_with_its_metrics():
@@ -275,6 +289,16 @@ def test_batches_are_augmented_mixed_and_normalised():
     assert BatchMaker(never, data)(idx)[1].dtype == torch.int64
 
 
+def test_random_erasing_mean_fills_with_the_training_images_mean_colour(monkeypatch, small_shapes):
+    mean = (0.11, 0.22, 0.33)  # not ImageNet's (0.485, 0.456, 0.406)
+    monkeypatch.setattr(core.data, "load_dataset", lambda name, **kw: dataclasses.replace(small_shapes, mean=mean))
+    cfg = tiny(augment={"train": [{"op": "random_erasing", "params": {"p": 1.0, "value": "mean"}}]})
+    data = load_data(cfg, torch.device("cpu"))
+    _, _, _, images = BatchMaker(cfg, data)(torch.arange(8))
+    erased = (images - torch.tensor(mean).view(1, 3, 1, 1)).abs().amax(dim=1) < 1e-6
+    assert erased.flatten(1).any(dim=1).all(), "every image has a rectangle of the dataset's mean colour"
+
+
 def test_xavier_init_and_the_head_multiplier_reach_the_model_and_optimiser():
     data = core.data.load_dataset("x")
     xavier = build_model(tiny(model={"init": "xavier"}), data, torch.device("cpu"))
@@ -304,6 +328,19 @@ def test_a_frozen_body_stays_put_while_the_head_learns(tmp_path):
 def test_speed_options_still_train(option):
     final = fit(tiny(run={"epochs": 1, **option}))
     assert isinstance(final, Finished), final
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_is_used_only_where_the_cpu_computes_it_natively(monkeypatch, native):
+    import core.trainer
+
+    monkeypatch.setattr(core.trainer, "cpu_has_fast_bf16", lambda: native)
+    cpu = torch.device("cpu")
+    assert core.trainer.autocast_dtype("bf16", cpu) == (torch.bfloat16 if native else None)
+    run = train_events(tiny(run={"epochs": 1, "amp": "bf16"}))
+    started = next(e for e in run if isinstance(e, Started))
+    run.close()
+    assert started.device.endswith("bfloat16 autocast" if native else core.trainer.BF16_EMULATED)
 
 
 # ---------------------------------------------------------------------------- LR finder

@@ -543,7 +543,8 @@ register(
         label="Random Erasing",
         group="occlusion",
         help="Zhong et al. (2017): with probability p, replace a random rectangle (area fraction "
-        "`scale`, aspect `ratio`) by zeros, per-pixel random values, or the dataset's mean colour.",
+        "`scale`, aspect `ratio`) by zeros, per-pixel random values, or the dataset's mean colour (in "
+        "training the training images' mean; in the Lab and the exported code ImageNet's).",
         paper="https://arxiv.org/abs/1708.04896",
         params=(
             _p(0.5),

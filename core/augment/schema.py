@@ -9,70 +9,16 @@ is what lets the preview show what was drawn and lets a seed replay a grid exact
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 
+from core.params import Param, ParamError
 
-class AugmentError(ValueError):
+
+class AugmentError(ParamError):
     """A pipeline or parameter that cannot be used; the message is meant for the user."""
-
-
-@dataclass(frozen=True)
-class Param:
-    """One parameter of an augmentation.
-
-    kind: "float" | "int" | "bool" | "choice" | "float_range" | "int_range".
-    A range is a pair (lo, hi) with low <= lo <= hi <= high.
-    """
-
-    name: str
-    kind: str
-    default: Any
-    low: float | None = None
-    high: float | None = None
-    step: float | None = None
-    choices: tuple = ()
-    help: str = ""
-
-    def validate(self, value: Any, op_name: str) -> Any:
-        where = f"{op_name}.{self.name}"
-        if self.kind == "bool":
-            if not isinstance(value, bool):
-                raise AugmentError(f"{where} must be true or false, got {value!r}")
-            return value
-        if self.kind == "choice":
-            if value not in self.choices:
-                raise AugmentError(f"{where} must be one of {list(self.choices)}, got {value!r}")
-            return value
-        if self.kind in ("float", "int"):
-            return self._number(value, where)
-        if self.kind in ("float_range", "int_range"):
-            if not isinstance(value, (list, tuple)) or len(value) != 2:
-                raise AugmentError(f"{where} must be a pair [low, high], got {value!r}")
-            lo, hi = (self._number(v, where) for v in value)
-            if lo > hi:
-                raise AugmentError(f"{where}: the first value ({lo}) must not exceed the second ({hi})")
-            return (lo, hi)
-        raise AssertionError(f"unknown parameter kind {self.kind!r} in {where}")
-
-    def _number(self, value: Any, where: str) -> float | int:
-        integer = self.kind.startswith("int")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise AugmentError(f"{where} must be a number, got {value!r}")
-        if not math.isfinite(value):
-            raise AugmentError(f"{where} must be finite, got {value!r}")
-        if integer:
-            if float(value) != int(value):
-                raise AugmentError(f"{where} must be a whole number, got {value!r}")
-            value = int(value)
-        else:
-            value = float(value)
-        if self.low is not None and value < self.low or self.high is not None and value > self.high:
-            raise AugmentError(f"{where} = {value} is out of range: allowed {self.low} to {self.high}")
-        return value
 
 
 # sample(n, shape (C, H, W), params, generator, context) -> dict of per-image tensors, each with
@@ -120,7 +66,10 @@ class Op:
             raise AugmentError(
                 f"{self.name}: unknown parameter(s) {unknown}; allowed: {sorted(known) or 'none'}"
             )
-        return {p.name: p.validate(params.get(p.name, p.default), self.name) for p in self.params}
+        return {p.name: self._check(p, params.get(p.name, p.default)) for p in self.params}
+
+    def _check(self, p: Param, value: Any) -> Any:
+        return p.validate(value, f"{self.name}.{p.name}", AugmentError)
 
     def extremes(self) -> dict[str, dict]:
         """Low, default and high settings of every parameter, for tests and demos."""
@@ -143,7 +92,7 @@ REGISTRY: dict[str, Op] = {}
 def register(op: Op) -> Op:
     assert op.name not in REGISTRY, f"augmentation {op.name!r} declared twice"
     for p in op.params:
-        p.validate(p.default, op.name)  # a declaration with a bad default fails at import
+        op._check(p, p.default)  # a declaration with a bad default fails at import
     REGISTRY[op.name] = op
     return op
 
