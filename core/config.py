@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union, get_args, get_origin, get_type_hints
 
-from core.augment import Pipeline
+from core.augment import Pipeline, mixing
 from core.params import Param
 from core.data import DATASETS, IMAGE_SIZE_RANGE, PATH_PREFIXES
 from core.models import INIT_SCHEMES, MODELS
@@ -394,6 +394,12 @@ class AugmentConfig(_Section):
 _MIX_OFF = "0 is off"
 
 
+def _mixer_setting(name: str, **extra: Any) -> Any:
+    """A TricksConfig field read from the mixer's declaration: its strength, 0 for off."""
+    p = mixing.MIXERS[name].config_param()
+    return setting(p.default, p.label, p.help, low=p.low, high=p.high, step=p.step, **extra)
+
+
 @dataclass(frozen=True)
 class TricksConfig(_Section):
     section: ClassVar[str] = "tricks"
@@ -403,18 +409,10 @@ class TricksConfig(_Section):
         f"predictions. 0.1 is usual; {_MIX_OFF}.", low=0.0, high=1.0, high_open=True, step=0.01, widget="slider",
         flag="label-smoothing",
     )
-    mixup_alpha: float = setting(
-        0.0, "Mixup α", "Blend each batch with a shuffled copy of itself, labels too, with λ ~ Beta(α, α) (Zhang et al. "
-        f"2018). 0.2 is typical; {_MIX_OFF}.", low=0.0, high=10.0, step=0.1, flag="mixup",
-    )
-    cutmix_alpha: float = setting(
-        0.0, "CutMix α", "Paste a box from a shuffled copy of the batch; labels mixed by area, area ~ Beta(α, α) (Yun "
-        f"et al. 2019). 1.0 is typical; {_MIX_OFF}.", low=0.0, high=10.0, step=0.1, flag="cutmix",
-    )
-    ricap_beta: float = setting(
-        0.0, "RICAP β", "Tile four images' crops into one, labels mixed by area; the crossing point ~ Beta(β, β) "
-        f"(Takahashi et al. 2018). 0.3 is typical; {_MIX_OFF}.", low=0.0, high=10.0, step=0.1,
-    )
+    # Declared with the mixers themselves (core/augment/mixing.py: MIXERS)
+    mixup_alpha: float = _mixer_setting("mixup", flag="mixup")
+    cutmix_alpha: float = _mixer_setting("cutmix", flag="cutmix")
+    ricap_beta: float = _mixer_setting("ricap")
     mix_prob: float = setting(
         1.0, "Chance a batch is mixed", "With several mixers on, one is picked per mixed batch (as timm does).",
         low=0.0, high=1.0, step=0.05, widget="slider",

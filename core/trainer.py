@@ -341,14 +341,7 @@ class BatchMaker:
         self.num_classes = data.bundle.num_classes
         self.channels_last = cfg.run.channels_last
         self.pipeline = Pipeline.from_list(list(cfg.augment.train))
-        t = cfg.tricks
-        # Every mixer switched on; one of them is picked per mixed batch (as timm does).
-        self.mixers = [
-            (fn, strength)
-            for fn, strength in ((mixing.mixup, t.mixup_alpha), (mixing.cutmix, t.cutmix_alpha), (mixing.ricap, t.ricap_beta))
-            if strength > 0
-        ]
-        self.mix_prob = t.mix_prob
+        self.mixer = mixing.BatchMixer.from_config(cfg.tricks)  # every mixer switched on, one per mixed batch
         # What ops read from the data: Random Erasing's "mean" fill is the training images' mean colour.
         self.augment_context = {"mean": tuple(data.bundle.mean)}
         self.augment_generator = generator(cfg.run.seed, "augment")
@@ -367,10 +360,9 @@ class BatchMaker:
                     "the model and the test split expect the dataset's size, so set crop sizes to it"
                 )
         targets, labels = y, y
-        if self.mixers and torch.rand(1, generator=self.mix_generator).item() < self.mix_prob:
-            choice = int(torch.randint(len(self.mixers), (1,), generator=self.mix_generator))
-            fn, strength = self.mixers[choice]
-            x, targets, _ = fn(x, y, self.num_classes, strength, self.mix_generator)
+        mixed = self.mixer(x, y, self.num_classes, self.mix_generator)
+        if mixed is not None:
+            x, targets, _ = mixed
             labels = targets.argmax(dim=1)
         model_input = self.data.normalise(x)
         if self.channels_last:

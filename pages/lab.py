@@ -44,7 +44,7 @@ MIX_SIDE = 256  # mixing needs images of one size: each is centre-cropped and re
 # photos on screen go as JPEG: a tenth of PNG's bytes and ~50x faster to encode, which keeps
 # every slider move snappy; downloads stay PNG
 SHOWN_AS = "JPEG"
-MIX_KINDS = {"Mixup": mixing.mixup, "CutMix": mixing.cutmix, "RICAP": mixing.ricap}
+MIX_KINDS = {m.label: m for m in mixing.MIXERS.values()}  # by the label the page shows
 state = st.session_state
 
 
@@ -315,10 +315,11 @@ def mixing_preview(working: WorkingImage) -> None:
     )
     top = st.columns([2, 2, 2, 1], vertical_alignment="bottom")
     kind = top[0].segmented_control("Method", list(MIX_KINDS), key="lab_mix_kind", required=True)
-    symbol = "β" if kind == "RICAP" else "α"
-    alpha = top[1].slider(
-        f"{symbol} of Beta({symbol}, {symbol})", 0.1, 4.0, step=0.1, key="lab_mix_alpha",
-        help="Small values give lopsided mixes (mostly one picture); 1 is uniform; large values mix evenly.",
+    mixer = MIX_KINDS[kind]
+    strength, symbol = mixer.strength, mixer.strength.label
+    alpha = top[1].slider(  # the declared range; its low end is open (Beta needs > 0), so it starts a step above
+        f"{symbol} of Beta({symbol}, {symbol})", strength.low + strength.step, strength.high, step=strength.step,
+        key="lab_mix_alpha", help=f"{mixer.help} {strength.help}",
     )
     seed = top[2].number_input("Mixing seed", 0, MAX_SEED, step=1, key="lab_mix_seed")
     top[3].button("New draw", icon=":material/casino:", on_click=_new_mix_draw, key="lab-new-mix")
@@ -328,7 +329,7 @@ def mixing_preview(working: WorkingImage) -> None:
 
     sources = _mix_sources(working)
     names = list(sources)
-    count = 4 if kind == "RICAP" else 2
+    count = mixer.pictures
     slots = st.columns(count)
     chosen = []
     others = [name for name in names[1:] if name != working.name] or names
@@ -354,21 +355,17 @@ def mixing_preview(working: WorkingImage) -> None:
 
 
 def _mixed_view(kind: str, i: int, mixed: torch.Tensor, info: dict, labels: list[str]):
-    """Mixed image i with what was drawn for it outlined, and a caption saying it in words."""
-    if kind == "RICAP":
+    """Mixed image i with what was drawn for it outlined, and the mixer's caption saying it in words."""
+    mixer = MIX_KINDS[kind]
+    caption = mixer.describe(info, i, labels)
+    if mixer.name == "ricap":
         bh, bw = info["boundary"]
         rest_h, rest_w = MIX_SIDE - bh, MIX_SIDE - bw
         boxes = [(0, 0, bh, bw), (0, bw, bh, rest_w), (bh, 0, rest_h, bw), (bh, bw, rest_h, rest_w)]
-        sources = info["sources"][i].tolist()
-        caption = "patches: " + ", ".join(f"{labels[s]} {float(a):.0%}" for s, a in zip(sources, info["areas"]))
-        return draw_boxes(mixed[i], boxes, [labels[s] for s in sources]), caption
-    lam, j = float(info["lam"][i]), int(info["partner"][i])
-    if kind == "Mixup":
-        shown, caption = to_uint8(mixed[i]), f"λ = {lam:.2f}: {lam:.0%} of {labels[i]} + {1 - lam:.0%} of {labels[j]}"
-    else:
-        shown = draw_boxes(mixed[i], [info["box"][i].tolist()], [labels[j]])
-        caption = f"kept {lam:.0%} of {labels[i]}; the box comes from {labels[j]}"
-    return shown, caption + (" (drew itself: unchanged)" if j == i else "")
+        return draw_boxes(mixed[i], boxes, [labels[s] for s in info["sources"][i].tolist()]), caption
+    if mixer.name == "mixup":
+        return to_uint8(mixed[i]), caption
+    return draw_boxes(mixed[i], [info["box"][i].tolist()], [labels[int(info["partner"][i])]]), caption
 
 
 def _mix_charts(kind: str, alpha: float, soft: torch.Tensor, info: dict, labels: list[str]) -> None:
@@ -384,21 +381,22 @@ def _mix_charts(kind: str, alpha: float, soft: torch.Tensor, info: dict, labels:
 
     x, density = beta_density(alpha)
     curve = go.Figure(go.Scatter(x=x, y=density, fill="tozeroy", name=f"Beta({alpha:g}, {alpha:g})"))
-    if kind == "RICAP":
+    ricap = MIX_KINDS[kind].name == "ricap"
+    if ricap:
         bh, bw = info["boundary"]
         drawn = {"boundary x / width": bw / MIX_SIDE, "boundary y / height": bh / MIX_SIDE}
     else:
-        what = "λ" if kind == "Mixup" else "kept area"
+        what = "λ" if MIX_KINDS[kind].name == "mixup" else "kept area"
         drawn = {f"{what} #{i + 1}": float(v) for i, v in enumerate(info["lam"])}
     for name, value in drawn.items():
         curve.add_vline(x=value, line_dash="dot", annotation_text=name, annotation_textangle=-90)
     curve.update_layout(
-        title="Density of the boundary" if kind == "RICAP" else "Density λ is drawn from",
-        xaxis_title="fraction" if kind == "RICAP" else "λ",
+        title="Density of the boundary" if ricap else "Density λ is drawn from",
+        xaxis_title="fraction" if ricap else "λ",
         yaxis_range=[0, min(float(density.max()), 6.0) * 1.05], height=300, margin={"t": 50, "b": 30}, showlegend=False,
     )
     charts[1].plotly_chart(curve, key="lab-mix-beta")
-    if kind == "CutMix":
+    if MIX_KINDS[kind].name == "cutmix":
         st.caption("CutMix draws λ from this density, then clips the box at the border; the label uses the kept area.")
 
 

@@ -172,3 +172,42 @@ def test_one_hot_rows_are_exact_for_numpy_beta_edge_cases():
     lam = info["lam"]
     assert ((lam < 1e-3) | (lam > 1 - 1e-3)).all()
     assert np.allclose(soft.max(1).values.numpy(), 1.0, atol=1e-3)
+
+
+# ---- declared once: the config, the trainer's batch mixer and the Lab read MIXERS ---------------
+
+
+def test_each_mixer_is_declared_once_and_the_config_field_comes_from_it():
+    from core.config import TricksConfig, config_params
+
+    params = config_params()
+    for mixer in mixing.MIXERS.values():
+        assert mixer.label and mixer.help and mixer.paper.startswith("https://") and mixer.pictures in (2, 4)
+        field = params[f"tricks.{mixer.config_field}"]
+        assert (field.low, field.high, field.step) == (0.0, mixer.strength.high, mixer.strength.step)
+        assert field.label.startswith(mixer.label) and mixer.help in field.help and "0 is off" in field.help
+        assert getattr(TricksConfig(), mixer.config_field) == 0.0
+        with pytest.raises(ValueError, match=mixer.config_field):
+            TricksConfig(**{mixer.config_field: mixer.strength.high + 1})
+        # the declaration validates what it is called with: Beta needs a positive strength
+        with pytest.raises(AugmentError, match=mixer.strength.name):
+            mixer(*labelled_batch(), K, 0.0, gen())
+        info = mixer(*labelled_batch(), K, 0.5, gen(1))[2]
+        assert mixer.describe(info, 0, [f"picture {k}" for k in range(N)]).count("picture") >= 1
+
+
+def test_the_batch_mixer_uses_the_mixers_a_config_switches_on():
+    from core.config import TricksConfig
+
+    off = mixing.BatchMixer.from_config(TricksConfig())
+    assert not off and off(*labelled_batch(), K, gen()) is None
+    both = mixing.BatchMixer.from_config(TricksConfig(mixup_alpha=0.2, ricap_beta=0.3))
+    assert [(m.name, s) for m, s in both.mixers] == [("mixup", 0.2), ("ricap", 0.3)]
+    kinds = set()
+    for seed in range(20):
+        x, soft, info = both(*labelled_batch(), K, gen(seed))
+        assert soft.shape == (N, K) and torch.allclose(soft.sum(1), torch.ones(N))
+        kinds.add("ricap" if "areas" in info else "mixup")
+    assert kinds == {"mixup", "ricap"}  # one of them per batch, both used
+    never = mixing.BatchMixer.from_config(TricksConfig(cutmix_alpha=1.0, mix_prob=0.0))
+    assert all(never(*labelled_batch(), K, gen(s)) is None for s in range(5))

@@ -378,6 +378,19 @@ def test_mixing_shows_images_soft_labels_and_the_beta_density(at, kind, count, w
     assert np.allclose(numbers(density["data"][0]["y"]), 1.0)
 
 
+def test_the_mixing_slider_and_captions_come_from_the_mixers_declaration(at):
+    from core.augment import mixing
+
+    for mixer in mixing.MIXERS.values():
+        at.segmented_control(key="lab_mix_kind").set_value(mixer.label)
+        run(at)
+        slider = at.slider(key="lab_mix_alpha")
+        s = mixer.strength
+        assert (slider.min, slider.max, slider.step) == (pytest.approx(s.low + s.step), s.high, s.step)
+        assert slider.label.startswith(s.label) and mixer.help in slider.help
+        assert len(mixed(at)) == mixer.pictures
+
+
 def test_mixup_lambda_matches_the_soft_label(at):
     at.slider(key="lab_mix_alpha").set_value(0.4)
     at.number_input(key="lab_mix_seed").set_value(4)

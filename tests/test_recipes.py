@@ -72,7 +72,12 @@ def tiny_cifar(monkeypatch):
     return bundle
 
 
-def test_the_recipe_trains_on_a_tiny_slice_with_its_own_settings(tiny_cifar):
+def test_the_recipe_trains_on_a_tiny_slice_with_its_own_settings(tiny_cifar, monkeypatch):
+    import core.trainer
+
+    # as on a CPU with native bfloat16; where it is emulated the run trains in float32 and says so
+    # (tests/test_trainer.py, test_bf16_on_a_cpu_is_used_only_where_the_cpu_computes_it_natively)
+    monkeypatch.setattr(core.trainer, "cpu_has_fast_bf16", lambda: True)
     cfg = recipes.recipe("cpu_fast_cifar_1min", overrides={"run.batch_size": 16, "run.threads": 1})
     events = list(train_events(cfg))
     started, final = events[0], events[-1]

@@ -1,13 +1,22 @@
 """Batch tricks that mix images and their labels: (images, labels) -> (images, soft labels).
 
-Training calls these unchanged; the preview calls them on a batch of two or four pictures.
-Each returns an `info` dict with what was drawn (lambda per image, partner indices, patch
-areas) so the page can show it.
+Each mixer is declared once (`Mixer`, in `MIXERS`): its name, label, paper, help, the Beta
+parameter it draws from (a `core.params.Param`), the config field that switches it on, how many
+pictures the Lab mixes, the function that draws and applies it, and how to say in words what it
+drew. The config's fields, the trainer's `BatchMixer` (one configured object, as timm's Mixup is)
+and the Lab's mixing preview are all read from there. Each function returns an `info` dict with
+what was drawn (lambda per image, partner indices, patch areas) so the page can show it.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
 import numpy as np
 import torch
+
+from core.params import Param
 
 from .kernels import box_mask, paste
 from .schema import AugmentError
@@ -106,17 +115,101 @@ def ricap(x, y, num_classes: int, beta_param: float, generator: torch.Generator)
     return mixed, soft, info
 
 
-MIXERS = {
-    "mixup": (mixup, "alpha", "Mixup (Zhang et al. 2018): blend two images and their labels with lam ~ Beta(alpha, alpha)."),
-    "cutmix": (cutmix, "alpha", "CutMix (Yun et al. 2019): paste a box of another image; labels weighted by area."),
-    "ricap": (ricap, "beta", "RICAP (Takahashi et al. 2018): tile crops of four images; labels weighted by patch area."),
-}
+def _names(names: Sequence[str] | None, n: int) -> list[str]:
+    return list(names) if names else [f"#{i + 1}" for i in range(n)]
+
+
+def _describe_pair(what: str) -> Callable[[dict, int, Sequence[str] | None], str]:
+    def describe(info: dict, i: int, names: Sequence[str] | None = None) -> str:
+        lam, j = float(info["lam"][i]), int(info["partner"][i])
+        names = _names(names, len(info["lam"]))
+        said = (f"λ = {lam:.2f}: {lam:.0%} of {names[i]} + {1 - lam:.0%} of {names[j]}" if what == "blend"
+                else f"kept {lam:.0%} of {names[i]}; the box comes from {names[j]}")
+        return said + (" (drew itself: unchanged)" if j == i else "")
+    return describe
+
+
+def _describe_ricap(info: dict, i: int, names: Sequence[str] | None = None) -> str:
+    sources = info["sources"][i].tolist()
+    names = _names(names, len(info["sources"]))
+    return "patches: " + ", ".join(f"{names[s]} {float(a):.0%}" for s, a in zip(sources, info["areas"]))
+
+
+@dataclass(frozen=True)
+class Mixer:
+    """A batch mixer, declared once."""
+
+    name: str  # "mixup"
+    label: str  # "Mixup"
+    paper: str
+    help: str  # what it does, in a sentence
+    strength: Param  # the Beta distribution's parameter, > 0
+    typical: float  # the paper's usual strength
+    config_field: str  # the TricksConfig field whose strength switches it on (0: off)
+    pictures: int  # how many pictures the Lab mixes to show it
+    fn: Callable[..., tuple[torch.Tensor, torch.Tensor, dict]]
+    describe: Callable[[dict, int, Sequence[str] | None], str]  # what was drawn for mixed image i, in words
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, num_classes: int, strength: float,
+                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        strength = self.strength.validate(strength, f"{self.name} {self.strength.name}", AugmentError)
+        return self.fn(x, y, num_classes, strength, generator)
+
+    def config_param(self) -> Param:
+        """The config field's declaration: the same strength, where 0 switches the mixer off."""
+        symbol = self.strength.label
+        return replace(
+            self.strength, name=self.config_field, default=0.0, low_open=False, label=f"{self.label} {symbol}",
+            help=f"{self.help} {symbol} is the Beta({symbol}, {symbol}) parameter; {self.typical:g} is typical; 0 is off.",
+        )
+
+
+def _strength(symbol: str, name: str) -> Param:
+    return Param(name, "float", 1.0, low=0.0, low_open=True, high=10.0, step=0.1, label=symbol,
+                 help="Small values give lopsided mixes (mostly one picture); 1 is uniform; large values mix evenly.")
+
+
+MIXERS: dict[str, Mixer] = {m.name: m for m in (
+    Mixer("mixup", "Mixup", "https://arxiv.org/abs/1710.09412",
+          "Blend each batch with a shuffled copy of itself, labels too, with λ ~ Beta(α, α) (Zhang et al. 2018).",
+          _strength("α", "alpha"), 0.2, "mixup_alpha", 2, mixup, _describe_pair("blend")),
+    Mixer("cutmix", "CutMix", "https://arxiv.org/abs/1905.04899",
+          "Paste a box from a shuffled copy of the batch; labels mixed by area, area ~ Beta(α, α) (Yun et al. 2019).",
+          _strength("α", "alpha"), 1.0, "cutmix_alpha", 2, cutmix, _describe_pair("box")),
+    Mixer("ricap", "RICAP", "https://arxiv.org/abs/1811.09030",
+          "Tile four images' crops into one, labels mixed by area; the crossing point ~ Beta(β, β) (Takahashi et "
+          "al. 2018).", _strength("β", "beta"), 0.3, "ricap_beta", 4, ricap, _describe_ricap),
+)}
+
+
+class BatchMixer:
+    """The mixers a config switches on, configured once: called on every training batch, it mixes it
+    with chance `prob`, picking one of the mixers that are on (as timm's Mixup does)."""
+
+    def __init__(self, strengths: dict[str, float], prob: float = 1.0) -> None:
+        self.mixers = [(MIXERS[name], float(s)) for name, s in strengths.items() if s > 0]
+        self.prob = prob
+
+    @classmethod
+    def from_config(cls, tricks: Any) -> "BatchMixer":
+        """From a TricksConfig: each mixer's strength from its declared field."""
+        return cls({m.name: getattr(tricks, m.config_field) for m in MIXERS.values()}, tricks.mix_prob)
+
+    def __bool__(self) -> bool:
+        return bool(self.mixers)
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, num_classes: int, generator: torch.Generator):
+        """(images, soft targets, the mixer's info), or None when this batch is left unmixed."""
+        if not self.mixers or torch.rand(1, generator=generator).item() >= self.prob:
+            return None
+        mixer, strength = self.mixers[int(torch.randint(len(self.mixers), (1,), generator=generator))]
+        return mixer(x, y, num_classes, strength, generator)
 
 
 def mix(kind: str, x, y, num_classes: int, strength: float, generator: torch.Generator):
     """Dispatch by name, for configs: mix("cutmix", x, y, 10, 1.0, g)."""
     try:
-        fn = MIXERS[kind][0]
+        mixer = MIXERS[kind]
     except KeyError:
         raise AugmentError(f"unknown mixing {kind!r}; known: {sorted(MIXERS)}") from None
-    return fn(x, y, num_classes, strength, generator)
+    return mixer(x, y, num_classes, strength, generator)
