@@ -1,7 +1,8 @@
 """UI helpers shared by the pages: session state declared in one place, messages, image loading.
 
 Every session-state key the app keeps across reruns is declared in `STATE` with its initial
-value, and `init_state` (called by app.py before any page runs) fills in what is missing. Keys
+value, and `init_state` (called by app.py before any page runs, and by each page before it reads
+its state) fills in what is missing. Keys
 that are also widget keys keep their value when the user visits another page: Streamlit drops
 the state of widgets that were not drawn in a run unless the value was set through the
 session-state API, which `init_state` does on every run.
@@ -74,15 +75,36 @@ STATE: dict[str, Callable[[], Any]] = {
     "lab_mix_alpha": lambda: 1.0,  # widget
     "lab_mix_seed": lambda: 0,  # widget
     "flash": lambda: [],  # (kind, text) messages from callbacks, shown once by show_flashes
+    # ---- the Train page (pages/train.py)
+    "tr_pipeline": Pipeline.empty,  # the augmentation the next run trains with
+    "tr_pipeline_version": lambda: 0,  # bumped when the pipeline is replaced: fresh step widgets
+    "tr_seeded": lambda: False,  # whether the editor's widgets hold a config yet
+    "tr_auto_estimate": lambda: True,  # widget: time a few steps to estimate each config's duration
+    "tr_lr_found": lambda: None,  # the LR finder's last result: {"curve": DataFrame, "lr": float, "key": str}
+    # ---- the Train page's datasets section (pages/_datasets.py)
+    "tr_pointed": lambda: [],  # zip:/folder: datasets pointed to in this session, offered in the list
+    # The budget suggest_budget last set: {"dataset", "before": (batch, epochs), "after": (batch, epochs), "note"}.
+    # Undone when another dataset is chosen and the widgets still hold it.
+    "tr_budget": lambda: None,
+    "tr_point_path": lambda: "",  # widget: a path typed in
+    # ---- the Compare page (pages/compare.py; the selection is shared: the Train page sets compare_runs)
+    "compare_runs": list,  # the run ids picked, kept while the user visits other pages
+    "compare_link": lambda: None,  # the ?runs= value already read, so a link is applied once
+    "compare_grouped": lambda: True,  # widget: seed groups drawn as mean and band
+    "compare_auto": lambda: None,  # the newest group the page opened on, while the user has not picked
+    "compare_emptied": lambda: False,  # the user emptied the picker: do not fill it again
 }
 
 
-def init_state() -> None:
+def init_state(only_missing: bool = False) -> None:
+    """Fills in the declared keys that are missing. At the top of a run it also sets every present
+    key again (keeps widget values across pages); only_missing: from code that may run after a
+    widget was drawn, where setting its key would fail."""
     for key, initial in STATE.items():
-        if key in st.session_state:
-            st.session_state[key] = st.session_state[key]  # keeps widget values across pages
-        else:
+        if key not in st.session_state:
             st.session_state[key] = initial()
+        elif not only_missing:
+            st.session_state[key] = st.session_state[key]  # keeps widget values across pages
 
 
 # ---- messages ----------------------------------------------------------------------------------

@@ -9,15 +9,13 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable
-from typing import Any
 
 import streamlit as st
 
 from core import sources
 from core.data import DatasetError
 from core.uploads import Upload, dataset_title
-from pages._common import flash
+from pages._common import flash, init_state
 
 state = st.session_state
 
@@ -28,21 +26,8 @@ VAL_RATIO_KEY = "tr_data.val_ratio"
 BATCH_KEY = "tr_run.batch_size"
 EPOCHS_KEY = "tr_run.epochs"
 
-# This module's session state.
-DATASETS_STATE: dict[str, Callable[[], Any]] = {
-    "tr_pointed": lambda: [],  # zip:/folder: datasets pointed to in this session, offered in the list
-    # The budget suggest_budget last set: {"dataset", "before": (batch, epochs), "after": (batch, epochs), "note"}.
-    # Undone when another dataset is chosen and the widgets still hold it.
-    "tr_budget": lambda: None,
-    "tr_point_path": lambda: "",  # widget: a path typed in
-}
+# This module's session state is declared with every page's in pages/_common.py (STATE).
 SIZE_STATE = "tr_dl_size."  # + kind: ("size", bytes or None) or ("error", message) from asking the server
-
-
-def init_state() -> None:
-    for key, initial in DATASETS_STATE.items():
-        if key not in state:
-            state[key] = initial()
 
 
 def _error_text(exc: BaseException) -> str:
@@ -54,7 +39,7 @@ def _error_text(exc: BaseException) -> str:
 
 def dataset_options(options: list[str]) -> list[str]:
     """The dataset list with the zips and folders registered as a kind or pointed to this session."""
-    init_state()
+    init_state(only_missing=True)
     extra = list(state["tr_pointed"])
     try:
         extra += [d for k in sources.KINDS for d in sources.registered(k)]
@@ -85,7 +70,7 @@ def dataset_chosen(dataset: str, *, new: bool = False) -> None:
     """Call when a dataset was selected, uploaded or pointed to (from a callback, before the widgets
     are drawn): a small dataset gets enough steps (core.sources.suggest_budget), said in a message.
     new: it was just uploaded; say so if its class names made it a kind's source."""
-    init_state()
+    init_state(only_missing=True)
     if new:
         try:
             kind = sources.registered_kind(dataset)
@@ -131,7 +116,7 @@ def budget_note(dataset: str) -> None:
 
 def sources_panel() -> None:
     """Where CIFAR-10, MNIST, Fashion-MNIST and photos come from here, and how to get the missing ones."""
-    init_state()
+    init_state(only_missing=True)
     with st.expander("Real datasets for the presets: where they come from", icon=":material/database:"):
         st.caption(
             "The presets train on these when they are here (torchvision's files first, then a zip or folder "

@@ -17,24 +17,15 @@ import streamlit as st
 
 from core import compare, runner, store, verdict
 from core.config import ConfigError, flatten, parse_value
-from pages._common import flash, show_flashes
+from pages._common import flash, init_state, show_flashes
 
 state = st.session_state
 REFRESH_S = 2.0  # live refresh of running runs: fast enough to watch, cheap for the server
 SCREEN_POINTS = 1500  # per run on screen (exports keep every point): keeps each refresh light
 ACTIVE = ("queued", "running")
 
-# This page's session state (the selection is shared: the Train page sets compare_runs).
-PAGE_STATE = {
-    "compare_runs": list,  # the run ids picked, kept while the user visits other pages
-    "compare_link": lambda: None,  # the ?runs= value already read, so a link is applied once
-    "compare_grouped": lambda: True,  # widget: seed groups drawn as mean and band
-    "compare_auto": lambda: None,  # the newest group the page opened on, while the user has not picked
-    "compare_emptied": lambda: False,  # the user emptied the picker: do not fill it again
-}
-for _key, _initial in PAGE_STATE.items():
-    if _key not in state:
-        state[_key] = _initial()
+# This page's session state is declared with every page's in pages/_common.py (STATE).
+init_state()
 
 
 # ---- the selection ------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from pages._common import (
     default_pipeline,
     explain,
     flash,
+    init_state,
     load_bytes,
     load_sample_image,
     param_widget,
@@ -482,6 +483,7 @@ def exports(working: WorkingImage, pipeline: Pipeline, grid, link: str) -> None:
 
 # ---- page --------------------------------------------------------------------------------------
 
+init_state()
 _read_link()
 st.title("Augmentation Lab")
 working = image_source()

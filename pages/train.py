@@ -40,6 +40,7 @@ from core.params import Param
 from core.schedules import schedule_curve
 from core.uploads import MAX_UPLOAD_BYTES, find_upload, list_uploads, save_upload
 from pages import _datasets, _presets, _runs
+from pages import _common
 from pages._common import MAX_SEED, flash, param_widget, pipeline_from_param, read_pipeline_upload, show_flashes
 
 state = st.session_state
@@ -57,21 +58,13 @@ LR_FINDER_RANGE = (1e-5, 10.0)
 LR_FINDER_SMOOTHING = 0.9
 RUN_CHOICES = 200  # newest runs offered in the run picker
 
-# This page's session state; the editor's field widgets are seeded by load_into_editor and keep
-# their values across pages with persist_state="session".
-TRAIN_STATE: dict[str, Callable[[], Any]] = {
-    "tr_pipeline": Pipeline.empty,  # the augmentation the next run trains with
-    "tr_pipeline_version": lambda: 0,  # bumped when the pipeline is replaced: fresh step widgets
-    "tr_seeded": lambda: False,  # whether the editor's widgets hold a config yet
-    "tr_auto_estimate": lambda: True,  # widget: time a few steps to estimate each config's duration
-    "tr_lr_found": lambda: None,  # the LR finder's last result: {"curve": DataFrame, "lr": float, "key": str}
-}
+# This page's session state is declared with every page's in pages/_common.py (STATE); the editor's
+# field widgets are seeded by load_into_editor and keep their values across pages with
+# persist_state="session".
 
 
 def init_state() -> None:
-    for key, initial in TRAIN_STATE.items():
-        if key not in state:
-            state[key] = initial()
+    _common.init_state()
     if not state["tr_seeded"]:
         load_into_editor(TrainConfig())
 

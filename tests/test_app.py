@@ -36,3 +36,21 @@ def test_app_freezes_the_heap_after_the_first_page_run(unfrozen, monkeypatch):
     app.run()
     assert not app.exception
     assert calls == [0]  # called at the end of the run, the page's imports done
+
+
+def test_session_state_is_declared_in_one_place():
+    """Every key a page keeps is declared in pages/_common.py's STATE; no page declares its own."""
+    from pages._common import STATE
+
+    pages = {p.name: p.read_text() for p in (ROOT / "pages").glob("*.py") if p.name != "_common.py"}
+    for name, text in pages.items():
+        assert "_STATE: dict" not in text and "_STATE = {" not in text, f"{name} declares its own state"
+        for key in STATE:
+            assert f'"{key}": lambda' not in text, f"{name} initialises {key} itself"
+    assert {key.split("_")[0] for key in STATE} >= {"lab", "tr", "compare"}  # every page's, together
+    for page, keys in (("pages/lab.py", "lab_"), ("pages/train.py", "tr_"), ("pages/compare.py", "compare_")):
+        app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        app.switch_page(page)
+        app.run()
+        assert not app.exception, app.exception
+        assert all(key in app.session_state for key in STATE if key.startswith(keys)), page
