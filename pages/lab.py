@@ -360,10 +360,7 @@ def _mixed_view(kind: str, i: int, mixed: torch.Tensor, info: dict, labels: list
     mixer = MIX_KINDS[kind]
     caption = mixer.describe(info, i, labels)
     if mixer.name == "ricap":
-        bh, bw = info["boundary"]
-        rest_h, rest_w = MIX_SIDE - bh, MIX_SIDE - bw
-        boxes = [(0, 0, bh, bw), (0, bw, bh, rest_w), (bh, 0, rest_h, bw), (bh, bw, rest_h, rest_w)]
-        return draw_boxes(mixed[i], boxes, [labels[s] for s in info["sources"][i].tolist()]), caption
+        return draw_boxes(mixed[i], info["boxes"], [labels[s] for s in info["sources"][i].tolist()]), caption
     if mixer.name == "mixup":
         return to_uint8(mixed[i]), caption
     return draw_boxes(mixed[i], [info["box"][i].tolist()], [labels[int(info["partner"][i])]]), caption

@@ -118,6 +118,7 @@ def test_ricap_patches_come_from_their_recorded_sources():
     origins = ((0, 0), (0, bw), (bh, 0), (bh, bw))
     for k in range(4):
         assert areas[k].item() == pytest.approx(heights[k] * widths[k] / (h * w))
+        assert info["boxes"][k] == (*origins[k], heights[k], widths[k])  # what the Lab outlines
     source_of = mixed[:, 0].long() // (h * w)  # which image each output pixel was taken from
     for i in range(N):
         counted = torch.bincount(source_of[i].flatten(), minlength=N).double() / (h * w)

@@ -111,7 +111,10 @@ def ricap(x, y, num_classes: int, beta_param: float, generator: torch.Generator)
         perms.append(idx)
         areas.append(area)
         offsets.append((oy, ox))
-    info = {"areas": torch.tensor(areas), "sources": torch.stack(perms, 1), "boundary": (bh, bw), "offsets": offsets}
+    # where each patch sits in the mixed image: (top, left, height, width), in patch order
+    boxes = [(ty, tx, ph, pw) for (ty, tx), ph, pw in zip(origins, heights, widths)]
+    info = {"areas": torch.tensor(areas), "sources": torch.stack(perms, 1), "boundary": (bh, bw), "offsets": offsets,
+            "boxes": boxes}
     return mixed, soft, info
 
 
