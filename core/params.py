@@ -63,6 +63,12 @@ class Param:
     def integer(self) -> bool:
         return self.kind.startswith("int")
 
+    def closed_range(self) -> tuple[float | None, float | None]:
+        """(low, high) for a slider, which cannot leave out its ends: an open end moves in by a step."""
+        low = self.low + self.step if self.low_open and self.low is not None and self.step else self.low
+        high = self.high - self.step if self.high_open and self.high is not None and self.step else self.high
+        return low, high
+
     def named(self, name: str) -> Param:
         return replace(self, name=name)
 

@@ -142,10 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
         "Exit codes: 0 finished, 1 failed, 2 bad arguments or config, 3 stopped.",
     )
     p.add_argument("--config", type=Path, help="a TrainConfig JSON file (e.g. from --print-config)")
-    for section, keys in _sections().items():
+    for section, params in _sections().items():
         group = p.add_argument_group(f"{section} (config section '{section}')")
-        for key in keys:
-            _add_field_flags(group, key, config_params()[key])
+        for key, param in params.items():
+            _add_field_flags(group, key, param)
     augment = p.add_mutually_exclusive_group()
     augment.add_argument("--augment", help="train augmentation as JSON: a list of {op, params} steps")
     augment.add_argument("--augment-file", type=Path, help="a pipeline JSON file saved from the augmentation page")
@@ -163,12 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
 _METAVARS = {"float": "X", "int": "N", "bool": "true|false", "text": "TEXT", "float_list": "X,X", "int_list": "N,N"}
 
 
-def _sections() -> dict[str, list[str]]:
-    """Dotted keys with a flag, by section; options and the pipeline have --set and --augment."""
-    out: dict[str, list[str]] = {}
+def _sections() -> dict[str, dict[str, Param]]:
+    """The fields with a flag (dotted key -> Param), by section; options and the pipeline have --set
+    and --augment."""
+    out: dict[str, dict[str, Param]] = {}
     for key, param in config_params().items():
         if param.kind != "object":
-            out.setdefault(key.split(".")[0], []).append(key)
+            out.setdefault(key.split(".")[0], {})[key] = param
     return out
 
 

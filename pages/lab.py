@@ -318,8 +318,8 @@ def mixing_preview(working: WorkingImage) -> None:
     kind = top[0].segmented_control("Method", list(MIX_KINDS), key="lab_mix_kind", required=True)
     mixer = MIX_KINDS[kind]
     strength, symbol = mixer.strength, mixer.strength.label
-    alpha = top[1].slider(  # the declared range; its low end is open (Beta needs > 0), so it starts a step above
-        f"{symbol} of Beta({symbol}, {symbol})", strength.low + strength.step, strength.high, step=strength.step,
+    alpha = top[1].slider(  # the declared range (Beta needs > 0: the slider starts a step above 0)
+        f"{symbol} of Beta({symbol}, {symbol})", *strength.closed_range(), step=strength.step,
         key="lab_mix_alpha", help=f"{mixer.help} {strength.help}",
     )
     seed = top[2].number_input("Mixing seed", 0, MAX_SEED, step=1, key="lab_mix_seed")

@@ -113,14 +113,14 @@ class Field:
         p = self.param
         if self.kind == "size":
             return 0
-        return p.low + p.step if p.low_open and self.kind in ("slider", "fraction") else p.low
+        return p.closed_range()[0] if self.kind in ("slider", "fraction") else p.low
 
     @property
     def high(self) -> float | None:
         p = self.param
         if p.high is not None and p.integer and p.high > MAX_SEED:
             return MAX_SEED  # number inputs travel through JavaScript
-        return p.high - p.step if p.high_open and self.kind in ("slider", "fraction") else p.high
+        return p.closed_range()[1] if self.kind in ("slider", "fraction") else p.high
 
     @property
     def step(self) -> float | None:
