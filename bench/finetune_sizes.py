@@ -1,6 +1,6 @@
 """MobileNetV2 fine-tuning throughput at 224, 160 and 128 px: what a smaller input buys on a CPU.
 
-The project's own training step (core.trainer.train_events: batch from the uint8 dataset in
+The project's own training step (core.training.loop.train_events: batch from the uint8 dataset in
 memory, augmentation, forward, backward, optimiser step) on torchvision's MobileNetV2 with a new
 head, on flowers5 from the shared data folder (photos stored at 128 px, resized to each size),
 timed per step from the trainer's Step events. Two ways to fine-tune:
@@ -17,7 +17,7 @@ and the ratio to 224 px in the same mode.
     python bench/finetune_sizes.py --sizes 224,128 --modes all --rounds 3 --steps 20
     python bench/finetune_sizes.py --dataset shapes --subset 0.01 --sizes 32 --steps 1 --warmup 0 --rounds 1 --batch-size 8
 
-Uses ImageNet weights when they are installed (python -m core.weights install); without them it
+Uses ImageNet weights when they are installed (python -m core.training.weights install); without them it
 times the same network from random weights, which costs exactly the same.
 """
 from __future__ import annotations
@@ -27,10 +27,10 @@ from pathlib import Path
 
 import _common as common  # noqa: E402  (puts the project root on sys.path)
 
-from core import weights  # noqa: E402
-from core.config import TrainConfig  # noqa: E402
-from core.events import Failed, Started, Step  # noqa: E402
-from core.trainer import train_events  # noqa: E402
+from core.training import weights  # noqa: E402
+from core.training.config import TrainConfig  # noqa: E402
+from core.training.events import Failed, Started, Step  # noqa: E402
+from core.training.loop import train_events  # noqa: E402
 
 FLOWERS_ZIP = Path("/work/shared/data/flowers5.zip")
 MODES = {

@@ -1,6 +1,6 @@
 """How far ImageNet features go on the fine-tuning preset's photos: a linear classifier on them.
 
-The fine-tuning preset (core/presets.py, "finetune_imagenet") trains MobileNetV2 from ImageNet
+The fine-tuning preset (core/runs/presets.py, "finetune_imagenet") trains MobileNetV2 from ImageNet
 weights on 1,000 flowers5 photos at 128 px. To tell a weak fine-tuning recipe from weak features,
 this fits scikit-learn's logistic regression on the frozen network's pooled features (eval mode, no
 augmentation) of the same training images and scores it on the same test split, at the preset's
@@ -43,16 +43,18 @@ def main() -> None:
     os.environ.setdefault("AUGLAB_HOME", tempfile.mkdtemp(prefix="auglab_probe_"))
     from sklearn.linear_model import LogisticRegression
 
-    from core import presets, trainer, weights
-    from core.models import build_model
+    from core.runs import presets
+    from core.training import weights
+    from core.training.batches import load_data
+    from core.training.models import build_model
 
     print(common.machine_line(), flush=True)
     plan = presets.plan_preset("finetune_imagenet", "cpu", dataset=f"zip:{DATA}")
     cfg = dict(plan.runs)[f"{plan.title} · fine-tuned, head lr x10"]
-    data = trainer.load_data(cfg, torch.device("cpu"))
+    data = load_data(cfg, torch.device("cpu"))
     bundle = data.bundle
     if not weights.availability("mobilenet_v2").present:
-        raise SystemExit("MobileNetV2's ImageNet weights are not installed: python -m core.weights install")
+        raise SystemExit("MobileNetV2's ImageNet weights are not installed: python -m core.training.weights install")
     model = build_model("tv_mobilenet_v2", in_channels=3, num_classes=bundle.num_classes, pretrained=True)
     model.classifier = torch.nn.Identity()  # the pooled 1,280 features
     model = model.eval().to(memory_format=torch.channels_last)

@@ -1,7 +1,7 @@
 """What watching a run live costs: training speed with the dashboard open, and the server's memory.
 
 1. Throughput. The same run trains twice: once from the CLI with no dashboard running, once
-   queued through core.runner (what the Train page's Launch button calls) while headless Chromium
+   queued through core.runs.runner (what the Train page's Launch button calls) while headless Chromium
    shows it on the Train page, whose curves redraw every second. Both speeds are the median of
    the per-step images/s the run store recorded, after the first steps (warm-up). CLI and app
    runs alternate for --repeats rounds; the median of the rounds' ratios app/CLI should stay
@@ -158,7 +158,7 @@ def wait_until_idle(page, timeout_s: float = 120.0) -> None:
 
 
 def bench_config(epochs: int, subset: float, threads: int):
-    from core.config import TrainConfig
+    from core.training.config import TrainConfig
 
     # The Train page's default config on the embedded dataset, lengthened (6 epochs by default) so
     # that each run trains for about 40 s on a 2-core laptop: long enough that opening the page is
@@ -170,7 +170,7 @@ def bench_config(epochs: int, subset: float, threads: int):
 
 def images_per_s(run_id: str) -> tuple[float, int]:
     """Median images/s over the run's steps after the warm-up, and how many steps that is."""
-    from core import store
+    from core.runs import store
 
     speeds = store.metrics(run_id, "step")["images_per_s"].dropna().tolist()
     skip = max(3, int(len(speeds) * WARMUP_FRACTION))
@@ -181,12 +181,12 @@ def images_per_s(run_id: str) -> tuple[float, int]:
 
 
 def cli_run(config, home: Path, name: str) -> str:
-    from core import store
+    from core.runs import store
 
     path = home / "bench_config.json"
     path.write_text(config.to_json())
     env = dict(os.environ, AUGLAB_HOME=str(home))
-    subprocess.run([sys.executable, "-m", "core.train", "--config", str(path), "--name", name, "--quiet"],
+    subprocess.run([sys.executable, "-m", "core.cli", "--config", str(path), "--name", name, "--quiet"],
                    cwd=ROOT, env=env, check=True)
     runs = store.list_runs()
     return runs[runs["name"] == name]["id"].iloc[0]
@@ -237,7 +237,7 @@ def app_run(config, page, url: str, name: str, rss: Rss, server_pid: int) -> tup
     Returns the run id, the live updates received, the largest number of points the page's live
     curves showed (which must have grown while the run trained) and the dashboard's CPU use.
     """
-    from core import runner, store
+    from core.runs import runner, store
 
     page.goto(f"{url}/train", wait_until="domcontentloaded")
     page.get_by_role("heading", name="Train").first.wait_for(timeout=90_000)
@@ -288,9 +288,9 @@ def synthetic_run(stop: threading.Event, steps_per_s: float = 10.0, steps_per_ep
     """A 'running' run fed by a thread of this process: steps at a steady pace, an evaluation per epoch."""
     import math
 
-    from core import store
-    from core.config import TrainConfig
-    from core.events import Eval, Started, Step, Stopped
+    from core.runs import store
+    from core.training.config import TrainConfig
+    from core.training.events import Eval, Started, Step, Stopped
 
     cfg = TrainConfig()
     run_id = store.create_run(cfg, "bench: synthetic live run", status="running")

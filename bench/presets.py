@@ -2,7 +2,7 @@
 
 Each preset is planned for this device with only the embedded datasets available (what a
 fresh, offline install has: the shapes, and the digits for MNIST; presets that are not run on the
-shapes are listed as such), queued through core.presets.launch_plan exactly as the page's
+shapes are listed as such), queued through core.runs.presets.launch_plan exactly as the page's
 "Launch preset" button does, and timed from the launch until its last run has ended: training
 processes starting, datasets generating, evaluations and the pretraining run of the fine-tuning
 preset all count. Target: each preset in about a minute on a 2-core laptop.
@@ -28,7 +28,8 @@ TARGET_S = 60.0  # "about a minute"
 
 
 def time_preset(name: str) -> dict:
-    from core import presets, runner, sources, store
+    from core.data import sources
+    from core.runs import presets, runner, store
 
     # as on a fresh, offline machine: no real dataset found (the digits stand in for MNIST)
     plan = presets.plan_preset(name, device="cpu", resolve=lambda kind: sources.resolve(kind) if kind == "mnist" else None)
@@ -53,7 +54,7 @@ def time_preset(name: str) -> dict:
 
 
 def main() -> None:
-    from core.presets import PRESETS
+    from core.runs.presets import PRESETS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", action="append", choices=list(PRESETS), help="preset to time (repeatable; default: all)")

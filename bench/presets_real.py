@@ -4,12 +4,12 @@ Each preset is planned as the Train page plans it on a machine without a GPU (it
 budget, or --budget longer), with the shared data registered as the kinds the presets ask for
 (cifar10.zip as CIFAR-10, flowers5.zip as photos; MNIST is absent there, so the embedded
 scikit-learn digits stand in, as on any machine without MNIST). Every run is trained in this
-process through core.train.run, the CLI's path, once per seed. A run whose config and seed were
+process through core.cli.run, the CLI's path, once per seed. A run whose config and seed were
 already trained in this invocation (the flips-and-crops baseline shared by the trick presets) is
 reused, and says so.
 
 For each preset it prints the dataset, the budget, each run's mean ± std final test accuracy over
-the seeds, each contrast's difference with its 95% interval and verdict (core.verdict, Welch's
+the seeds, each contrast's difference with its 95% interval and verdict (core.runs.verdict, Welch's
 t-interval), whether that is the course's direction, and the wall time of the whole preset at one
 seed a run (what a class waits for).
 
@@ -39,7 +39,7 @@ ZIPS = {"cifar10": "cifar10.zip", "fashion_mnist": "fashion-mnist.zip", "photos"
 
 
 def register_shared_data(data: Path) -> list[str]:
-    from core import sources
+    from core.data import sources
 
     said = []
     for kind, file in ZIPS.items():
@@ -51,8 +51,8 @@ def register_shared_data(data: Path) -> list[str]:
 
 
 def train(cfg, name: str, cache: dict) -> dict:
-    from core import store
-    from core import train as cli
+    from core import cli
+    from core.runs import store
 
     key = cfg.to_json()
     if key in cache:
@@ -70,8 +70,8 @@ def train(cfg, name: str, cache: dict) -> dict:
 
 def candidate(cfg, images: int | None, sets: dict):
     """A run of the plan at a candidate budget: `images` training images, then the --set overrides."""
-    from core import sources
-    from core.config import apply_overrides
+    from core.data import sources
+    from core.training.config import apply_overrides
 
     if images:
         size = sources.train_size(cfg.data.dataset)
@@ -83,7 +83,7 @@ def candidate(cfg, images: int | None, sets: dict):
 
 def bench_preset(name: str, seeds: int, budget: str | None, cache: dict, out, dataset: str | None = None,
                  images: int | None = None, sets: dict | None = None) -> dict:
-    from core import presets, verdict
+    from core.runs import presets, verdict
 
     plan = presets.plan_preset(name, "cpu", budget=budget, seeds=seeds, dataset=dataset)
     if not plan.runnable:
@@ -121,7 +121,7 @@ def bench_preset(name: str, seeds: int, budget: str | None, cache: dict, out, da
 
 
 def common_images(cfg) -> str:
-    from core import sources
+    from core.data import sources
 
     n = sources.train_size(cfg.data.dataset, subset=cfg.data.subset)
     return f"{n:,}" if n else "?"
@@ -138,7 +138,7 @@ def parse_set(item: str) -> tuple[str, object]:
 
 
 def main() -> None:
-    from core.presets import PRESETS
+    from core.runs.presets import PRESETS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", action="append", choices=list(PRESETS), help="preset to run (repeatable; default: all)")

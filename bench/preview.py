@@ -1,6 +1,6 @@
 """How long the lab page takes to draw its default preview grid.
 
-The page loads a photo with core.images.load_image(..., max_side=512), so the grid is rendered
+The page loads a photo with core.data.images.load_image(..., max_side=512), so the grid is rendered
 at 512 px on the long side whatever the upload's size; this script times that working size
 (the number the page's responsiveness depends on) and, for reference, the full 1024x768 photo.
 The photo is skimage's astronaut resized to 1024x768 and saved as a JPEG, like an upload.
@@ -30,7 +30,7 @@ from skimage import data
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.augment import Pipeline  # noqa: E402
-from core.images import load_image  # noqa: E402
+from core.data.images import load_image  # noqa: E402
 
 TARGET_MS = 150.0  # the default grid should feel instant when a slider moves
 GRID = 8  # tiles in the page's default grid

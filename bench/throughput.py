@@ -2,7 +2,7 @@
 
 1. Whole training loop, images per second, the same model, augmentations and batch size:
 
-   ours       core.trainer.train_events on the cpu_fast_cifar recipe (core.recipes) with the
+   ours       core.training.loop.train_events on the cpu_fast_cifar recipe (core.runs.recipes) with the
               augmentation set to flip, pad-4 crop, ColorJitter and Cutout: the dataset sits
               in memory as uint8, every batch is augmented as a whole (each image draws its own
               parameters), and the step runs with the recipe's precision and memory layout.
@@ -39,10 +39,10 @@ import _common as common  # noqa: E402  (puts the project root on sys.path)
 import torch
 import torch.nn.functional as F
 
-from core import trainer  # noqa: E402
-from core.config import TrainConfig, apply_overrides  # noqa: E402
-from core.events import Failed, Started, Step  # noqa: E402
-from core.recipes import recipe  # noqa: E402
+from core.runs.recipes import recipe  # noqa: E402
+from core.training.config import TrainConfig, apply_overrides  # noqa: E402
+from core.training.events import Failed, Started, Step  # noqa: E402
+from core.training.loop import train_events  # noqa: E402
 
 # The augmentations both loops apply, in the project's declared form; the reference below
 # spells out the same ones as torchvision transforms.
@@ -81,7 +81,7 @@ def measure_trainer(cfg: TrainConfig, warmup: int, steps: int) -> common.Measure
     def should_stop() -> bool:
         return state["done"] >= warmup + steps
 
-    for event in trainer.train_events(cfg, should_stop=should_stop):
+    for event in train_events(cfg, should_stop=should_stop):
         if isinstance(event, Failed):
             raise SystemExit(f"the trainer failed: {event.message}")
         if isinstance(event, Started) and event.steps_per_epoch < warmup + steps:
@@ -131,7 +131,7 @@ def reference_loader(batch_size: int, mean, std):
 
 def measure_reference(cfg: TrainConfig, warmup: int, steps: int) -> common.Measurement:
     """Images/s of the course-style loop: same model and optimiser settings, float32, NCHW."""
-    from core.models import build_model
+    from core.training.models import build_model
 
     bundle = common.load_cifar10()
     previous = torch.get_num_threads()
@@ -210,7 +210,7 @@ def compare_variants(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipe", default="cpu_fast_cifar", help="a core.recipes name")
+    parser.add_argument("--recipe", default="cpu_fast_cifar", help="a core.runs.recipes name")
     parser.add_argument("--batch-size", type=int, help="images per step (default: the recipe's)")
     parser.add_argument("--steps", type=int, default=30, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps before each measurement")

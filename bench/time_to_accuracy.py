@@ -1,6 +1,6 @@
 """Time to accuracy on full CIFAR-10 (50,000 train / 10,000 test) with the CPU recipes.
 
-Each recipe (core.recipes) trains through core's own trainer, exactly as the dashboard and the
+Each recipe (core.runs.recipes) trains through core's own trainer, exactly as the dashboard and the
 CLI would run it, on /work/shared/data/cifar10.zip. At every evaluation the script prints the
 test accuracy against the training clock.
 
@@ -26,10 +26,10 @@ import time
 
 import _common as common  # noqa: E402  (puts the project root on sys.path)
 
-from core import trainer  # noqa: E402
-from core.config import parse_value  # noqa: E402
-from core.events import Eval, Failed, Finished, Started, Step, Stopped  # noqa: E402
-from core.recipes import RECIPES, recipe  # noqa: E402
+from core.runs.recipes import RECIPES, recipe  # noqa: E402
+from core.training.config import parse_value  # noqa: E402
+from core.training.events import Eval, Failed, Finished, Started, Step, Stopped  # noqa: E402
+from core.training.loop import train_events  # noqa: E402
 
 TARGETS = {"cpu_fast_cifar_1min": (60.0, 0.70), "cpu_fast_cifar": (300.0, 0.85)}  # recipe: (seconds, accuracy)
 
@@ -46,7 +46,7 @@ def run_recipe(name: str, overrides: dict) -> dict:
     start = last_event_at
     points = []
     final = None
-    for event in trainer.train_events(cfg):
+    for event in train_events(cfg):
         now = time.perf_counter()
         if isinstance(event, Started):
             setup_s = now - start

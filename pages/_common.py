@@ -20,8 +20,8 @@ from typing import Any, Callable
 import streamlit as st
 
 from core.augment import AugmentError, Param, Pipeline, load_json
-from core.images import ImageError, LoadedImage, load_image, to_png_bytes
-from core.samples import default_sample, sample_bytes
+from core.data.images import ImageError, LoadedImage, load_image, to_png_bytes
+from core.data.samples import default_sample, sample_bytes
 
 # Long side of the working image in pixels: large enough to judge an augmentation, small enough
 # that a grid of 24 tiles stays interactive on a 2-core laptop.

@@ -1,7 +1,7 @@
 """The Train page's real datasets: where each kind comes from, downloads, "use this dataset as".
 
 Drawn in the Data tab (pages/train.py calls `sources_panel`, `dataset_chosen` and the small
-helpers below). Everything it knows comes from core.sources; a failure of any part is shown as
+helpers below). Everything it knows comes from core.data.sources; a failure of any part is shown as
 an error in place and changes nothing else on the page.
 """
 from __future__ import annotations
@@ -12,9 +12,8 @@ import time
 
 import streamlit as st
 
-from core import sources
-from core.data import DatasetError
-from core.uploads import Upload, dataset_title
+from core.data import DatasetError, sources
+from core.data.uploads import Upload, dataset_title
 from pages._common import flash, init_state
 
 state = st.session_state
@@ -68,7 +67,7 @@ def label(name: str, upload: Upload | None) -> str:
 
 def dataset_chosen(dataset: str, *, new: bool = False) -> None:
     """Call when a dataset was selected, uploaded or pointed to (from a callback, before the widgets
-    are drawn): a small dataset gets enough steps (core.sources.suggest_budget), said in a message.
+    are drawn): a small dataset gets enough steps (core.data.sources.suggest_budget), said in a message.
     new: it was just uploaded; say so if its class names made it a kind's source."""
     init_state(only_missing=True)
     if new:

@@ -1,6 +1,6 @@
 """The Train page's presets panel: the course's experiments in one click.
 
-The page only draws what core.presets plans (which dataset it took and from where, which budget,
+The page only draws what core.runs.presets plans (which dataset it took and from where, which budget,
 the runs and how they differ, what the budget showed when it was measured) and launches it; the
 plan itself is core's. A preset whose data is missing says what it needs and how to get it, and
 cannot be launched.
@@ -12,11 +12,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core import trainer
-from core.config import diff
 from core.data import available_datasets
-from core.uploads import list_uploads
-from core.presets import MAX_SEEDS, PRESETS, budgets, launch_plan, plan_preset
+from core.data.uploads import list_uploads
+from core.runs.presets import MAX_SEEDS, PRESETS, budgets, launch_plan, plan_preset
+from core.training.config import diff
+from core.training.device import pick_device
 from pages import _datasets
 
 state = st.session_state
@@ -37,7 +37,7 @@ def _setting(value: Any) -> str:
 
 
 def presets_panel() -> None:
-    device = trainer.pick_device("auto").type
+    device = pick_device("auto").type
     name = st.selectbox("Experiment", list(PRESETS), format_func=lambda n: PRESETS[n].title, key="tr_preset",
                         persist_state="session")
     preset = PRESETS[name]

@@ -17,13 +17,13 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from core import store
-from core.config import DataConfig
-from core.curves import StepCurve
 from core.data import DatasetBundle, DatasetError, load_dataset
-from core.estimate import format_duration
-from core.images import UPLOAD_TYPES, ImageError, load_image, to_uint8
-from core.uploads import find_upload
+from core.data.images import UPLOAD_TYPES, ImageError, load_image, to_uint8
+from core.data.uploads import find_upload
+from core.runs import store
+from core.runs.curves import StepCurve
+from core.training.config import DataConfig
+from core.training.estimate import format_duration
 
 STATUS_ICONS = {
     "queued": ":material/schedule:",
@@ -33,7 +33,7 @@ STATUS_ICONS = {
     "failed": ":material/error:",
     "interrupted": ":material/warning:",
 }
-# Step curves longer than this are averaged in bins (core.curves): a browser chart gains nothing
+# Step curves longer than this are averaged in bins (core.runs.curves): a browser chart gains nothing
 # from 20,000 points, sending them every second would be the page's main cost, and a live view that
 # held every row would grow with the run.
 MAX_CURVE_POINTS = 300
@@ -281,7 +281,7 @@ def show_misclassified(record: store.RunRecord) -> None:
 
 def show_predict(record: store.RunRecord, key: str) -> None:
     """Upload a picture and see what the run's model makes of it."""
-    from core.predict import predict
+    from core.runs.predict import predict
 
     if not record.summary.get("weights") or not record.summary.get("data"):
         return

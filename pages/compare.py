@@ -5,7 +5,7 @@ with nothing picked the page opens on the newest group of runs), choose a metric
 smoothing, and read the table of config differences with the final and best test accuracy
 against a baseline, then the verdict: whether each one-setting difference is larger than seed
 noise. From here a run can be run again with one change, or repeated over several seeds.
-Running runs refresh live. All the numbers come from core.compare and core.verdict; this page
+Running runs refresh live. All the numbers come from core.runs.compare and core.runs.verdict; this page
 only draws them.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import streamlit as st
 
-from core import compare, runner, store, verdict
-from core.config import ConfigError, flatten, parse_value
+from core.runs import compare, runner, store, verdict
+from core.training.config import ConfigError, flatten, parse_value
 from pages._common import flash, init_state, show_flashes
 
 state = st.session_state
@@ -44,7 +44,7 @@ def _requested_from_link() -> list[str] | None:
 def _sync_selection(runs: Any) -> None:
     """Bring the picker in line with what was asked for, dropping (and naming) runs that do not exist.
 
-    With nothing asked for, the newest group of runs (core.compare.newest_group), followed as new
+    With nothing asked for, the newest group of runs (core.runs.compare.newest_group), followed as new
     runs appear until the user picks runs themselves.
     """
     known = set(runs["id"])

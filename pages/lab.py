@@ -17,10 +17,10 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from core import weights
 from core.augment import GROUPS, REGISTRY, AugmentError, Pipeline, get_op, mixing
-from core.images import UPLOAD_TYPES, beta_density, crop_boxes, draw_boxes, make_grid_image, square_batch, to_uint8
-from core.samples import SAMPLES
+from core.data.images import UPLOAD_TYPES, beta_density, crop_boxes, draw_boxes, make_grid_image, square_batch, to_uint8
+from core.data.samples import SAMPLES
+from core.training import weights
 from pages._common import (
     MAX_SEED,
     PREVIEW_SIDE,
@@ -33,9 +33,9 @@ from pages._common import (
     load_sample_image,
     param_widget,
     pipeline_from_param,
-    read_pipeline_upload,
     pipeline_to_param,
     png,
+    read_pipeline_upload,
     seed_from_param,
     show_error,
     show_flashes,

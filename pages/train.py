@@ -6,10 +6,10 @@ learning-rate schedule, parameter count, device and an estimated duration measur
 machine. Bottom: the selected run (?run=<id> in the URL; by default the newest running one),
 drawn live by a fragment that polls the run store every second and moves the queue along.
 
-Every field of the editor is drawn from its declaration in core.config (label, help, range, step,
+Every field of the editor is drawn from its declaration in core.training.config (label, help, range, step,
 widget); the page only lays them out (`fields`, `WHEN`). The config is built from the widgets by
-`core.config.apply_overrides`, so the page validates exactly as the CLI does. Training happens
-in separate processes started by core.runner; this page only reads the store.
+`core.training.config.apply_overrides`, so the page validates exactly as the CLI does. Training happens
+in separate processes started by core.runs.runner; this page only reads the store.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import estimate, runner, store, trainer, versions, weights
+from core import versions
 from core.augment import (
     GROUPS,
     REGISTRY,
@@ -32,15 +32,18 @@ from core.augment import (
     Pipeline,
     get_op,
 )
-from core.config import ConfigError, TrainConfig, apply_overrides, config_params
 from core.data import DATASETS, DatasetError, available_datasets
-from core.lr_finder import lr_find
-from core.models import MODELS, build_model, count_parameters
+from core.data.uploads import MAX_UPLOAD_BYTES, find_upload, list_uploads, save_upload
 from core.params import Param
-from core.schedules import schedule_curve
-from core.uploads import MAX_UPLOAD_BYTES, find_upload, list_uploads, save_upload
-from pages import _datasets, _presets, _runs
-from pages import _common
+from core.runs import runner, store
+from core.training import estimate, weights
+from core.training.batches import image_size_for
+from core.training.config import ConfigError, TrainConfig, apply_overrides, config_params
+from core.training.device import autocast_dtype, available_cores, describe_device, pick_device
+from core.training.lr_finder import lr_find
+from core.training.models import MODELS, build_model, count_parameters
+from core.training.schedules import schedule_curve
+from pages import _common, _datasets, _presets, _runs
 from pages._common import MAX_SEED, flash, param_widget, pipeline_from_param, read_pipeline_upload, show_flashes
 
 state = st.session_state
@@ -80,7 +83,7 @@ _WIDGET_OF_KIND = {"float": "float", "int": "int", "bool": "bool", "choice": "ch
 
 @dataclass(frozen=True)
 class Field:
-    """One config value in the editor: its declaration (core.config) and when it is shown."""
+    """One config value in the editor: its declaration (core.training.config) and when it is shown."""
 
     key: str  # dotted config key
     param: Param
@@ -669,7 +672,7 @@ def schedule_figure(cfg: TrainConfig, steps_per_epoch: int) -> go.Figure:
 def cost_panel(cfg: TrainConfig) -> Callable[[], None] | None:
     """Schedule, parameters and device now; returns the (slow) estimate to draw once the page is up."""
     try:
-        bundle = _runs.load_bundle(dataclasses.replace(cfg.data, image_size=trainer.image_size_for(cfg)))
+        bundle = _runs.load_bundle(dataclasses.replace(cfg.data, image_size=image_size_for(cfg)))
     except DatasetError as exc:
         st.error(f"The dataset does not load: {exc}")
         bundle = None
@@ -691,9 +694,9 @@ def cost_panel(cfg: TrainConfig) -> Callable[[], None] | None:
         st.error(f"The model cannot be built for these images: {exc}")
         return None
     try:
-        device = trainer.pick_device(cfg.run.device)
-        threads = cfg.run.threads or trainer.available_cores()
-        described = trainer.describe_device(device, threads, trainer.autocast_dtype(cfg.run.amp, device))
+        device = pick_device(cfg.run.device)
+        threads = cfg.run.threads or available_cores()
+        described = describe_device(device, threads, autocast_dtype(cfg.run.amp, device))
     except ConfigError as exc:
         st.error(str(exc))
         return None

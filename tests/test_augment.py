@@ -313,7 +313,7 @@ def test_torchvision_export_cutout_matches_reference_extent():
 
 
 def test_core_export_reproduces_the_preview(tmp_path, monkeypatch):
-    images = pytest.importorskip("core.images")  # written by another helper
+    images = pytest.importorskip("core.data.images")  # written by another helper
     path = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(path)
     pipeline = Pipeline.of("hflip", "random_resized_crop", "color_jitter", "cutout", "randaugment")

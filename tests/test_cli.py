@@ -1,4 +1,4 @@
-"""`python -m core.train`: end to end in a subprocess, and the argument handling in-process."""
+"""`python -m core.cli`: end to end in a subprocess, and the argument handling in-process."""
 
 import json
 import os
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from core import store
-from core.config import TrainConfig
-from core.train import EXIT_FAILED, EXIT_USAGE, main
+from core.cli import EXIT_FAILED, EXIT_USAGE, main
+from core.runs import store
+from core.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["--subset", "0.04", "--epochs", "1", "--batch-size", "32", "--set", "data.image_size=16",
@@ -25,7 +25,7 @@ def printed_config(capsys, *argv) -> TrainConfig:
 def test_cli_trains_on_the_embedded_dataset_and_records_the_run(auglab_home):
     env = {**os.environ, "AUGLAB_HOME": str(auglab_home), "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, "-m", "core.train", *QUICK, "--mixup", "0.2", "--name", "from the cli",
+        [sys.executable, "-m", "core.cli", *QUICK, "--mixup", "0.2", "--name", "from the cli",
          "--augment", '[{"op": "hflip", "params": {"p": 0.5}}]'],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
     )
@@ -135,7 +135,7 @@ def _other_value(key, p):
 
 
 def test_every_config_field_has_a_flag_that_sets_it(capsys):
-    from core.config import config_params, flatten
+    from core.training.config import config_params, flatten
 
     params = {k: p for k, p in config_params().items() if p.kind != "object"}
     assert len(params) >= 50

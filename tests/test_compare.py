@@ -1,4 +1,4 @@
-"""core.compare on runs written straight into the store with made-up metrics (no training)."""
+"""core.runs.compare on runs written straight into the store with made-up metrics (no training)."""
 import io
 import math
 import re
@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from core import compare, runner, store
-from core.config import ConfigError, TrainConfig
-from core.events import Eval, Step
+from core.runs import compare, runner, store
+from core.training.config import ConfigError, TrainConfig
+from core.training.events import Eval, Step
 
 
 def make_run(name: str, overrides: dict | None = None, test_acc=(0.5, 0.7), steps_per_epoch: int = 4,

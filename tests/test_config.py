@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from core import config as config_module
 from core.augment import Pipeline
-from core.config import ConfigError, TrainConfig, apply_overrides, diff, flatten, parse_value
+from core.training import config as config_module
+from core.training.config import ConfigError, TrainConfig, apply_overrides, diff, flatten, parse_value
 
 NON_DEFAULT = {
     "data": {"dataset": "shapes", "variant": "left", "image_size": 24, "subset": 0.5, "seed": 3, "permute_pixels": True},

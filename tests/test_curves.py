@@ -1,9 +1,9 @@
-"""core.curves: a step curve in bounded memory, the same whether filled at once or row by row."""
+"""core.runs.curves: a step curve in bounded memory, the same whether filled at once or row by row."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from core.curves import StepCurve
+from core.runs.curves import StepCurve
 
 COLUMNS = ["step", "epoch", "train_loss", "train_acc", "test_loss", "lr"]
 

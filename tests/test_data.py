@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import png_header_only
 from PIL import Image
 
+from conftest import png_header_only
 from core import data
-from core.data import DatasetBundle, DatasetError, generate_shapes, load_dataset
+from core.data import DatasetBundle, DatasetError, embedded, folders, generate_shapes, load, load_dataset
 
 
 @pytest.fixture(autouse=True)
@@ -110,12 +110,12 @@ def test_shapes_is_deterministic_balanced_and_described_correctly():
     b = load_dataset("shapes", seed=3)
     assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
     assert not torch.equal(a.train_x, shapes().train_x)
-    assert a.train_x.shape == (data.SHAPES_TRAIN, 3, 32, 32) and a.train_x.dtype == torch.uint8
-    assert a.test_x.shape == (data.SHAPES_TEST, 3, 32, 32)
+    assert a.train_x.shape == (embedded.SHAPES_TRAIN, 3, 32, 32) and a.train_x.dtype == torch.uint8
+    assert a.test_x.shape == (embedded.SHAPES_TEST, 3, 32, 32)
     assert (a.in_channels, a.image_size, a.num_classes) == (3, 32, 10)
     table = a.overview()
     assert list(table["class"]) == list(data.SHAPE_CLASSES)
-    assert set(table["train"]) == {data.SHAPES_TRAIN // 10} and set(table["test"]) == {data.SHAPES_TEST // 10}
+    assert set(table["train"]) == {embedded.SHAPES_TRAIN // 10} and set(table["test"]) == {embedded.SHAPES_TEST // 10}
     # Reference statistics straight from a float copy
     f = a.train_x.double() / 255
     assert a.mean == pytest.approx(f.mean(dim=(0, 2, 3)).tolist(), abs=1e-5)
@@ -163,7 +163,7 @@ def test_few_colours_variant_restricts_train_hues():
 
     def in_bands(h: torch.Tensor) -> torch.Tensor:
         inside = torch.zeros_like(h, dtype=torch.bool)
-        for lo, hi in data.FEW_COLOUR_BANDS:
+        for lo, hi in embedded.FEW_COLOUR_BANDS:
             inside |= ((h - lo) % 1.0) <= (hi - lo) + 1e-6
         return inside
 
@@ -193,7 +193,7 @@ def test_subset_is_stratified_seeded_and_noted():
     b = load_dataset("shapes", subset=0.1)
     c = load_dataset("shapes", subset=0.1, seed=6)
     full = shapes()
-    assert torch.bincount(a.train_y).tolist() == [data.SHAPES_TRAIN // 100] * 10
+    assert torch.bincount(a.train_y).tolist() == [embedded.SHAPES_TRAIN // 100] * 10
     assert torch.equal(a.train_x, b.train_x)
     assert not torch.equal(a.train_x, c.train_x)
     assert torch.equal(a.test_x, full.test_x)  # a small test split stays whole
@@ -203,9 +203,9 @@ def test_subset_is_stratified_seeded_and_noted():
 
 
 def test_subset_also_thins_a_huge_test_split(monkeypatch):
-    monkeypatch.setattr(data, "FULL_TEST_LIMIT", 500)
+    monkeypatch.setattr(load, "FULL_TEST_LIMIT", 500)
     b = load_dataset("shapes", subset=0.1)
-    assert torch.bincount(b.test_y).tolist() == [data.SHAPES_TEST // 100] * 10
+    assert torch.bincount(b.test_y).tolist() == [embedded.SHAPES_TEST // 100] * 10
     assert set(image_digests(b.test_x)) <= set(image_digests(shapes().test_x))
     assert "of test" in b.note
 
@@ -317,7 +317,7 @@ def test_second_load_comes_from_the_cache_and_a_changed_zip_is_decoded_again(tmp
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again although the cache was valid")
 
-    monkeypatch.setattr(data, "_decode_source", no_decoding)
+    monkeypatch.setattr(folders, "_decode_source", no_decoding)
     second = load_dataset(f"zip:{path}")
     assert torch.equal(first.train_x, second.train_x) and first.note == second.note
 
@@ -423,15 +423,15 @@ def test_digits_are_sklearns_real_1797_images_split_stratified_and_seeded():
     assert int(b.train_x.max()) == 255 and int(b.train_x.min()) == 0
     # 20% of each class held out
     counts = np.bincount(reference.target)
-    assert b.test_y.bincount().tolist() == [round(n * data.DIGITS_TEST_RATIO) for n in counts]
+    assert b.test_y.bincount().tolist() == [round(n * embedded.DIGITS_TEST_RATIO) for n in counts]
     assert "20% of each class held out" in b.note
     again, other = load_dataset("digits"), load_dataset("digits", seed=1)
     assert torch.equal(again.test_x, b.test_x) and not torch.equal(other.test_x, b.test_x)
 
 
 def test_digits_resize_to_mnist_size_and_work_in_the_config_and_the_cli(capsys):
-    from core.config import TrainConfig
-    from core.train import main
+    from core.cli import main
+    from core.training.config import TrainConfig
 
     b = load_dataset("digits", image_size=28, subset=0.5)
     assert b.train_x.shape[1:] == (1, 28, 28) and "resized from 8x8 to 28x28" in b.note
@@ -462,7 +462,7 @@ def test_digits_without_scikit_learn_say_how_to_get_it(monkeypatch):
 
 def test_describe_images_reads_the_layout_without_decoding(tmp_path, monkeypatch):
     path = make_imagefolder_zip(tmp_path / "d.zip", CLASSES, per_class=4, size=20, wrap="top")
-    monkeypatch.setattr(data, "_decode_all", lambda *a: pytest.fail("decoded"))
+    monkeypatch.setattr(folders, "_decode_all", lambda *a: pytest.fail("decoded"))
     overview = data.describe_images(f"zip:{path}")
     assert overview == data.ImagesOverview(classes=CLASSES, train_files=12, test_files=6, split=True, typical_size=20)
     folder = write_folder(tmp_path / "f", imagefolder_files(CLASSES, per_class=3, size=12, split=False))

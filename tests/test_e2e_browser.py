@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from core import store
+from core.runs import store
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -100,7 +100,7 @@ def _is_trainer(pid: int, run_id: str) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"core.train" in cmdline and run_id.encode() in cmdline
+    return b"core.cli" in cmdline and run_id.encode() in cmdline
 
 
 @pytest.fixture

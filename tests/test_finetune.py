@@ -7,9 +7,9 @@ import torch
 import torchvision
 
 import core.data
-from core import models, trainer
-from core.config import ConfigError, TrainConfig
-from core.events import Eval, Failed, Finished, Started, Step
+from core.training import batches, loop, models
+from core.training.config import ConfigError, TrainConfig
+from core.training.events import Eval, Failed, Finished, Started, Step
 
 CLASSES = ("red", "green", "blue")
 
@@ -55,7 +55,7 @@ class Watch:
 
     def __init__(self, monkeypatch):
         self.model = self.optimizer = None
-        build_model, build_optimizer = trainer.build_model, trainer.build_optimizer
+        build_model, build_optimizer = loop.build_model, loop.build_optimizer
 
         def keep_model(*args, **kwargs):
             self.model = build_model(*args, **kwargs)
@@ -65,8 +65,8 @@ class Watch:
             self.optimizer = build_optimizer(*args, **kwargs)
             return self.optimizer
 
-        monkeypatch.setattr(trainer, "build_model", keep_model)
-        monkeypatch.setattr(trainer, "build_optimizer", keep_optimizer)
+        monkeypatch.setattr(loop, "build_model", keep_model)
+        monkeypatch.setattr(loop, "build_optimizer", keep_optimizer)
 
     def snapshot(self) -> dict[str, dict[str, torch.Tensor]]:
         groups = models.param_groups(self.model)
@@ -82,7 +82,7 @@ class Watch:
     def run(self, cfg: TrainConfig, on_step=None) -> list[dict]:
         """Snapshots at the start and after every epoch; raises on a failed run."""
         snaps = []
-        for event in trainer.train_events(cfg):
+        for event in loop.train_events(cfg):
             if isinstance(event, Started):
                 snaps.append(self.snapshot())
             elif isinstance(event, Step) and on_step:
@@ -189,16 +189,16 @@ def test_mobilenet_head_only_with_frozen_statistics_keeps_the_whole_body(monkeyp
 
 def test_input_size_and_normalisation_follow_a_pretrained_model():
     pretrained = tiny(model={"name": "tv_mobilenet_v2", "options": {"pretrained": True}})
-    data = trainer.load_data(pretrained, torch.device("cpu"))
+    data = batches.load_data(pretrained, torch.device("cpu"))
     assert data.bundle.image_size == 224 and data.bundle.mean == models.IMAGENET_MEAN
     assert data.bundle.std == models.IMAGENET_STD and "ImageNet's mean and std" in data.bundle.note
     assert "224 px" in data.bundle.note
 
-    smaller = trainer.load_data(TrainConfig.from_dict({**pretrained.to_dict(), "data": {"image_size": 128}}), torch.device("cpu"))
+    smaller = batches.load_data(TrainConfig.from_dict({**pretrained.to_dict(), "data": {"image_size": 128}}), torch.device("cpu"))
     assert smaller.bundle.image_size == 128 and smaller.bundle.mean == models.IMAGENET_MEAN
 
     # from scratch, the same architecture keeps the dataset's own size and statistics
-    scratch = trainer.load_data(tiny(model={"name": "tv_mobilenet_v2", "options": {}}), torch.device("cpu"))
+    scratch = batches.load_data(tiny(model={"name": "tv_mobilenet_v2", "options": {}}), torch.device("cpu"))
     assert scratch.bundle.image_size == 16 and scratch.bundle.mean == (0.3, 0.3, 0.3)
     assert "ImageNet" not in scratch.bundle.note
 
@@ -208,7 +208,7 @@ def test_a_finished_run_records_the_imagenet_statistics_for_prediction(monkeypat
         model={"name": "tv_mobilenet_v2", "options": {"pretrained": True}},
         data={"image_size": 32}, optim={"train_head_only": True}, run={"epochs": 1, "batch_size": 32},
     )
-    events = list(trainer.train_events(cfg))
+    events = list(loop.train_events(cfg))
     started, final = events[0], events[-1]
     assert isinstance(final, Finished), final
     assert started.mean == models.IMAGENET_MEAN and started.image_size == 32
@@ -226,7 +226,7 @@ def test_conflicting_or_impossible_options_fail_with_the_key_named():
         tiny(model={"name": "tv_mobilenet_v2", "init": "kaiming", "options": {"pretrained": True}})
 
     def failure(cfg):
-        final = list(trainer.train_events(cfg))[-1]
+        final = list(loop.train_events(cfg))[-1]
         assert isinstance(final, Failed)
         return final.message
 

@@ -1,4 +1,4 @@
-"""core/images.py and core/samples.py: every supported format and mode, every bad input, the
+"""core/data/images.py and core/data/samples.py: every supported format and mode, every bad input, the
 drawing helpers, and the preview geometry. All pictures are generated here with PIL; PIL's own
 decoding and torchvision's kernels are the references."""
 import io
@@ -11,9 +11,9 @@ from PIL import Image, ImageOps
 from torchvision.transforms.v2 import functional as TF
 
 from conftest import png_header_only
-from core import samples
 from core.augment import Pipeline
-from core.images import (
+from core.data import samples
+from core.data.images import (
     MAX_PIXELS,
     ImageError,
     beta_density,

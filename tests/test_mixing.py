@@ -179,7 +179,7 @@ def test_one_hot_rows_are_exact_for_numpy_beta_edge_cases():
 
 
 def test_each_mixer_is_declared_once_and_the_config_field_comes_from_it():
-    from core.config import TricksConfig, config_params
+    from core.training.config import TricksConfig, config_params
 
     params = config_params()
     for mixer in mixing.MIXERS.values():
@@ -198,7 +198,7 @@ def test_each_mixer_is_declared_once_and_the_config_field_comes_from_it():
 
 
 def test_the_batch_mixer_uses_the_mixers_a_config_switches_on():
-    from core.config import TricksConfig
+    from core.training.config import TricksConfig
 
     off = mixing.BatchMixer.from_config(TricksConfig())
     assert not off and off(*labelled_batch(), K, gen()) is None

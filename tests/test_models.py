@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from core.models import (
+from core.training.models import (
     MODELS,
     ModelError,
     build_model,
@@ -225,7 +225,7 @@ def test_pretrained_weights_are_loaded_and_adapted_to_gray_input(monkeypatch):
 
 
 def test_patch_whitening_makes_the_patch_second_moment_the_identity():
-    from core.models import PatchWhitening
+    from core.training.models import PatchWhitening
 
     g = torch.Generator().manual_seed(0)
     # correlated channels and neighbours, like photos: a colour mix of a smoothed field, plus noise

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from core.config import TrainConfig
-from core.optim import AdaBound, build_optimizer
+from core.training.config import TrainConfig
+from core.training.optim import AdaBound, build_optimizer
 
 
 def adabound_reference(p0, grads, lrs, initial_lr, betas, final_lr, gamma, eps, wd):
@@ -84,7 +84,7 @@ def test_adabound_rejects_bad_settings():
     ],
 )
 def test_the_config_reaches_the_optimiser(optim, cls, expected):
-    from core.models import build_model
+    from core.training.models import build_model
 
     cfg = TrainConfig.from_dict({"optim": optim})
     model = build_model("fastcnn", in_channels=3, num_classes=10, width=0.25)

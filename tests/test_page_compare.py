@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
-
-from conftest import ROOT, plotly_array
-from core import compare, runner, store, verdict
-from core.config import TrainConfig
 from test_compare import make_run
 from test_verdict import FLIP, seeded
+
+from conftest import ROOT, plotly_array
+from core.runs import compare, runner, store, verdict
+from core.training.config import TrainConfig
 
 
 def open_page(runs: list[str] | None = None, link: str | None = None) -> AppTest:

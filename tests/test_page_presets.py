@@ -2,14 +2,14 @@
 
 import pytest
 from streamlit.testing.v1 import AppTest
-
-from conftest import ROOT
-from core import store
-from core.presets import PRESETS
-from core.sources import CIFAR10_CLASSES, register
-from core.uploads import save_upload
 from test_page_train import no_runs_left_behind, occupy_the_only_slot, one_torch_thread, progress_text, queue_table, run  # noqa: F401  (fixtures)
 from test_sources import class_folders_zip, write_cifar_batches
+
+from conftest import ROOT
+from core.data.sources import CIFAR10_CLASSES, register
+from core.data.uploads import save_upload
+from core.runs import store
+from core.runs.presets import PRESETS
 
 
 def train_page() -> AppTest:

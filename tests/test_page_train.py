@@ -1,6 +1,6 @@
 """The Train page through Streamlit's AppTest: configure, launch, watch, stop, queue, report.
 
-Launched runs are real: core.runner starts `python -m core.train` processes that write to the
+Launched runs are real: core.runs.runner starts `python -m core.cli` processes that write to the
 test's own AUGLAB_HOME, and the tests rerun the page until the store says what they wait for.
 Queue tests hold the only training slot with a run whose "process" is this test process, so
 nothing is spawned for them.
@@ -19,8 +19,10 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT, plotly_array
-from core import runner, store, train, weights
-from core.config import TrainConfig
+from core import cli
+from core.runs import runner, store
+from core.training import weights
+from core.training.config import TrainConfig
 
 # 250 images of 16x16, 7 steps an epoch, a 0.25-width FastCNN, one thread: on a machine shared with
 # other work, two spinning torch threads make generating the shapes many times slower, not faster.
@@ -147,7 +149,7 @@ def live_curve_points(app: AppTest) -> int:
 
 def test_the_live_view_reads_only_new_steps_and_draws_the_first_one_as_a_dot(at, monkeypatch):
     """A run fed by this test: each refresh shows the steps recorded since the last one."""
-    from core.events import Started, Step
+    from core.training.events import Started, Step
 
     run_id = occupy_the_only_slot()
     sink = store.StoreSink(run_id)
@@ -182,8 +184,8 @@ def test_a_long_live_run_is_drawn_from_a_bounded_curve_that_matches_the_whole_ru
     """Thousands of steps arrive between refreshes: the live chart keeps at most MAX_CURVE_POINTS
     points, what the session holds stays that size, and the last refresh draws the same curve as
     the whole step table binned at once (what the report of the finished run shows)."""
-    from core.curves import StepCurve
-    from core.events import Started, Step
+    from core.runs.curves import StepCurve
+    from core.training.events import Started, Step
     from pages._runs import _LIVE_CURVE, MAX_CURVE_POINTS
 
     run_id = occupy_the_only_slot()
@@ -291,7 +293,7 @@ def test_the_lr_finder_plots_loss_against_lr_and_sets_the_peak_lr(at):
 
 
 def test_permuted_pixels_and_a_run_to_start_from_go_into_the_launched_config():
-    source = train.run({"data": {"subset": 0.05, "image_size": 16}, "model": {"options": {"width": 0.25}},
+    source = cli.run({"data": {"subset": 0.05, "image_size": 16}, "model": {"options": {"width": 0.25}},
                         "run": {"epochs": 1, "batch_size": 32, "threads": 1}}, "source")
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     app.run()
@@ -330,7 +332,7 @@ def picture_png() -> bytes:
 def test_a_finished_run_shows_its_confusion_matrix_gallery_and_predicts():
     tiny = {"data": {"subset": 0.05, "image_size": 16}, "model": {"options": {"width": 0.25}},
             "run": {"epochs": 1, "batch_size": 32, "threads": 1}}
-    run_id = train.run(tiny, "done")
+    run_id = cli.run(tiny, "done")
     record = store.get_run(run_id)
     assert record.status == "finished"
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
@@ -467,12 +469,12 @@ def test_the_pipeline_comes_from_the_lab_or_a_shared_link(at):
     assert [s.op for s in at.session_state["tr_pipeline"].steps] == ["pad_crop", "cutout"]  # unchanged
 
 
-# ---- core.estimate, which the page shows before a launch -------------------------------------------
+# ---- core.training.estimate, which the page shows before a launch -------------------------------------------
 
 
 def test_the_estimate_times_real_steps_once_per_speed_relevant_config():
-    from core import estimate
-    from core.config import apply_overrides
+    from core.training import estimate
+    from core.training.config import apply_overrides
 
     estimate.clear_cache()
     cfg = apply_overrides(TrainConfig(), {k.replace("opt.fastcnn.", "model.options."): v for k, v in TINY.items()})
@@ -490,7 +492,7 @@ def test_the_estimate_times_real_steps_once_per_speed_relevant_config():
 
 
 def test_durations_read_the_way_people_say_them():
-    from core.estimate import format_duration
+    from core.training.estimate import format_duration
 
     assert [format_duration(s) for s in (0.4, 59, 95, 605, 3 * 3600 + 65)] == ["0 s", "59 s", "1 min 35 s", "10 min", "3 h 01 min"]
 
@@ -502,14 +504,14 @@ def drawn_widgets(app: AppTest) -> dict:
 
 
 def test_every_config_field_is_drawn_with_its_declared_label_help_and_range(at):
-    from core.config import config_params
+    from core.training.config import config_params
     from pages import train as page
 
     params = config_params()
     assert set(params) == {f.key for f in page.ALL_FIELDS} | set(page.EDITED_ELSEWHERE)
     seen = {}
     # the states that show each optional field: every optimiser, schedule and kind of dataset, a teacher
-    teacher = train.run({"data": {"subset": 0.05, "image_size": 16}, "model": {"options": {"width": 0.25}},
+    teacher = cli.run({"data": {"subset": 0.05, "image_size": 16}, "model": {"options": {"width": 0.25}},
                          "run": {"epochs": 1, "batch_size": 32, "threads": 1}}, "a teacher")
     states = [
         {"data.dataset": "shapes"}, {"optim.name": "adabound"}, {"schedule.name": "step"}, {"schedule.name": "sgdr"},

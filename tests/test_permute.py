@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from core.models import build_model
-from core.permute import permute_pixels, pixel_permutation, unpermute_pixels
+from core.data.permute import permute_pixels, pixel_permutation, unpermute_pixels
+from core.training.models import build_model
 
 
 def test_the_permutation_is_a_fixed_bijection_drawn_from_the_seed():

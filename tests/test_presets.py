@@ -2,11 +2,12 @@
 where they show the lesson, seeds for a verdict."""
 import pytest
 
-from core import runner, sources
-from core.compare import seed_group
-from core.config import TrainConfig, apply_overrides, diff
-from core.presets import PRESETS, PRETRAINED, budgets, contrasts, launch_plan, plan_preset
-from core.sources import Resolved
+from core.data import sources
+from core.data.sources import Resolved
+from core.runs import runner
+from core.runs.compare import seed_group
+from core.runs.presets import PRESETS, PRETRAINED, budgets, contrasts, launch_plan, plan_preset
+from core.training.config import TrainConfig, apply_overrides, diff
 
 # What a machine with every kind of dataset would find: torchvision's files, and an uploaded photo set.
 FOUND = {"cifar10": "cifar10", "mnist": "mnist", "fashion_mnist": "fashion_mnist", "photos": "zip:/data/flowers5.zip"}
@@ -264,7 +265,7 @@ def test_lenet_vgg_on_a_cpu_trains_a_narrower_vgg_and_says_so():
 
 
 def test_a_plan_that_needs_imagenet_weights_says_how_to_get_them_when_they_are_missing(monkeypatch):
-    from core import weights
+    from core.training import weights
 
     present = weights.availability("mobilenet_v2")
     monkeypatch.setattr(weights, "availability", lambda arch: present.__class__(

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 import core.data
-from core import recipes
-from core.config import ConfigError, TrainConfig
-from core.events import Eval, Finished, Started, Step
-from core.models import PatchWhitening
-from core.trainer import train_events
+from core.runs import recipes
+from core.training.config import ConfigError, TrainConfig
+from core.training.events import Eval, Finished, Started, Step
+from core.training.loop import train_events
+from core.training.models import PatchWhitening
 
 
 @pytest.mark.parametrize("name", list(recipes.RECIPES))
@@ -28,7 +28,7 @@ def test_every_recipe_is_a_complete_valid_config_that_round_trips(name):
 
 def test_the_one_minute_recipe_differs_only_in_length():
     long, short = recipes.recipe("cpu_fast_cifar"), recipes.recipe("cpu_fast_cifar_1min")
-    from core.config import diff
+    from core.training.config import diff
 
     assert set(diff(long, short)) == {"run.epochs", "run.eval_every"}
     assert short.run.epochs < long.run.epochs
@@ -73,11 +73,11 @@ def tiny_cifar(monkeypatch):
 
 
 def test_the_recipe_trains_on_a_tiny_slice_with_its_own_settings(tiny_cifar, monkeypatch):
-    import core.trainer
+    import core.training.device
 
     # as on a CPU with native bfloat16; where it is emulated the run trains in float32 and says so
     # (tests/test_trainer.py, test_bf16_on_a_cpu_is_used_only_where_the_cpu_computes_it_natively)
-    monkeypatch.setattr(core.trainer, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr(core.training.device, "cpu_has_fast_bf16", lambda: True)
     cfg = recipes.recipe("cpu_fast_cifar_1min", overrides={"run.batch_size": 16, "run.threads": 1})
     events = list(train_events(cfg))
     started, final = events[0], events[-1]
@@ -92,7 +92,7 @@ def test_the_recipe_trains_on_a_tiny_slice_with_its_own_settings(tiny_cifar, mon
 
 
 def test_the_whitening_stem_is_fitted_on_the_first_training_batch(tiny_cifar):
-    from core.models import build_model
+    from core.training.models import build_model
 
     model = build_model("fastcnn", in_channels=3, num_classes=10, **recipes.recipe("cpu_fast_cifar").model.options)
     stem = model.stem[0]

@@ -4,8 +4,8 @@ import os
 import signal
 import time
 
-from core import runner, store
-from core.config import TrainConfig
+from core.runs import runner, store
+from core.training.config import TrainConfig
 
 
 def quick(epochs: int) -> TrainConfig:

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.optim import lr_scheduler
 
-from core.config import TrainConfig
-from core.schedules import lr_at, peak_lr, schedule_curve
+from core.training.config import TrainConfig
+from core.training.schedules import lr_at, peak_lr, schedule_curve
 
 
 def make_cfg(epochs=4, lr=0.1, batch_size=128, **schedule):

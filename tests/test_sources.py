@@ -1,4 +1,4 @@
-"""core.sources: each source of a kind (torchvision files, a recognised or registered zip, the
+"""core.data.sources: each source of a kind (torchvision files, a recognised or registered zip, the
 embedded digits), downloads from a local HTTP server, and the training budget for small sets.
 
 Nothing here touches the internet: downloads come from an http.server on 127.0.0.1 that serves
@@ -26,10 +26,11 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT
-from core import data, sources, store
-from core.data import DatasetError, load_dataset
-from core.sources import CIFAR10_CLASSES, recognise, resolve, suggest_budget
-from core.uploads import save_upload
+from core import data
+from core.data import DatasetError, load_dataset, sources
+from core.data.sources import CIFAR10_CLASSES, recognise, resolve, suggest_budget
+from core.data.uploads import save_upload
+from core.runs import store
 
 # ----------------------------------------------------------------------------
 # Files the tests make
@@ -246,7 +247,7 @@ def test_register_and_unregister_persist_and_a_dataset_is_one_kind_at_a_time(tmp
     # Stored in the run store's settings, so another process sees it: the CLI, which registers the
     # same file (spelled another way) as another kind, and that moves it there.
     env = {**os.environ, "AUGLAB_HOME": str(auglab_home), "PYTHONPATH": str(ROOT)}
-    listed = subprocess.run([sys.executable, "-m", "core.sources", "use", "fashion_mnist", f"{tmp_path}/./flowers.zip"],
+    listed = subprocess.run([sys.executable, "-m", "core.data.sources", "use", "fashion_mnist", f"{tmp_path}/./flowers.zip"],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert listed.returncode == 0, listed.stderr
     lines = dict(line.split("  ", 1) for line in listed.stdout.splitlines())
@@ -427,7 +428,7 @@ def stripes_zip(n_per_class: int, size: int = 16) -> bytes:
 
 
 def _tiny(epochs: int, batch: int, dataset: str) -> float:
-    from core.train import run
+    from core.cli import run
 
     cfg = {"data": {"dataset": dataset}, "model": {"name": "fastcnn", "options": {"width": 0.25}},
            "run": {"epochs": epochs, "batch_size": batch, "threads": 1, "device": "cpu"}}

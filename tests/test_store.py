@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from core import store
-from core.config import ConfigError, TrainConfig
-from core.events import Eval, Failed, Finished, Started, Step, Stopped
+from core.runs import store
+from core.training.config import ConfigError, TrainConfig
+from core.training.events import Eval, Failed, Finished, Started, Step, Stopped
 
 
 def started_event(run_id):

@@ -10,22 +10,19 @@ import torch.nn.functional as F
 import torchvision
 
 import core.data
-from core import models, store, versions
-from core import train as train_api
-from core.config import TrainConfig
-from core.events import Eval, Failed, Finished, Started, Step
-from core.lr_finder import lr_find, suggest_lr
-from core.optim import build_optimizer
-from core.predict import load_run_model, predict
-from core.trainer import (
-    BatchMaker,
-    build_model,
-    classification_loss,
-    distillation_loss,
-    fit,
-    load_data,
-    train_events,
-)
+from core import cli as train_api
+from core import versions
+from core.runs import store
+from core.runs.predict import load_run_model, predict
+from core.training import models
+from core.training.batches import BatchMaker, load_data
+from core.training.config import TrainConfig
+from core.training.events import Eval, Failed, Finished, Started, Step
+from core.training.finetune import build_model
+from core.training.loop import fit, train_events
+from core.training.losses import classification_loss, distillation_loss
+from core.training.lr_finder import lr_find, suggest_lr
+from core.training.optim import build_optimizer
 
 TRAIN_IMAGES, TEST_IMAGES = 192, 100
 
@@ -332,15 +329,15 @@ def test_speed_options_still_train(option):
 
 @pytest.mark.parametrize("native", [True, False])
 def test_bf16_on_a_cpu_is_used_only_where_the_cpu_computes_it_natively(monkeypatch, native):
-    import core.trainer
+    import core.training.device
 
-    monkeypatch.setattr(core.trainer, "cpu_has_fast_bf16", lambda: native)
+    monkeypatch.setattr(core.training.device, "cpu_has_fast_bf16", lambda: native)
     cpu = torch.device("cpu")
-    assert core.trainer.autocast_dtype("bf16", cpu) == (torch.bfloat16 if native else None)
+    assert core.training.device.autocast_dtype("bf16", cpu) == (torch.bfloat16 if native else None)
     run = train_events(tiny(run={"epochs": 1, "amp": "bf16"}))
     started = next(e for e in run if isinstance(e, Started))
     run.close()
-    assert started.device.endswith("bfloat16 autocast" if native else core.trainer.BF16_EMULATED)
+    assert started.device.endswith("bfloat16 autocast" if native else core.training.device.BF16_EMULATED)
 
 
 # ---------------------------------------------------------------------------- LR finder
@@ -369,7 +366,7 @@ def test_suggestions_follow_the_curve():
 
 
 def test_permuted_pixels_shuffle_train_and_test_alike_with_the_data_seeds_permutation(small_shapes):
-    from core.permute import permute_pixels, pixel_permutation
+    from core.data.permute import permute_pixels, pixel_permutation
 
     device = torch.device("cpu")
     plain = load_data(tiny(), device)
@@ -412,7 +409,7 @@ def test_a_permuted_student_hands_its_teacher_the_pictures_in_order(monkeypatch,
 
     teacher_id = train_api.run(tiny(), "plain teacher")
     spy = SpyTeacher(load_run_model(teacher_id))
-    monkeypatch.setattr("core.trainer.load_run_model", lambda run_id, device: spy)
+    monkeypatch.setattr("core.training.finetune.load_run_model", lambda run_id, device: spy)
     student = tiny(data={"permute_pixels": True}, tricks={"teacher_run_id": teacher_id}, run={"epochs": 1})
     assert isinstance(fit(student), Finished)
     # The teacher was trained on plain images: each one it was shown is a plain training image

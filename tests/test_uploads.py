@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from core.data import DatasetError, load_dataset
-from core.uploads import list_uploads, save_upload, uploads_dir
+from core.data.uploads import list_uploads, save_upload, uploads_dir
 
 
 def png(value: int, size: int = 12) -> bytes:
@@ -94,10 +94,10 @@ def test_non_images_next_to_images_are_skipped_and_said():
 
 
 def test_a_run_on_an_upload_is_named_after_the_upload_not_its_stored_path(tmp_path):
-    from core import store
-    from core.config import TrainConfig
-    from core.train import main
-    from core.uploads import dataset_title
+    from core.cli import main
+    from core.data.uploads import dataset_title
+    from core.runs import store
+    from core.training.config import TrainConfig
 
     upload = save_upload("pets.zip", good_zip())
     cfg = TrainConfig.from_dict({"data": {"dataset": upload.dataset}})
@@ -113,7 +113,7 @@ def test_a_run_on_an_upload_is_named_after_the_upload_not_its_stored_path(tmp_pa
 
 
 def test_an_upload_with_cifar10_class_names_is_registered_as_cifar10_even_when_uploaded_again():
-    from core import sources
+    from core.data import sources
 
     names = sources.CIFAR10_CLASSES
     data = make_zip({f"c/{cls}/{i}.png": png(20 * k + i, size=32) for k, cls in enumerate(names) for i in range(2)})

@@ -1,4 +1,4 @@
-"""core.verdict: Welch's t-interval checked by hand and against scipy, and verdicts on stored runs.
+"""core.runs.verdict: Welch's t-interval checked by hand and against scipy, and verdicts on stored runs.
 
 The stored runs are written straight into the store with made-up accuracies (no training); the
 one test that launches holds the only training slot, so its runs stay queued.
@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
-
-from core import compare, runner, store, verdict
-from core.config import TrainConfig
 from test_compare import make_run
+
+from core.runs import compare, runner, store, verdict
+from core.training.config import TrainConfig
 
 FLIP = {"augment": {"train": [{"op": "hflip"}]}}
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torchvision
 
-from core import weights
-from core.samples import SAMPLES, load_sample
-from core.weights import INSTALL_COMMAND, WeightsError
+from core.data.samples import SAMPLES, load_sample
+from core.training import weights
+from core.training.weights import INSTALL_COMMAND, WeightsError
 
 MOBILENET = "mobilenet_v2-b0353104.pth"
 CATS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}  # ImageNet's domestic cats

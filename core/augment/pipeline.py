@@ -178,7 +178,7 @@ class Pipeline:
         """Python that reproduces the preview grid exactly with this project's core package."""
         return (
             "from core.augment import Pipeline\n"
-            "from core.images import load_image\n\n"
+            "from core.data.images import load_image\n\n"
             f"pipeline = Pipeline.from_json('''{self.to_json()}''')\n"
             f"image = load_image({image_path!r}, max_side={max_side}).tensor  # as the page loads it\n"
             f"grid, records = pipeline.preview(image, n={n}, seed={seed})  # float [{n}, C, H, W]\n"

@@ -15,7 +15,7 @@ from typing import Callable
 
 from PIL import Image, ImageDraw
 
-from core.images import LoadedImage, load_image
+from core.data.images import LoadedImage, load_image
 
 SYNTHETIC = "synthetic scene"
 # sample name -> file in scikit-image's data folder

@@ -1,12 +1,12 @@
 """Named, tuned training configs: the lab's answer to "what trains well here, and how fast?".
 
-    from core.recipes import recipe
+    from core.runs.recipes import recipe
     cfg = recipe("cpu_fast_cifar")                                   # a TrainConfig
     cfg = recipe("cpu_fast_cifar", dataset="zip:/data/cifar10.zip")  # CIFAR-10 from a zip of class folders
 
-    python -m core.recipes                                   # list the recipes
-    python -m core.recipes cpu_fast_cifar > fast.json        # write one as a config file
-    python -m core.train --config fast.json                  # and train it
+    python -m core.runs.recipes                                   # list the recipes
+    python -m core.runs.recipes cpu_fast_cifar > fast.json        # write one as a config file
+    python -m core.cli --config fast.json                  # and train it
 
 A recipe is a complete TrainConfig, not a set of overrides on whatever the defaults are today,
 so it means the same thing tomorrow. Each value carries a comment saying why it is what it is;
@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from core.config import ConfigError, TrainConfig, apply_overrides
+from core.training.config import ConfigError, TrainConfig, apply_overrides
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def recipe(name: str, *, dataset: str | None = None, overrides: Mapping[str, Any
     """The recipe `name` as a TrainConfig.
 
     dataset: another data source, e.g. "zip:/data/cifar10.zip" (the recipe's own is "cifar10").
-    overrides: dotted keys to change, as core.config.apply_overrides takes them, e.g. {"run.epochs": 4}.
+    overrides: dotted keys to change, as core.training.config.apply_overrides takes them, e.g. {"run.epochs": 4}.
     """
     if name not in RECIPES:
         raise ConfigError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
@@ -153,7 +153,7 @@ def recipe(name: str, *, dataset: str | None = None, overrides: Mapping[str, Any
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.recipes", description="List the tuned recipes or print one as JSON.")
+    parser = argparse.ArgumentParser(prog="python -m core.runs.recipes", description="List the tuned recipes or print one as JSON.")
     parser.add_argument("name", nargs="?", help="the recipe to print as a TrainConfig JSON")
     parser.add_argument("--dataset", help="train on this dataset instead, e.g. zip:/data/cifar10.zip")
     args = parser.parse_args(argv)

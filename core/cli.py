@@ -1,16 +1,17 @@
 """Train from a notebook or a terminal; every run lands in the same store the dashboard reads.
 
 Notebook:
-    from core import train, store
-    run_id = train.run({"run": {"epochs": 2}, "tricks": {"mixup_alpha": 0.2}})   # blocks
+    from core import cli
+    from core.runs import store
+    run_id = cli.run({"run": {"epochs": 2}, "tricks": {"mixup_alpha": 0.2}})   # blocks
     store.metrics(run_id)                                                        # pandas DataFrame
 
 Terminal:
-    python -m core.train --dataset shapes --model fastcnn --epochs 3 --mixup 0.2
-    python -m core.train --config run.json --set optim.lr=0.1 --set run.seed=1
-    python -m core.train --model mlp --permute-pixels
-    python -m core.train --init-from RUN_ID --set optim.head_lr_mult=10 --set data.variant=few_colours
-    python -m core.train --print-config > run.json
+    python -m core.cli --dataset shapes --model fastcnn --epochs 3 --mixup 0.2
+    python -m core.cli --config run.json --set optim.lr=0.1 --set run.seed=1
+    python -m core.cli --model mlp --permute-pixels
+    python -m core.cli --init-from RUN_ID --set optim.head_lr_mult=10 --set data.variant=few_colours
+    python -m core.cli --print-config > run.json
 
 Point AUGLAB_HOME at a shared folder and a run started on a GPU server appears in the dashboard.
 """
@@ -27,10 +28,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from core import store, trainer
-from core.config import ConfigError, TrainConfig, apply_overrides, config_params, parse_value
-from core.events import ConsoleSink, Event, Failed, FinalEvent, Finished, Stopped
 from core.params import Param
+from core.runs import store
+from core.training.config import ConfigError, TrainConfig, apply_overrides, config_params, parse_value
+from core.training.events import ConsoleSink, Event, Failed, FinalEvent, Finished, Stopped
+from core.training.loop import fit
 
 EXIT_FINISHED, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 3
 
@@ -70,7 +72,7 @@ def execute(
     recorder = store.StoreSink(run_id)
     stop = (lambda: should_stop() or recorder.should_stop()) if should_stop else recorder.should_stop
     try:
-        return trainer.fit(
+        return fit(
             cfg, sinks=[recorder, *sinks], run_id=run_id, should_stop=stop, artefact_dir=store.run_dir(run_id)
         )
     except KeyboardInterrupt:
@@ -89,7 +91,7 @@ def execute(
 
 def run_stored(run_id: str, sinks: Iterable[Callable[[Event], None]] = ()) -> FinalEvent:
     """Train a run the runner queued (the `--run-id` entry point), then start the next queued run."""
-    from core import runner
+    from core.runs import runner
 
     record = store.get_run(run_id)
     if record.status == "queued":
@@ -132,9 +134,9 @@ def stop_on_signals() -> Iterator[Callable[[], bool]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line: a flag for every config field, written from its declaration (core.config)."""
+    """The command line: a flag for every config field, written from its declaration (core.training.config)."""
     p = argparse.ArgumentParser(
-        prog="python -m core.train",
+        prog="python -m core.cli",
         description="Train an image classifier and record the run in the Augmentation Lab store "
         "(AUGLAB_HOME, default ~/.augmentation_lab). Every config field has a flag --SECTION.FIELD; the "
         "common ones have a short one too (--lr is --optim.lr).",

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union, get_args, get_origin, get_type_hints
 
 from core.augment import Pipeline, mixing
-from core.params import Param
 from core.data import DATASETS, IMAGE_SIZE_RANGE, PATH_PREFIXES
-from core.models import INIT_SCHEMES, MODELS
+from core.params import Param
+from core.training.models import INIT_SCHEMES, MODELS
 
 
 class ConfigError(ValueError):

@@ -27,10 +27,10 @@ from typing import Any
 
 import pandas as pd
 
-from core.config import TrainConfig
-from core.events import Eval, Event, Failed, Finished, Started, Step, Stopped
+from core.data.uploads import dataset_title
 from core.paths import home
-from core.uploads import dataset_title
+from core.training.config import TrainConfig
+from core.training.events import Eval, Event, Failed, Finished, Started, Step, Stopped
 
 STATUSES = ("queued", "running", "finished", "stopped", "failed", "interrupted")
 FINAL_STATUSES = ("finished", "stopped", "failed", "interrupted")

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import torch
 
-from core.config import TrainConfig
+from core.training.config import TrainConfig
 
 
 class AdaBound(torch.optim.Optimizer):
@@ -89,7 +89,7 @@ class AdaBound(torch.optim.Optimizer):
 
 def make_param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
     """Body and head parameter groups with their lr multipliers (empty groups left out)."""
-    from core.models import param_groups
+    from core.training.models import param_groups
 
     split = param_groups(model)
     groups = [

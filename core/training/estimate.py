@@ -16,9 +16,9 @@ import functools
 import json
 from dataclasses import dataclass
 
-from core import trainer
-from core.config import TrainConfig
-from core.events import Failed, Started, Step
+from core.training.config import TrainConfig
+from core.training.events import Failed, Started, Step
+from core.training.loop import train_events
 
 # A training run is a fresh Python process: importing torch and the project before the first
 # step. Measured on a 2-core laptop (about 4 s); a second or two either way does not change
@@ -118,7 +118,7 @@ def _measure(cfg: TrainConfig, steps: int, budget_s: float) -> StepTiming:
         timed = len(walls) - 1  # the first step pays one-off costs (allocator, cuDNN autotuning)
         return timed >= steps or (timed >= 1 and walls[-1] - walls[0] >= budget_s)
 
-    for event in trainer.train_events(cfg, should_stop=enough):
+    for event in train_events(cfg, should_stop=enough):
         if isinstance(event, Started):
             started = event
         elif isinstance(event, Step):

@@ -16,8 +16,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from core import models, store
-from core.permute import permute_pixels, pixel_permutation
+from core.data.permute import permute_pixels, pixel_permutation
+from core.runs import store
+from core.training import models
 
 # ITU-R BT.601 luma weights, as torchvision's rgb_to_grayscale uses.
 _LUMA = (0.299, 0.587, 0.114)

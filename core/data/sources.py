@@ -20,7 +20,7 @@ HTTP error, they raise core.data.DatasetError saying what to do instead. $AUGLAB
 points them at a mirror: <base>/<kind>/<torchvision's file name>, e.g.
 <base>/cifar10/cifar-10-python.tar.gz or <base>/mnist/train-images-idx3-ubyte.gz.
 
-This module is UI-free: the Train page (pages/_datasets.py) and `python -m core.sources` use it.
+This module is UI-free: the Train page (pages/_datasets.py) and `python -m core.data.sources` use it.
 """
 from __future__ import annotations
 
@@ -43,9 +43,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import data, store
+from core import data
 from core.data import DIGIT_CLASSES, DatasetError
-from core.uploads import find_upload
+from core.data.uploads import find_upload
+from core.runs import store
 
 # ============================================================================
 # Kinds
@@ -592,7 +593,7 @@ def _extract_tar(k: Kind, archive: Path, into: Path) -> None:
 
 
 # ============================================================================
-# Command line: python -m core.sources [download KIND | use KIND PATH | forget KIND PATH]
+# Command line: python -m core.data.sources [download KIND | use KIND PATH | forget KIND PATH]
 # ============================================================================
 
 
@@ -603,7 +604,7 @@ def _print_progress(done: int, total: int | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m core.sources",
+        prog="python -m core.data.sources",
         description="Where CIFAR-10, MNIST, Fashion-MNIST and photos come from on this machine; download or register them.",
     )
     sub = p.add_subparsers(dest="command")

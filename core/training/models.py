@@ -37,7 +37,7 @@ class ModelInfo:
     # The side its pretrained weights were trained at: a pretrained run with data.image_size None
     # resizes the images to it.
     input_size: int | None = None
-    # The core.weights key when the model can start from ImageNet weights (its `pretrained` option).
+    # The core.training.weights key when the model can start from ImageNet weights (its `pretrained` option).
     pretrained: str | None = None
 
     def defaults(self) -> dict:
@@ -309,10 +309,10 @@ def _replace(model: nn.Module, path: str, module: nn.Module) -> None:
 
 def _torchvision_model(arch: str, in_channels: int, num_classes: int, pretrained: bool) -> nn.Module:
     """torchvision's ImageNet `arch` with a new final layer for num_classes, optionally starting
-    from ImageNet weights (through torchvision's weights API; see core.weights)."""
+    from ImageNet weights (through torchvision's weights API; see core.training.weights)."""
     import torchvision
 
-    from core import weights
+    from core.training import weights
 
     model = getattr(torchvision.models, arch)(weights=None)
     if pretrained:
@@ -470,7 +470,7 @@ MODELS: dict[str, ModelInfo] = {
         "(160 or 128 px cost about a half or a third of the compute).",
         options=(
             Param("pretrained", "bool", False, help="Start from ImageNet weights (downloaded on first use; offline, "
-                   "the file must be in torch's cache: see `python -m core.weights status`)."),
+                   "the file must be in torch's cache: see `python -m core.training.weights status`)."),
         ),
         build=lambda c, k, s, pretrained: _torchvision_model("resnet18", c, k, pretrained),
         min_image_size=16,
@@ -481,12 +481,12 @@ MODELS: dict[str, ModelInfo] = {
         label="MobileNetV2 (torchvision, ImageNet form)",
         help="torchvision's MobileNetV2 (Sandler et al. 2018; 3.5M parameters, about a sixth of ResNet-18's "
         "compute) with a new final layer; optionally starts from ImageNet weights, which work offline "
-        "once installed (`python -m core.weights install`). Pretrained, images are normalised with "
+        "once installed (`python -m core.training.weights install`). Pretrained, images are normalised with "
         "ImageNet's mean and std and resized to 224 px unless the image size is set (160 or 128 px cost "
         "about a half or a third of the compute).",
         options=(
             Param("pretrained", "bool", False, help="Start from ImageNet weights (from torch's cache, put there "
-                   "offline by `python -m core.weights install`, or downloaded when online)."),
+                   "offline by `python -m core.training.weights install`, or downloaded when online)."),
         ),
         build=lambda c, k, s, pretrained: _torchvision_model("mobilenet_v2", c, k, pretrained),
         min_image_size=16,

@@ -3,7 +3,7 @@
 The compare page draws what this module computes; nothing here knows about Streamlit, so the
 notebook user gets the same numbers:
 
-    from core import compare
+    from core.runs import compare
     frame = compare.curves([a, b], "test_acc", x="epoch")            # one row per point
     table = compare.compare_table([a, b], baseline=a)                # what differs, and by how much
     groups = compare.seed_groups(store.list_runs().set_index("id")["name"])
@@ -30,8 +30,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFont
 
-from core import runner, store
-from core.config import ConfigError, TrainConfig, apply_overrides, flatten, parse_value
+from core.runs import runner, store
+from core.training.config import ConfigError, TrainConfig, apply_overrides, flatten, parse_value
 
 # ============================================================================ what can be plotted
 

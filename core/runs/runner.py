@@ -4,7 +4,7 @@
     runner.stop(run_id)
     runner.wait(run_id, timeout=60)              # for tests and scripts
 
-A run's process is `python -m core.train --run-id ID`, started in a session of its own, so it
+A run's process is `python -m core.cli --run-id ID`, started in a session of its own, so it
 outlives the Streamlit script rerun, a closed browser tab and even the dashboard itself. At most
 `max_concurrent()` runs train at once; the others wait in the store as "queued". A run that
 starts from another run's weights (model.init_from_run) or learns from a teacher run waits until
@@ -25,14 +25,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from core import store
-from core.config import TrainConfig
 from core.paths import HOME_ENV, home
+from core.runs import store
+from core.training.config import TrainConfig
 
 MAX_CONCURRENT_ENV = "AUGLAB_MAX_CONCURRENT"
 _MAX_CONCURRENT_KEY = "max_concurrent"
 # The folder that holds the `core` package: the training process must import the same code.
-_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # Processes this process started, kept so that finished ones are reaped instead of lingering
 # as zombies (a zombie still "exists" for os.kill).
@@ -82,7 +82,7 @@ def _spawn(run_id: str) -> None:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PROJECT_ROOT), env.get("PYTHONPATH")]))
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "core.train", "--run-id", run_id],
+            [sys.executable, "-m", "core.cli", "--run-id", run_id],
             cwd=_PROJECT_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

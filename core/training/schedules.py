@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from core.config import TrainConfig
+from core.training.config import TrainConfig
 
 
 def peak_lr(cfg: TrainConfig) -> float:

@@ -7,7 +7,7 @@
     plan.runnable               # False when the data it needs is missing (plan.blocked says what to do)
     launch_plan(plan)           # queue every run (x plan.seeds); returns the run ids
 
-Each preset asks for a kind of dataset (core.sources: "cifar10", "mnist", "photos") and takes
+Each preset asks for a kind of dataset (core.data.sources: "cifar10", "mnist", "photos") and takes
 the best copy on this machine: torchvision's files, a dataset the user uploaded or pointed to and
 that was recognised or chosen as that kind, or an embedded one (the real scikit-learn digits for
 MNIST). `dataset=` runs it on any dataset instead. The generated shapes are a fallback only for the
@@ -23,12 +23,12 @@ Three budgets:
   - "longer": where the classroom budget does not show the effect and a longer one does, that one.
 
 Seeds: `seeds=3` queues every run three times (run.seed 0, 1, 2, named "... · seed N"), which is
-what core.verdict needs to tell a difference from seed noise.
+what core.runs.verdict needs to tell a difference from seed noise.
 
 A preset may train one run first that the compared runs start from (`pretrain`, for fine-tuning
 on the shapes): its config is in `plan.pretrain`, and a compared run whose model.init_from_run is
 `PRETRAINED` gets that run's id when `launch_plan` queues it. The queue holds such a run back
-until the pretraining run has ended (core.store.claim_next_queued).
+until the pretraining run has ended (core.runs.store.claim_next_queued).
 """
 
 from __future__ import annotations
@@ -37,11 +37,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core import sources
-from core.compare import seed_run_name
-from core.config import TrainConfig, apply_overrides, diff
-from core.data import DATASETS
-from core.sources import Resolved
+from core.data import DATASETS, sources
+from core.data.sources import Resolved
+from core.runs.compare import seed_run_name
+from core.training.config import TrainConfig, apply_overrides, diff
 
 # Stands for the id of the preset's pretraining run in a compared run's model.init_from_run,
 # until launch_plan knows that id. Readable as it is in the page's table of runs.
@@ -85,7 +84,7 @@ COURSE_FLIP = {
 # ============================================================================ the classroom budget
 #
 # CIFAR-10 on a 2-core CPU: the cpu_fast_cifar recipe's network (FastCNN, a whitening stem,
-# bfloat16, channels_last; core/recipes.py) on 5,000 training images for 30 epochs. Augmentation
+# bfloat16, channels_last; core/runs/recipes.py) on 5,000 training images for 30 epochs. Augmentation
 # pays when data is scarce and training long: on the full 50,000 images for 2 epochs (the 1-minute
 # recipe) flips changed nothing (78.2% both); on 5,000 images for 30 epochs a network without
 # augmentation reaches 100% training accuracy and 64% test accuracy (seed 0), the regime where
@@ -121,7 +120,7 @@ CIFAR_CPU = {
 class Preset:
     title: str
     description: str
-    needs: str  # the kind of dataset it is written for (core.sources.KINDS)
+    needs: str  # the kind of dataset it is written for (core.data.sources.KINDS)
     course: dict[str, Any]  # dotted overrides shared by every run: the course's recipe (CUDA)
     runs: tuple[tuple[str, dict[str, Any]], ...]  # (run name, dotted overrides on top of the recipe)
     cpu: dict[str, Any] = field(default_factory=dict)  # the classroom budget, on top of `course`
@@ -481,7 +480,7 @@ def plan_preset(
 
     dataset: run it on this dataset (any core.data value) instead of the one it finds.
     budget: "course" (the default on a CUDA GPU), "classroom" (the default elsewhere) or "longer".
-    resolve: finds a kind of dataset; core.sources.resolve, or a stand-in in tests.
+    resolve: finds a kind of dataset; core.data.sources.resolve, or a stand-in in tests.
     """
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
@@ -621,8 +620,8 @@ def _budget_note(preset: Preset, budget: str, scaling: Mapping[str, tuple[Any, A
 
 def _weights_notes(configs: Iterable[TrainConfig]) -> list[str]:
     """What a run starting from ImageNet weights needs, where the weights are not on this machine."""
-    from core import weights
-    from core.models import MODELS
+    from core.training import weights
+    from core.training.models import MODELS
 
     archs = {MODELS[c.model.name].pretrained for c in configs if c.model.options.get("pretrained")}
     missing = [weights.availability(arch) for arch in sorted(a for a in archs if a)]
@@ -645,7 +644,7 @@ def launch_plan(plan: PresetPlan) -> list[str]:
     The compared runs that start from the pretraining run get its id as model.init_from_run; the
     queue starts them once it has ended, so this returns at once, like runner.launch.
     """
-    from core import runner
+    from core.runs import runner
 
     if not plan.runnable:
         raise ValueError(plan.blocked)

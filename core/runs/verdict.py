@@ -6,7 +6,7 @@ config (every key but run.seed), each group's final test accuracies are its samp
 difference in mean accuracy gets a 95% confidence interval from Welch's t-interval, which does
 not assume the two groups are equally noisy:
 
-    from core import verdict
+    from core.runs import verdict
     for kind, text in verdict.sentences(run_ids):       # kind: beyond, within, one_seed, no_spread
         print(text)
     # Horizontal flip: +4.1 points (95% interval +2.8 to +5.4, 3 seeds each): beyond seed noise
@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from core import compare, store
-from core.config import ConfigError, flatten
+from core.runs import compare, store
+from core.training.config import ConfigError, flatten
 
 METHOD = "Welch's t-interval"
 CONFIDENCE = 0.95

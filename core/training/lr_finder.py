@@ -14,20 +14,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.config import TrainConfig
-from core.optim import build_optimizer
-from core.trainer import (
-    BatchMaker,
-    apply_freezing,
-    autocast,
-    autocast_dtype,
-    available_cores,
-    build_model,
-    classification_loss,
-    generator,
-    load_data,
-    pick_device,
-)
+from core.training.config import TrainConfig
+from core.training.finetune import apply_freezing
+from core.training.loop import setup
+from core.training.seeds import generator
 
 METHODS = ("steepest", "min/10")
 
@@ -44,8 +34,9 @@ def lr_find(
 ) -> pd.DataFrame:
     """DataFrame of lr, loss (smoothed) and raw_loss per step; df.attrs holds the suggestions.
 
-    The data (permuted pixels included), model (started from model.init_from_run's weights when
-    set), optimiser, augmentation, mixing and first-epoch freezing are those of `cfg`; its
+    Each step is the training loop's own (`Setup.step`): the data (permuted pixels included),
+    model (started from model.init_from_run's weights when set), optimiser, augmentation, mixing,
+    loss (label smoothing, distillation) and first-epoch freezing are those of `cfg`; its
     schedule is ignored. The test stops early once the smoothed loss exceeds `diverge` times its
     best value.
     attrs: "suggested_lr" (by `method`), "steepest_lr" and "min_lr_div10".
@@ -59,36 +50,22 @@ def lr_find(
 
     previous_threads = torch.get_num_threads()
     try:
-        device = pick_device(cfg.run.device)
-        torch.set_num_threads(cfg.run.threads or available_cores())
-        amp = autocast_dtype(cfg.run.amp, device)
-        data = load_data(cfg, device)
-        make_batch = BatchMaker(cfg, data)
-        model = build_model(cfg, data.bundle, device)
-        optimizer = build_optimizer(model, cfg)
+        # The run's own set-up and step (loss, distillation, loss scaling, freezing included);
+        # not compiled, since compiling would take longer than the test itself.
+        run = setup(cfg, compile_model=False)
         # The first epoch's freezing: what the run's first steps train, at this lr.
-        body = [p for g in optimizer.param_groups if g["name"] == "body" for p in g["params"]]
-        apply_freezing(model, body, cfg, epoch=1)
+        apply_freezing(run.model, run.body_params, cfg, epoch=1)
         shuffle_generator = generator(cfg.run.seed, "shuffle")
-        n, batch_size = len(data.train_y), cfg.run.batch_size
-        batches_per_pass = max(1, n // batch_size)
+        n, batches_per_pass = len(run.data.train_y), run.steps_per_epoch
 
         rows = []
         average, best = 0.0, math.inf
         for i in range(num_steps):
             if i % batches_per_pass == 0:
-                order = torch.randperm(n, generator=shuffle_generator).to(device)
+                order = torch.randperm(n, generator=shuffle_generator).to(run.device)
             # Exponential ramp: equal steps in log(lr), so every decade gets the same number of steps.
             lr = start_lr * (end_lr / start_lr) ** (i / (num_steps - 1))
-            for group in optimizer.param_groups:
-                group["lr"] = lr * group["lr_mult"]
-            b = i % batches_per_pass
-            x, targets, _, _ = make_batch(order[b * batch_size : (b + 1) * batch_size])
-            with autocast(device, amp):
-                loss = classification_loss(model(x), targets, cfg.tricks.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss, _, _ = run.step(run.batch_indices(order, i % batches_per_pass), lr)
 
             raw = loss.item()
             if not math.isfinite(raw):

@@ -1,0 +1,121 @@
+"""The training data on the device, and how a batch of indices becomes model input.
+
+The whole dataset sits on the device as uint8; each batch is converted to float, augmented
+(every image draws its own parameters), possibly mixed, then normalised.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+from core import data as datasets
+from core.augment import Pipeline, mixing
+from core.data.permute import permute_pixels, pixel_permutation
+from core.training import models
+from core.training.config import ConfigError, TrainConfig
+from core.training.seeds import generator
+
+
+@dataclass
+class TrainingData:
+    """The dataset on the device plus how to turn index batches into model inputs."""
+
+    bundle: datasets.DatasetBundle
+    train_x: torch.Tensor  # uint8 on the device
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    mean: torch.Tensor  # [1, C, 1, 1] on the device
+    std: torch.Tensor
+    pixel_order: torch.Tensor | None = None  # the data.permute_pixels permutation both splits went through
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def image_size_for(cfg: TrainConfig) -> int | None:
+    """The side images are resized to: data.image_size, else a pretrained model's own input size
+    (224 for torchvision's ImageNet models), else None, the dataset's own size."""
+    return cfg.data.image_size or models.input_size(cfg.model.name, cfg.model.options)
+
+
+def load_data(cfg: TrainConfig, device: torch.device) -> TrainingData:
+    d = cfg.data
+    size = image_size_for(cfg)
+    bundle = datasets.load_dataset(
+        d.dataset, image_size=size, subset=d.subset, seed=d.seed, val_ratio=d.val_ratio,
+        variant=d.variant, allow_download=d.allow_download,
+    )
+    notes = [bundle.note]
+    if d.image_size is None and size is not None:
+        notes.append(f"resized to {size} px, the pretrained {cfg.model.name}'s input size (data.image_size sets another)")
+    # Input normalisation follows the model: a pretrained one expects its pretraining data's
+    # statistics, whatever the new dataset's are. The run records them, so predictions match.
+    stats = models.input_normalisation(cfg.model.name, cfg.model.options, bundle.in_channels)
+    if stats is not None:
+        notes.append("normalised with ImageNet's mean and std, as the pretrained weights expect")
+        bundle = dataclasses.replace(bundle, mean=stats[0], std=stats[1])
+    bundle = dataclasses.replace(bundle, note="; ".join(filter(None, notes)))
+    order = None
+    if d.permute_pixels:
+        # At load time, before any augmentation: the permuted images are the dataset. The channel
+        # statistics do not change, since every pixel value is kept, only moved.
+        side = bundle.image_size
+        order = pixel_permutation(side, side, d.seed)
+        bundle = dataclasses.replace(
+            bundle,
+            train_x=permute_pixels(bundle.train_x, order),
+            test_x=permute_pixels(bundle.test_x, order),
+            note="; ".join(filter(None, [bundle.note, f"pixels permuted (data seed {d.seed})"])),
+        )
+    shape = (1, bundle.in_channels, 1, 1)
+    return TrainingData(
+        bundle=bundle,
+        train_x=bundle.train_x.to(device),
+        train_y=bundle.train_y.to(device),
+        test_x=bundle.test_x.to(device),
+        test_y=bundle.test_y.to(device),
+        mean=torch.tensor(bundle.mean, device=device).view(shape),
+        std=torch.tensor(bundle.std, device=device).view(shape),
+        pixel_order=order,
+    )
+
+
+class BatchMaker:
+    """Turns a batch of training indices into model input and targets: float, augmented, mixed, normalised."""
+
+    def __init__(self, cfg: TrainConfig, data: TrainingData) -> None:
+        self.data = data
+        self.num_classes = data.bundle.num_classes
+        self.channels_last = cfg.run.channels_last
+        self.pipeline = Pipeline.from_list(list(cfg.augment.train))
+        self.mixer = mixing.BatchMixer.from_config(cfg.tricks)  # every mixer switched on, one per mixed batch
+        # What ops read from the data: Random Erasing's "mean" fill is the training images' mean colour.
+        self.augment_context = {"mean": tuple(data.bundle.mean)}
+        self.augment_generator = generator(cfg.run.seed, "augment")
+        self.mix_generator = generator(cfg.run.seed, "mix")
+
+    def __call__(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns (model input, loss targets, dominant labels, the [0, 1] images before normalising)."""
+        x = self.data.train_x[idx].float().div_(255)
+        y = self.data.train_y[idx]
+        if self.pipeline.active:
+            size = x.shape[-2:]
+            x, _ = self.pipeline.apply(x, self.augment_generator, self.augment_context)
+            if x.shape[-2:] != size:
+                raise ConfigError(
+                    f"the augmentation pipeline turns {tuple(size)} images into {tuple(x.shape[-2:])}; "
+                    "the model and the test split expect the dataset's size, so set crop sizes to it"
+                )
+        targets, labels = y, y
+        mixed = self.mixer(x, y, self.num_classes, self.mix_generator)
+        if mixed is not None:
+            x, targets, _ = mixed
+            labels = targets.argmax(dim=1)
+        model_input = self.data.normalise(x)
+        if self.channels_last:
+            model_input = model_input.contiguous(memory_format=torch.channels_last)
+        return model_input, targets, labels, x
