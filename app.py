@@ -6,7 +6,7 @@ page the user picked. The pages only draw and call `core/`, which holds all the 
 import streamlit as st
 import torch
 
-from pages._common import freeze_startup_heap, init_state
+from pages.ui.state import freeze_startup_heap, init_state
 
 # The server's own tensor work (the preview grid) is small; one thread keeps it fast and leaves
 # the other cores to a training run in the background, which on a 2-core laptop matters more.

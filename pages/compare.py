@@ -17,14 +17,15 @@ import streamlit as st
 
 from core.runs import compare, runner, store, verdict
 from core.training.config import ConfigError, flatten, parse_value
-from pages._common import flash, init_state, show_flashes
+from pages.ui.messages import flash, show_flashes
+from pages.ui.state import init_state
 
 state = st.session_state
 REFRESH_S = 2.0  # live refresh of running runs: fast enough to watch, cheap for the server
 SCREEN_POINTS = 1500  # per run on screen (exports keep every point): keeps each refresh light
 ACTIVE = ("queued", "running")
 
-# This page's session state is declared with every page's in pages/_common.py (STATE).
+# This page's session state is declared with every page's in pages/ui/state.py (STATE).
 init_state()
 
 

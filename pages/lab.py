@@ -17,29 +17,15 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from core.augment import GROUPS, REGISTRY, AugmentError, Pipeline, get_op, mixing
+from core.augment import AugmentError, Pipeline, mixing
 from core.data.images import UPLOAD_TYPES, beta_density, crop_boxes, draw_boxes, make_grid_image, square_batch, to_uint8
 from core.data.samples import SAMPLES
 from core.training import weights
-from pages._common import (
-    MAX_SEED,
-    PREVIEW_SIDE,
-    WorkingImage,
-    default_pipeline,
-    explain,
-    flash,
-    init_state,
-    load_bytes,
-    load_sample_image,
-    param_widget,
-    pipeline_from_param,
-    pipeline_to_param,
-    png,
-    read_pipeline_upload,
-    seed_from_param,
-    show_error,
-    show_flashes,
-)
+from pages.ui.images import WorkingImage, load_bytes, load_sample_image, png
+from pages.ui.links import pipeline_from_param, pipeline_to_param, read_pipeline_upload, seed_from_param
+from pages.ui.messages import explain, flash, show_error, show_flashes
+from pages.ui.pipeline_editor import PipelineEditor
+from pages.ui.state import MAX_SEED, PREVIEW_SIDE, default_pipeline, init_state
 
 MIX_SIDE = 256  # mixing needs images of one size: each is centre-cropped and resized to this
 # photos on screen go as JPEG: a tenth of PNG's bytes and ~50x faster to encode, which keeps
@@ -47,42 +33,10 @@ MIX_SIDE = 256  # mixing needs images of one size: each is centre-cropped and re
 SHOWN_AS = "JPEG"
 MIX_KINDS = {m.label: m for m in mixing.MIXERS.values()}  # by the label the page shows
 state = st.session_state
+EDITOR = PipelineEditor("lab")
 
 
 # ---- state changes (widget callbacks: they run before the page is drawn) -----------------------
-
-
-def set_pipeline(pipeline: Pipeline) -> None:
-    """Replace the whole pipeline; fresh step ids give fresh widgets seeded from its values."""
-    first = state["lab_next_step_id"]
-    state["lab_pipeline"] = pipeline
-    state["lab_step_ids"] = list(range(first, first + len(pipeline.steps)))
-    state["lab_next_step_id"] = first + len(pipeline.steps)
-
-
-def _index(step_id: int) -> int:
-    return state["lab_step_ids"].index(step_id)
-
-
-def _add_step() -> None:
-    state["lab_pipeline"] = state["lab_pipeline"].added(state["lab_add_op"])
-    state["lab_step_ids"] = [*state["lab_step_ids"], state["lab_next_step_id"]]
-    state["lab_next_step_id"] += 1
-
-
-def _remove_step(step_id: int) -> None:
-    i = _index(step_id)
-    state["lab_pipeline"] = state["lab_pipeline"].removed(i)
-    state["lab_step_ids"] = state["lab_step_ids"][:i] + state["lab_step_ids"][i + 1:]
-
-
-def _move_step(step_id: int, offset: int) -> None:
-    i = _index(step_id)
-    moved = state["lab_pipeline"].moved(i, offset)
-    if moved is not state["lab_pipeline"]:
-        ids = list(state["lab_step_ids"])
-        ids[i], ids[i + offset] = ids[i + offset], ids[i]
-        state["lab_pipeline"], state["lab_step_ids"] = moved, ids
 
 
 def _new_samples() -> None:
@@ -120,7 +74,7 @@ def _on_json_upload() -> None:
     if loaded is None:
         return
     pipeline, seed = loaded
-    set_pipeline(pipeline)
+    EDITOR.set(pipeline)
     if seed is not None:
         state["lab_seed"] = seed
     flash("success", f"Loaded {len(pipeline.steps)} step(s) from {state['lab_json_upload'].name}.")
@@ -134,10 +88,10 @@ def _read_link() -> None:
     params = st.query_params
     if "p" in params:
         try:
-            set_pipeline(pipeline_from_param(params["p"]))
+            EDITOR.set(pipeline_from_param(params["p"]))
         except AugmentError as e:
             flash("error", f"The pipeline in the link could not be used, so the default pipeline is shown: {e}")
-            set_pipeline(default_pipeline())
+            EDITOR.set(default_pipeline())
     if "seed" in params:
         try:
             state["lab_seed"] = seed_from_param(params["seed"])
@@ -183,59 +137,13 @@ def _seed_widget(key: str, value) -> None:
         state[key] = value
 
 
-def step_editor(index: int, count: int, step, step_id: int) -> tuple[dict, bool]:
-    """One step's card: on/off switch, move and remove buttons, and a widget per declared parameter."""
-    op = get_op(step.op)
-    prefix = f"lab-step{step_id}-{step.op}"
-    with st.container(border=True):
-        st.markdown(f"**{index + 1}. {op.label}**", help=op.help)
-        with st.container(horizontal=True, vertical_alignment="center", gap="medium"):
-            _seed_widget(f"{prefix}-enabled", step.enabled)
-            enabled = st.toggle("on", key=f"{prefix}-enabled")
-            for name, icon, action, args, disabled in (
-                ("up", "arrow_upward", _move_step, (step_id, -1), index == 0),
-                ("down", "arrow_downward", _move_step, (step_id, 1), index == count - 1),
-                ("remove", "delete", _remove_step, (step_id,), False),
-            ):
-                st.button(
-                    "", icon=f":material/{icon}:", key=f"{prefix}-{name}", type="tertiary", help=name.capitalize(),
-                    on_click=action, args=args, disabled=disabled,
-                )
-        params = {}
-        for param in op.params:
-            params[param.name] = param_widget(param, f"{prefix}-{param.name}", step.params[param.name], not enabled)
-    return params, enabled
-
-
-def pipeline_editor() -> Pipeline:
+def pipeline_sidebar() -> Pipeline:
     st.sidebar.header("Pipeline")
-    pipeline = state["lab_pipeline"]
-    if len(state["lab_step_ids"]) != len(pipeline.steps):
-        set_pipeline(pipeline)
     with st.sidebar:
         st.caption("Steps run top to bottom (like `v2.Compose`); steps switched off are skipped.")
-        if not pipeline.steps:
+        if not EDITOR.pipeline.steps:
             st.info("The pipeline is empty: add an augmentation below.")
-        edited = pipeline
-        for i, (step, step_id) in enumerate(zip(pipeline.steps, state["lab_step_ids"])):
-            params, enabled = step_editor(i, len(pipeline.steps), step, step_id)
-            if params != step.params or enabled != step.enabled:
-                try:
-                    edited = edited.updated(i, params=params, enabled=enabled)
-                except AugmentError as e:
-                    show_error(f"Step {i + 1} keeps its previous settings", e)
-        ops = sorted(REGISTRY.values(), key=lambda op: (GROUPS.index(op.group), op.label))
-        st.selectbox(
-            "Augmentation to add",
-            [op.name for op in ops],
-            format_func=lambda name: f"{get_op(name).group} · {get_op(name).label}",
-            key="lab_add_op",
-        )
-        chosen = get_op(state["lab_add_op"])
-        st.caption(chosen.help + (f" [paper]({chosen.paper})" if chosen.paper else ""))
-        st.button("Add", icon=":material/add:", key="lab-add", on_click=_add_step, type="primary")
-    state["lab_pipeline"] = edited
-    return edited
+        return EDITOR.draw()
 
 
 # ---- the preview grid --------------------------------------------------------------------------
@@ -484,7 +392,7 @@ init_state()
 _read_link()
 st.title("Augmentation Lab")
 working = image_source()
-pipeline = pipeline_editor()
+pipeline = pipeline_sidebar()
 show_flashes()
 if working is None:
     st.stop()  # the flash above says why: there is no picture to augment

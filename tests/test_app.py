@@ -5,33 +5,33 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
-from pages import _common
+from pages.ui import state
 
 
 @pytest.fixture
 def unfrozen(monkeypatch):
     """A fresh 'server': nothing frozen yet; whatever the test freezes is thawed afterwards."""
     gc.unfreeze()
-    monkeypatch.setattr(_common, "_heap_frozen", False)
+    monkeypatch.setattr(state, "_heap_frozen", False)
     yield
     gc.unfreeze()
 
 
 def test_the_start_up_heap_is_frozen_once_so_streamlits_collections_skip_it(unfrozen):
     assert gc.get_freeze_count() == 0
-    _common.freeze_startup_heap()
+    state.freeze_startup_heap()
     frozen = gc.get_freeze_count()
     assert frozen > 10_000  # torch, pandas, plotly, streamlit: hundreds of thousands of objects
     assert len(gc.get_objects()) < frozen / 10  # what a full collection still has to scan
     [object() for _ in range(10)]
     gc.unfreeze()
-    _common.freeze_startup_heap()  # a second call (every later page run) freezes nothing more
+    state.freeze_startup_heap()  # a second call (every later page run) freezes nothing more
     assert gc.get_freeze_count() == 0
 
 
 def test_app_freezes_the_heap_after_the_first_page_run(unfrozen, monkeypatch):
     calls = []
-    monkeypatch.setattr(_common, "freeze_startup_heap", lambda: calls.append(gc.get_freeze_count()))
+    monkeypatch.setattr(state, "freeze_startup_heap", lambda: calls.append(gc.get_freeze_count()))
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     app.run()
     assert not app.exception
@@ -39,10 +39,11 @@ def test_app_freezes_the_heap_after_the_first_page_run(unfrozen, monkeypatch):
 
 
 def test_session_state_is_declared_in_one_place():
-    """Every key a page keeps is declared in pages/_common.py's STATE; no page declares its own."""
-    from pages._common import STATE
+    """Every key a page keeps is declared in pages/ui/state.py's STATE; no page declares its own."""
+    from pages.ui.state import STATE
 
-    pages = {p.name: p.read_text() for p in (ROOT / "pages").glob("*.py") if p.name != "_common.py"}
+    pages = {str(p.relative_to(ROOT)): p.read_text() for p in (ROOT / "pages").rglob("*.py") if p.name != "state.py"}
+    assert "pages/ui/pipeline_editor.py" in pages and "pages/train.py" in pages
     for name, text in pages.items():
         assert "_STATE: dict" not in text and "_STATE = {" not in text, f"{name} declares its own state"
         for key in STATE:

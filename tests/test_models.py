@@ -207,6 +207,17 @@ def test_pretrained_weights_offline_name_the_hub_cache(tmp_path, monkeypatch):
     assert str(tmp_path / "torch" / "hub" / "checkpoints") in message and "resnet18-f37072fd.pth" in message
 
 
+def test_parameter_count_never_fetches_pretrained_weights(monkeypatch):
+    from core.training.models import parameter_count
+
+    def offline(*args, **kwargs):
+        raise AssertionError("fetched weights just to count them")
+
+    monkeypatch.setattr(torchvision.models._api.WeightsEnum, "get_state_dict", offline)
+    n = parameter_count("tv_resnet18", {"pretrained": True}, in_channels=3, num_classes=5, image_size=32)
+    assert n == count_parameters(build_model("tv_resnet18", in_channels=3, num_classes=5))
+
+
 def test_pretrained_weights_are_loaded_and_adapted_to_gray_input(monkeypatch):
     torch.manual_seed(0)
     reference = torchvision.models.resnet18().state_dict()

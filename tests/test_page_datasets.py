@@ -1,4 +1,4 @@
-"""The Train page's real datasets (pages/_datasets.py) through AppTest: where each kind comes from,
+"""The Train page's real datasets (pages/dataset_picker.py) through AppTest: where each kind comes from,
 "use this dataset as", downloads from a local server with their size, the offline message, and
 the training budget a small dataset gets."""
 import hashlib

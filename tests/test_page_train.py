@@ -186,7 +186,7 @@ def test_a_long_live_run_is_drawn_from_a_bounded_curve_that_matches_the_whole_ru
     the whole step table binned at once (what the report of the finished run shows)."""
     from core.runs.curves import StepCurve
     from core.training.events import Started, Step
-    from pages._runs import _LIVE_CURVE, MAX_CURVE_POINTS
+    from pages.ui.run_view import _LIVE_CURVE, MAX_CURVE_POINTS
 
     run_id = occupy_the_only_slot()
     sink = store.StoreSink(run_id)
@@ -469,6 +469,30 @@ def test_the_pipeline_comes_from_the_lab_or_a_shared_link(at):
     assert [s.op for s in at.session_state["tr_pipeline"].steps] == ["pad_crop", "cutout"]  # unchanged
 
 
+def test_the_train_page_edits_its_pipeline_with_the_labs_editor(at):
+    """The same editor as the Lab's (pages/ui/pipeline_editor.py): add, reorder, switch off, set, remove,
+    and the launched config carries what the cards show."""
+    for op in ("hflip", "cutout"):
+        at.selectbox(key="tr_add_op").set_value(op)
+        at.button(key="tr-add").click()
+        run(at)
+    assert [s.op for s in at.session_state["tr_pipeline"].steps] == ["hflip", "cutout"]
+    first, second = at.session_state["tr_step_ids"]
+    at.button(key=f"tr-step{second}-cutout-up").click()
+    run(at)
+    assert [s.op for s in at.session_state["tr_pipeline"].steps] == ["cutout", "hflip"]
+    assert at.button(key=f"tr-step{second}-cutout-up").disabled  # first now
+    at.slider(key=f"tr-step{second}-cutout-size").set_value(0.3)
+    at.toggle(key=f"tr-step{first}-hflip-enabled").set_value(False)
+    run(at)
+    cutout, hflip = at.session_state["tr_pipeline"].steps
+    assert cutout.params["size"] == 0.3 and not hflip.enabled
+    assert any("size = 0.3" in c.value for c in at.caption)  # the folded card's summary line
+    at.button(key=f"tr-step{first}-hflip-remove").click()
+    run(at)
+    assert [s.op for s in at.session_state["tr_pipeline"].steps] == ["cutout"]
+
+
 # ---- core.training.estimate, which the page shows before a launch -------------------------------------------
 
 
@@ -505,7 +529,7 @@ def drawn_widgets(app: AppTest) -> dict:
 
 def test_every_config_field_is_drawn_with_its_declared_label_help_and_range(at):
     from core.training.config import config_params
-    from pages import train as page
+    from pages.ui import config_form as page
 
     params = config_params()
     assert set(params) == {f.key for f in page.ALL_FIELDS} | set(page.EDITED_ELSEWHERE)

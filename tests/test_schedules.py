@@ -7,7 +7,7 @@ import torch
 from torch.optim import lr_scheduler
 
 from core.training.config import TrainConfig
-from core.training.schedules import lr_at, peak_lr, schedule_curve
+from core.training.schedules import REFERENCE_BATCH, lr_at, lr_setting, peak_lr, schedule_curve
 
 
 def make_cfg(epochs=4, lr=0.1, batch_size=128, **schedule):
@@ -137,3 +137,11 @@ def test_schedule_curve_covers_the_run():
     assert steps == list(range(24))
     assert lrs == [0.1] * 12 + [0.05] * 12
     assert all(math.isfinite(v) for v in lrs)
+
+
+@pytest.mark.parametrize("linear_scaling", [False, True])
+def test_lr_setting_is_peak_lrs_inverse_with_the_linear_scaling_rule(linear_scaling):
+    cfg = TrainConfig.from_dict({"optim": {"lr": 0.1}, "run": {"batch_size": 512}, "schedule": {"linear_scaling": linear_scaling}})
+    assert peak_lr(cfg) == pytest.approx(0.1 * (512 / REFERENCE_BATCH if linear_scaling else 1))
+    assert lr_setting(cfg, peak_lr(cfg)) == pytest.approx(0.1)
+    assert lr_setting(cfg, 0.0123456) == (0.0062 if linear_scaling else 0.012)  # two significant digits

@@ -353,6 +353,48 @@ def test_lr_finder_ramps_exponentially_and_stops_when_the_loss_explodes():
     assert df.lr.min() <= suggestion <= df.lr.max()
 
 
+def test_lr_finder_takes_the_training_loops_own_step(monkeypatch):
+    """lr_find trains through Setup.step, the step train_events takes: same loss (label smoothing,
+    distillation), same loss scaling, so what it measures is what a run does."""
+    from core.training import loop
+
+    seen = []
+    real_step = loop.Setup.step
+
+    def spy(self, idx, lr):
+        seen.append((len(idx), lr, self.cfg.tricks.label_smoothing))
+        return real_step(self, idx, lr)
+
+    monkeypatch.setattr(loop.Setup, "step", spy)
+    df = lr_find(tiny(tricks={"label_smoothing": 0.1}), start_lr=1e-4, end_lr=1e-2, num_steps=5)
+    assert [lr for _, lr, _ in seen] == pytest.approx(df["lr"].tolist()) and len(seen) == 5
+    assert {(n, eps) for n, _, eps in seen} == {(32, 0.1)}
+    seen.clear()
+    fit(tiny(run={"epochs": 1}))
+    assert len(seen) == 192 // 32  # and the loop itself steps through it too
+
+
+def test_steps_per_epoch_drop_the_ragged_batch_unless_the_set_is_smaller_than_one():
+    from core.training.batches import steps_per_epoch
+
+    assert (steps_per_epoch(192, 32), steps_per_epoch(200, 32), steps_per_epoch(10, 32)) == (6, 6, 1)
+    started = next(e for e in train_events(tiny()) if isinstance(e, Started))
+    assert started.steps_per_epoch == steps_per_epoch(started.train_size, 32)
+
+
+def test_the_planned_device_is_described_as_the_run_will_describe_it():
+    from core.training.config import ConfigError
+    from core.training.device import planned_device
+
+    device, text = planned_device("cpu", 1, "off")
+    assert device.type == "cpu" and text == "cpu (1 thread)"
+    started = next(e for e in train_events(tiny(run={"threads": 1, "amp": "off"})) if isinstance(e, Started))
+    assert started.device == text
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            planned_device("cuda", None, "off")
+
+
 def test_suggestions_follow_the_curve():
     lrs = [10 ** (i / 10 - 4) for i in range(41)]
     # A loss that is flat, falls steepest around 1e-2, bottoms out at 1e-1 and then rises.

@@ -20,7 +20,7 @@ HTTP error, they raise core.data.DatasetError saying what to do instead. $AUGLAB
 points them at a mirror: <base>/<kind>/<torchvision's file name>, e.g.
 <base>/cifar10/cifar-10-python.tar.gz or <base>/mnist/train-images-idx3-ubyte.gz.
 
-This module is UI-free: the Train page (pages/_datasets.py) and `python -m core.data.sources` use it.
+This module is UI-free: the Train page (pages/ui/dataset_picker.py) and `python -m core.data.sources` use it.
 """
 from __future__ import annotations
 

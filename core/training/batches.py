@@ -36,6 +36,12 @@ class TrainingData:
         return (x - self.mean) / self.std
 
 
+def steps_per_epoch(train_images: int, batch_size: int) -> int:
+    """Full batches per epoch: the ragged last batch is dropped (a batch of one breaks batch norm),
+    unless the whole training set is smaller than one batch."""
+    return max(1, train_images // batch_size)
+
+
 def image_size_for(cfg: TrainConfig) -> int | None:
     """The side images are resized to: data.image_size, else a pretrained model's own input size
     (224 for torchvision's ImageNet models), else None, the dataset's own size."""

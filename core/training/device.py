@@ -78,3 +78,10 @@ def describe_device(device: torch.device, threads: int, amp: torch.dtype | None,
     if amp is None and requested == "bf16" and device.type == "cpu":
         return f"{text}, {BF16_EMULATED}"
     return text + (f", {str(amp).removeprefix('torch.')} autocast" if amp else "")
+
+
+def planned_device(requested: str, threads: int | None, amp: str) -> tuple[torch.device, str]:
+    """The device a run with these run.* settings trains on here, and how its Started event will
+    describe it; raises ConfigError for a device this machine lacks."""
+    device = pick_device(requested)
+    return device, describe_device(device, threads or available_cores(), autocast_dtype(amp, device), amp)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from core import versions
 from core.training import models
-from core.training.batches import BatchMaker, TrainingData, load_data
+from core.training.batches import BatchMaker, TrainingData, load_data, steps_per_epoch
 from core.training.config import TrainConfig
 from core.training.device import autocast, autocast_dtype, available_cores, describe_device, pick_device
 from core.training.events import Eval, Event, Failed, FinalEvent, Finished, Started, Step, Stopped
@@ -118,9 +118,7 @@ class Setup:
 
     @property
     def steps_per_epoch(self) -> int:
-        # Drop the ragged last batch (a batch of one breaks batch norm), unless the whole
-        # training set is smaller than one batch.
-        return max(1, len(self.data.train_y) // self.cfg.run.batch_size)
+        return steps_per_epoch(len(self.data.train_y), self.cfg.run.batch_size)
 
     def batch_indices(self, order: torch.Tensor, b: int) -> torch.Tensor:
         size = self.cfg.run.batch_size

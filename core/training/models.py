@@ -514,6 +514,13 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
+def parameter_count(name: str, options: dict, *, in_channels: int, num_classes: int, image_size: int) -> int:
+    """Weights of model `name` for these images and classes, built without fetching any pretrained
+    weights (the count is the same with or without them)."""
+    options = {k: (False if k == "pretrained" else v) for k, v in options.items()}
+    return count_parameters(build_model(name, in_channels=in_channels, num_classes=num_classes, image_size=image_size, **options))
+
+
 def head_module(model: nn.Module) -> nn.Module:
     """The final classifier layer: `head` in this module's models, `fc` in torchvision's ResNets,
     the last linear layer of `classifier` (dropout, then linear) in its MobileNetV2."""

@@ -13,13 +13,29 @@ import math
 from core.training.config import TrainConfig
 
 
+# Goyal et al. 2017's linear scaling rule: optim.lr is the lr for this many images per batch.
+REFERENCE_BATCH = 256
+
+
+def _scale(cfg: TrainConfig) -> float:
+    """How many reference batches one batch of this run is."""
+    return cfg.run.batch_size / REFERENCE_BATCH
+
+
 def peak_lr(cfg: TrainConfig) -> float:
     """The lr the schedule is built around; with the linear scaling rule it grows with the batch."""
     lr = cfg.optim.lr
     if cfg.schedule.linear_scaling:
-        # Goyal et al. 2017: when the batch is k times larger, make the lr k times larger.
-        lr *= cfg.run.batch_size / 256
+        # when the batch is k times larger, make the lr k times larger
+        lr *= _scale(cfg)
     return lr
+
+
+def lr_setting(cfg: TrainConfig, peak: float) -> float:
+    """The optim.lr that gives peak lr `peak` (peak_lr's inverse), at two significant digits:
+    with the linear scaling rule on, optim.lr is per REFERENCE_BATCH images."""
+    value = peak / _scale(cfg) if cfg.schedule.linear_scaling else peak
+    return float(f"{value:.2g}")
 
 
 def _in_steps(length: float, unit: str, steps_per_epoch: float) -> int:
@@ -33,7 +49,7 @@ def warmup_steps(cfg: TrainConfig, steps_per_epoch: float) -> int:
 
 def _warmup_start_factor(cfg: TrainConfig) -> float:
     s = cfg.schedule
-    k = cfg.run.batch_size / 256
+    k = _scale(cfg)
     if s.warmup_kind == "gradual" and s.linear_scaling and k > 1:
         # Goyal et al. 2017, "gradual warmup": start from the lr that suits a batch of 256 and
         # reach the k-times larger one at the end of the warmup.

@@ -17,7 +17,7 @@ from core.data.uploads import list_uploads
 from core.runs.presets import MAX_SEEDS, PRESETS, budgets, launch_plan, plan_preset
 from core.training.config import diff
 from core.training.device import pick_device
-from pages import _datasets
+from pages.ui import dataset_picker
 
 state = st.session_state
 
@@ -51,9 +51,9 @@ def presets_panel() -> None:
                                  help="Each run trained this many times with run.seed 0, 1, ...: with 3 or more, the "
                                  "comparison says whether the difference is larger than seed noise.")
     uploads = {u.dataset: u for u in list_uploads()}
-    choices = [FOUND, *dict.fromkeys([*_datasets.dataset_options(available_datasets()), *uploads])]
+    choices = [FOUND, *dict.fromkeys([*dataset_picker.dataset_options(available_datasets()), *uploads])]
     dataset = cols[2].selectbox("Data", choices, key="tr_preset_dataset",
-                                format_func=lambda d: d if d == FOUND else _datasets.label(d, uploads.get(d)),
+                                format_func=lambda d: d if d == FOUND else dataset_picker.label(d, uploads.get(d)),
                                 help="By default the preset finds the kind of data it is written for (torchvision's "
                                 "files, then a dataset you uploaded as that kind, then an embedded one). Pick any "
                                 "dataset to run it on yours instead.")

@@ -14,7 +14,8 @@ import streamlit as st
 
 from core.data import DatasetError, sources
 from core.data.uploads import Upload, dataset_title
-from pages._common import flash, init_state
+from pages.ui.messages import flash
+from pages.ui.state import init_state
 
 state = st.session_state
 
@@ -25,7 +26,7 @@ VAL_RATIO_KEY = "tr_data.val_ratio"
 BATCH_KEY = "tr_run.batch_size"
 EPOCHS_KEY = "tr_run.epochs"
 
-# This module's session state is declared with every page's in pages/_common.py (STATE).
+# This module's session state is declared with every page's in pages/ui/state.py (STATE).
 SIZE_STATE = "tr_dl_size."  # + kind: ("size", bytes or None) or ("error", message) from asking the server
 
 

@@ -1,0 +1,32 @@
+"""Messages for the user: errors in words, and flashes left by callbacks.
+
+Callbacks run before the page is drawn, so they cannot show anything themselves: they leave a
+message (`flash`) that the page shows once, where it calls `show_flashes`.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.augment import AugmentError
+from core.data.images import ImageError
+
+def flash(kind: str, text: str) -> None:
+    assert kind in ("error", "warning", "info", "success"), kind
+    st.session_state["flash"] = [*st.session_state.get("flash", []), (kind, text)]
+
+
+def show_flashes() -> None:
+    for kind, text in st.session_state.get("flash", []):
+        getattr(st, kind)(text)
+    st.session_state["flash"] = []
+
+
+def explain(error: BaseException) -> str:
+    """An exception in words for the user; unexpected ones also name their type, for a bug report."""
+    if isinstance(error, (ImageError, AugmentError)):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def show_error(message: str, error: BaseException | None = None) -> None:
+    st.error(f"{message}: {explain(error)}" if error is not None else message, icon=":material/error:")

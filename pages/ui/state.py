@@ -1,0 +1,102 @@
+"""Session state declared in one place, and initialised by one function every page calls.
+
+Every session-state key the app keeps across reruns is declared in `STATE` with its initial
+value, and `init_state` (called by app.py before any page runs, and by each page before it reads
+its state) fills in what is missing. Keys that are also widget keys keep their value when the
+user visits another page: Streamlit drops the state of widgets that were not drawn in a run
+unless the value was set through the session-state API, which `init_state` does on every run.
+"""
+from __future__ import annotations
+
+import gc
+from typing import Any, Callable
+
+import streamlit as st
+
+from core.augment import Pipeline
+from core.data.samples import default_sample
+
+# Long side of the working image in pixels: large enough to judge an augmentation, small enough
+# that a grid of 24 tiles stays interactive on a 2-core laptop.
+PREVIEW_SIDE = 512
+# number inputs travel through JavaScript, whose integers are exact only up to 2**53
+MAX_SEED = 2**53 - 1
+
+
+_heap_frozen = False  # per server process: this module is imported once, whatever the reruns
+
+
+def freeze_startup_heap() -> None:
+    """Exempt what the server holds after its first page run from Python's full garbage collections.
+
+    Streamlit runs gc.collect(2) after every script run, fragment runs included (its
+    runner.postScriptGC option). With torch, torchvision, pandas, plotly and scikit-image loaded,
+    that is some 400,000 tracked objects and ~200 ms of CPU each time: a live page refreshing
+    every second kept a quarter of a core busy doing nothing else, taken from the training run
+    beside it. Those objects are modules, classes and caches that live as long as the server, so
+    they are frozen once (gc.freeze); later collections scan only what came after, and objects
+    still free themselves by reference counting as usual.
+    """
+    global _heap_frozen
+    if _heap_frozen:
+        return
+    gc.collect()  # nothing that is already garbage gets frozen
+    gc.freeze()
+    _heap_frozen = True
+
+
+def default_pipeline() -> Pipeline:
+    """What the lab opens with: the classic ImageNet-style trio, so there is something to see."""
+    return Pipeline.of("hflip", "random_resized_crop", "color_jitter")
+
+
+# key -> function giving its initial value (a function, so that mutable values are never shared)
+STATE: dict[str, Callable[[], Any]] = {
+    # the lab's pipeline and one stable id per step: widget keys use the id, so a step keeps its
+    # widgets when it moves and a replaced pipeline gets fresh widgets seeded from its values
+    "lab_pipeline": default_pipeline,
+    "lab_step_ids": lambda: [],
+    "lab_next_step_id": lambda: 0,
+    "lab_link_read": lambda: False,  # whether the pipeline in the URL was read (first run only)
+    "lab_image": lambda: None,  # WorkingImage shown and augmented
+    "lab_sample": default_sample,  # widget: the sample picked
+    "lab_add_op": lambda: "hflip",  # widget: the augmentation the "Add" button adds
+    "lab_seed": lambda: 0,  # widget: the preview grid's seed
+    "lab_rows": lambda: 2,  # widget
+    "lab_cols": lambda: 4,  # widget
+    "lab_mix_kind": lambda: "Mixup",  # widget
+    "lab_mix_alpha": lambda: 1.0,  # widget
+    "lab_mix_seed": lambda: 0,  # widget
+    "flash": lambda: [],  # (kind, text) messages from callbacks, shown once by show_flashes
+    # ---- the Train page (pages/train.py)
+    "tr_pipeline": Pipeline.empty,  # the augmentation the next run trains with
+    "tr_step_ids": lambda: [],  # one stable id per step, as the lab's (pages/ui/pipeline_editor.py)
+    "tr_next_step_id": lambda: 0,
+    "tr_add_op": lambda: "hflip",  # widget: the augmentation the "Add" button adds
+    "tr_seeded": lambda: False,  # whether the editor's widgets hold a config yet
+    "tr_auto_estimate": lambda: True,  # widget: time a few steps to estimate each config's duration
+    "tr_lr_found": lambda: None,  # the LR finder's last result: {"curve": DataFrame, "lr": float, "key": str}
+    # ---- the Train page's datasets section (pages/dataset_picker.py)
+    "tr_pointed": lambda: [],  # zip:/folder: datasets pointed to in this session, offered in the list
+    # The budget suggest_budget last set: {"dataset", "before": (batch, epochs), "after": (batch, epochs), "note"}.
+    # Undone when another dataset is chosen and the widgets still hold it.
+    "tr_budget": lambda: None,
+    "tr_point_path": lambda: "",  # widget: a path typed in
+    # ---- the Compare page (pages/compare.py; the selection is shared: the Train page sets compare_runs)
+    "compare_runs": list,  # the run ids picked, kept while the user visits other pages
+    "compare_link": lambda: None,  # the ?runs= value already read, so a link is applied once
+    "compare_grouped": lambda: True,  # widget: seed groups drawn as mean and band
+    "compare_auto": lambda: None,  # the newest group the page opened on, while the user has not picked
+    "compare_emptied": lambda: False,  # the user emptied the picker: do not fill it again
+}
+
+
+def init_state(only_missing: bool = False) -> None:
+    """Fills in the declared keys that are missing. At the top of a run it also sets every present
+    key again (keeps widget values across pages); only_missing: from code that may run after a
+    widget was drawn, where setting its key would fail."""
+    for key, initial in STATE.items():
+        if key not in st.session_state:
+            st.session_state[key] = initial()
+        elif not only_missing:
+            st.session_state[key] = st.session_state[key]  # keeps widget values across pages
