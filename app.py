@@ -6,19 +6,20 @@ page the user picked. The pages only draw and call `core/`, which holds all the 
 import streamlit as st
 import torch
 
+from core.i18n import _
 from pages.ui.state import freeze_startup_heap, init_state
 
 # The server's own tensor work (the preview grid) is small; one thread keeps it fast and leaves
 # the other cores to a training run in the background, which on a 2-core laptop matters more.
 torch.set_num_threads(1)
 
-st.set_page_config(page_title="Augmentation Lab", page_icon=":material/science:", layout="wide")
+st.set_page_config(page_title=_("Augmentation Lab"), page_icon=":material/science:", layout="wide")
 init_state()
 page = st.navigation(
     [
-        st.Page("pages/lab.py", title="Augmentation Lab", icon=":material/science:", default=True),
-        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-        st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
+        st.Page("pages/lab.py", title=_("Augmentation Lab"), icon=":material/science:", default=True),
+        st.Page("pages/train.py", title=_("Train"), icon=":material/model_training:"),
+        st.Page("pages/compare.py", title=_("Compare"), icon=":material/compare:"),
     ]
 )
 try:

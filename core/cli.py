@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from core.i18n import _, tr
 from core.params import Param
 from core.runs import store
 from core.training.config import ConfigError, TrainConfig, apply_overrides, config_params, parse_value
@@ -78,7 +79,7 @@ def execute(
     except KeyboardInterrupt:
         # Interrupted between step boundaries (a notebook's stop button): keep what was recorded.
         recorder.flush()
-        store.set_status(run_id, "stopped", message="interrupted from the keyboard")
+        store.set_status(run_id, "stopped", message=_("interrupted from the keyboard"))
         raise
     except BaseException as exc:
         # A sink failed (the trainer itself never raises): do not leave the run "running".
@@ -97,7 +98,10 @@ def run_stored(run_id: str, sinks: Iterable[Callable[[Event], None]] = ()) -> Fi
     if record.status == "queued":
         store.set_status(run_id, "running", pid=os.getpid())
     elif record.status != "running":
-        raise ConfigError(f"run {run_id} is {record.status}; only a queued or running run can be trained")
+        raise ConfigError(_("run {run_id} is {status}; only a queued or running run can be trained").format(
+            run_id=run_id,
+            status=record.status,
+        ))
     try:
         with stop_on_signals() as signalled:
             return execute(run_id, record.train_config(), sinks=sinks, should_stop=signalled)
@@ -137,28 +141,32 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line: a flag for every config field, written from its declaration (core.training.config)."""
     p = argparse.ArgumentParser(
         prog="python -m core.cli",
-        description="Train an image classifier and record the run in the Augmentation Lab store "
-        "(AUGLAB_HOME, default ~/.augmentation_lab). Every config field has a flag --SECTION.FIELD; the "
-        "common ones have a short one too (--lr is --optim.lr).",
-        epilog="Precedence: defaults < --config < the field flags < --set. "
-        "Exit codes: 0 finished, 1 failed, 2 bad arguments or config, 3 stopped.",
+        description=_(
+            "Train an image classifier and record the run in the Augmentation Lab store "
+            "(AUGLAB_HOME, default ~/.augmentation_lab). Every config field has a flag --SECTION.FIELD; the "
+            "common ones have a short one too (--lr is --optim.lr)."
+        ),
+        epilog=_(
+            "Precedence: defaults < --config < the field flags < --set. "
+            "Exit codes: 0 finished, 1 failed, 2 bad arguments or config, 3 stopped."
+        ),
     )
-    p.add_argument("--config", type=Path, help="a TrainConfig JSON file (e.g. from --print-config)")
+    p.add_argument("--config", type=Path, help=_("a TrainConfig JSON file (e.g. from --print-config)"))
     for section, params in _sections().items():
-        group = p.add_argument_group(f"{section} (config section '{section}')")
+        group = p.add_argument_group(_("{section} (config section '{section}')").format(section=section))
         for key, param in params.items():
             _add_field_flags(group, key, param)
     augment = p.add_mutually_exclusive_group()
-    augment.add_argument("--augment", help="train augmentation as JSON: a list of {op, params} steps")
-    augment.add_argument("--augment-file", type=Path, help="a pipeline JSON file saved from the augmentation page")
+    augment.add_argument("--augment", help=_("train augmentation as JSON: a list of {op, params} steps"))
+    augment.add_argument("--augment-file", type=Path, help=_("a pipeline JSON file saved from the augmentation page"))
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
-        help="set any config key, e.g. --set schedule.warmup=1 --set model.options.width=0.5 (repeatable)",
+        help=_("set any config key, e.g. --set schedule.warmup=1 --set model.options.width=0.5 (repeatable)"),
     )
-    p.add_argument("--name", help="run name shown in the dashboard")
+    p.add_argument("--name", help=_("run name shown in the dashboard"))
     p.add_argument("--run-id", help=argparse.SUPPRESS)  # internal: train a run the runner queued
-    p.add_argument("--print-config", action="store_true", help="print the resulting config as JSON and exit")
-    p.add_argument("--quiet", action="store_true", help="print only the run id and the final line")
+    p.add_argument("--print-config", action="store_true", help=_("print the resulting config as JSON and exit"))
+    p.add_argument("--quiet", action="store_true", help=_("print only the run id and the final line"))
     return p
 
 
@@ -181,9 +189,9 @@ def _add_field_flags(group: argparse._ArgumentGroup, key: str, param: Param) -> 
     if param.flag and param.kind == "bool":
         # A short switch only ever turns its field on; --section.field takes true or false.
         group.add_argument(f"--{param.flag}", dest=dest, action="store_const", const=True, default=argparse.SUPPRESS,
-                           help=f"{param.help} (the same as --{key} true)".replace("%", "%%"))
+                           help=_("{help} (the same as --{key} true)").format(help=tr(param.help), key=key).replace("%", "%%"))
         group.add_argument(f"--{key}", dest=dest, type=_parser(param), metavar=metavar, default=argparse.SUPPRESS,
-                           help=f"true or false; --{param.flag} switches it on")
+                           help=_("true or false; --{flag} switches it on").format(flag=param.flag).replace("%", "%%"))
         return
     flags = [f"--{param.flag}", f"--{key}"] if param.flag else [f"--{key}"]
     # Absent unless given, so that a given "null" (None: not set) still counts.
@@ -217,14 +225,14 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.augment is not None or args.augment_file is not None:
         text = args.augment if args.augment is not None else args.augment_file.read_text()
         try:
-            pipeline, _ = load_json(text)
+            pipeline, unused = load_json(text)
         except ValueError as exc:
-            raise ConfigError(f"augment: {exc}") from None
+            raise ConfigError(_("augment: {exc}").format(exc=exc)) from None
         overrides["augment.train"] = pipeline.to_list()
     for assignment in args.set:
         key, sep, value = assignment.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set expects KEY=VALUE, e.g. optim.lr=0.1; got {assignment!r}")
+            raise ConfigError(_("--set expects KEY=VALUE, e.g. optim.lr=0.1; got {assignment!r}").format(assignment=assignment))
         overrides[key.strip()] = parse_value(value)
     return apply_overrides(cfg, overrides) if overrides else cfg
 
@@ -241,14 +249,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(cfg.to_json())
                 return EXIT_FINISHED
             run_id = store.create_run(cfg, args.name, status="running")
-            print(f"run {run_id} recorded in {store.db_path()}", flush=True)
+            print(_("run {run_id} recorded in {path}").format(run_id=run_id, path=store.db_path()), flush=True)
             with stop_on_signals() as signalled:
                 final = execute(run_id, cfg, sinks=sinks, should_stop=signalled)
     except (ConfigError, OSError, LookupError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(_("error: {message}").format(message=exc), file=sys.stderr)
         return EXIT_USAGE
     if isinstance(final, Failed):
-        print(f"error: {final.message}", file=sys.stderr)
+        print(_("error: {message}").format(message=final.message), file=sys.stderr)
         return EXIT_FAILED
     if args.quiet:
         ConsoleSink()(final)

@@ -69,7 +69,7 @@ def _(message: str) -> str:
 def tr(text: str) -> str:
     """Translate text that is not a literal here: declared in data (a Param's help, an op's label,
     a dataset's label) or marked with N_ where it was written. Literals use `_`, which Babel finds."""
-    return _(text)
+    return _catalog(language()).get(text, text) if text else text
 
 
 def N_(message: str) -> str:

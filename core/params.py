@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+from core.i18n import _, tr
+
 KINDS = ("float", "int", "bool", "choice", "text", "float_range", "int_range", "float_list", "int_list", "object")
 
 
@@ -80,18 +82,22 @@ class Param:
         if value is None:
             if self.optional:
                 return None
-            raise error(f"{where} must be set, got None")
+            raise error(_("{where} must be set, got None").format(where=where))
         if self.kind == "bool":
             if not isinstance(value, bool):
-                raise error(f"{where} must be true or false, got {value!r}")
+                raise error(_("{where} must be true or false, got {value!r}").format(where=where, value=value))
             return value
         if self.kind == "choice":
             if value not in self.choices:
-                raise error(f"{where} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
+                raise error(
+                    _("{where} must be one of {choices}, got {value!r}").format(
+                        where=where, choices=", ".join(map(str, self.choices)), value=value
+                    )
+                )
             return value
         if self.kind == "text":
             if not isinstance(value, str):
-                raise error(f"{where} must be a string, got {value!r}")
+                raise error(_("{where} must be a string, got {value!r}").format(where=where, value=value))
             return value
         if self.kind == "object":
             return value  # its owner checks it (model options, the augmentation pipeline)
@@ -99,31 +105,46 @@ class Param:
             return self._number(value, where, error)
         if self.kind in ("float_range", "int_range"):
             if not isinstance(value, (list, tuple)) or len(value) != 2:
-                raise error(f"{where} must be a pair [low, high], got {value!r}")
+                raise error(_("{where} must be a pair [low, high], got {value!r}").format(where=where, value=value))
             lo, hi = (self._number(v, where, error) for v in value)
             if lo > hi:
-                raise error(f"{where}: the first value ({lo}) must not exceed the second ({hi})")
+                raise error(
+                    _("{where}: the first value ({lo}) must not exceed the second ({hi})").format(where=where, lo=lo, hi=hi)
+                )
             return (lo, hi)
         # the list kinds
         if not isinstance(value, (list, tuple)):
-            raise error(f"{where} must be a list of {'whole numbers' if self.integer else 'numbers'}, got {value!r}")
+            message = (
+                _("{where} must be a list of whole numbers, got {value!r}")
+                if self.integer
+                else _("{where} must be a list of numbers, got {value!r}")
+            )
+            raise error(message.format(where=where, value=value))
         if self.max_len is not None and len(value) > self.max_len:
-            raise error(f"{where} may hold at most {self.max_len} numbers, got {len(value)}")
+            raise error(
+                _("{where} may hold at most {max_len} numbers, got {count}").format(
+                    where=where, max_len=self.max_len, count=len(value)
+                )
+            )
         return [self._number(v, f"{where}[{i}]", error) for i, v in enumerate(value)]
 
     def _number(self, value: Any, where: str, error: type[ValueError]) -> int | float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise error(f"{where} must be a number, got {value!r}")
+            raise error(_("{where} must be a number, got {value!r}").format(where=where, value=value))
         if not math.isfinite(value):
-            raise error(f"{where} must be a finite number, got {value!r}")
+            raise error(_("{where} must be a finite number, got {value!r}").format(where=where, value=value))
         if self.integer:
             if float(value) != int(value):
-                raise error(f"{where} must be a whole number, got {value!r}")
+                raise error(_("{where} must be a whole number, got {value!r}").format(where=where, value=value))
             value = int(value)
         else:
             value = float(value)
         if not self.in_range(value):
-            raise error(f"{where} = {value!r} is out of range: it must be {self.range_text()}")
+            raise error(
+                _("{where} = {value!r} is out of range: it must be {range}").format(
+                    where=where, value=value, range=self.range_text()
+                )
+            )
         return value
 
     def in_range(self, value: float) -> bool:
@@ -135,30 +156,32 @@ class Param:
         """What a number may be, in words: 'in [0, 1)', '1..10000', '>= 0', 'a positive number'."""
         lo, hi = self.low, self.high
         if lo is None and hi is None:
-            return "any number"
+            return _("any number")
         if hi is None:
             if lo == 0 and self.low_open:
-                return "a positive number"
+                return _("a positive number")
             return f"{'>' if self.low_open else '>='} {_num(lo)}"
         if lo is None:
             return f"{'<' if self.high_open else '<='} {_num(hi)}"
         if self.integer and not (self.low_open or self.high_open):
             return f"{_num(lo)}..{_num(hi)}"
-        return f"in {'(' if self.low_open else '['}{_num(lo)}, {_num(hi)}{')' if self.high_open else ']'}"
+        return _("in {interval}").format(
+            interval=f"{'(' if self.low_open else '['}{_num(lo)}, {_num(hi)}{')' if self.high_open else ']'}"
+        )
 
     # ---- what other tools read ---------------------------------------------------------------
 
     def describe(self) -> str:
         """One line for command-line help and documentation: the help, the range, the default."""
-        parts = [self.help.rstrip(".") + "." if self.help else ""]
+        parts = [tr(self.help).rstrip(".") + "." if self.help else ""]
         if self.kind == "choice":
-            parts.append(f"One of {', '.join(map(str, self.choices))}.")
+            parts.append(_("One of {choices}.").format(choices=", ".join(map(str, self.choices))))
         elif self.numeric and (self.low is not None or self.high is not None):
-            parts.append(f"Range: {self.range_text()}.")
+            parts.append(_("Range: {range}.").format(range=self.range_text()))
         if self.optional and self.none_means:
-            parts.append(f"None: {self.none_means}.")
+            parts.append(_("None: {none_means}.").format(none_means=tr(self.none_means)))
         if self.kind != "object":
-            parts.append(f"Default: {_shown(self.default)}.")
+            parts.append(_("Default: {default}.").format(default=_shown(self.default)))
         return " ".join(p for p in parts if p)
 
     def json_schema(self) -> dict[str, Any]:
@@ -203,5 +226,5 @@ def _plain(value: Any) -> Any:
 
 def _shown(value: Any) -> str:
     if isinstance(value, (list, tuple)):
-        return ", ".join(_num(v) if isinstance(v, (int, float)) else str(v) for v in value) or "none"
+        return ", ".join(_num(v) if isinstance(v, (int, float)) else str(v) for v in value) or _("none")
     return "None" if value is None else _num(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)

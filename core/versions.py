@@ -12,8 +12,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from core.i18n import N_, _, tr
+
 ROOT = Path(__file__).resolve().parent.parent
-FIELDS = (("augmentation_lab", "Augmentation Lab"), ("commit", "commit"), ("python", "Python"),
+# (key, label); the labels are names but for "commit", marked for the catalog and shown with tr()
+FIELDS = (("augmentation_lab", "Augmentation Lab"), ("commit", N_("commit")), ("python", "Python"),
           ("torch", "torch"), ("torchvision", "torchvision"))
 
 
@@ -45,6 +48,6 @@ def versions() -> dict[str, Any]:
 def describe(recorded: dict[str, Any] | None) -> str:
     """One line for a run's page: "Augmentation Lab 0.10.0, commit 1a2b3c, Python 3.12.3, torch ..."."""
     if not recorded:
-        return "Versions: not recorded (a run from before versions were recorded)"
-    parts = [f"{label} {recorded[key]}" for key, label in FIELDS if recorded.get(key)]
-    return "Trained with " + ", ".join(parts)
+        return _("Versions: not recorded (a run from before versions were recorded)")
+    parts = [f"{tr(label)} {recorded[key]}" for key, label in FIELDS if recorded.get(key)]
+    return _("Trained with {versions}").format(versions=", ".join(parts))

@@ -15,6 +15,7 @@ from typing import Any
 
 import streamlit as st
 
+from core.i18n import _
 from core.runs import compare, runner, store, verdict
 from core.training.config import ConfigError, flatten, parse_value
 from pages.ui.messages import flash, show_flashes
@@ -60,8 +61,13 @@ def _sync_selection(runs: Any) -> None:
     missing = [run_id for run_id in wanted if run_id not in known]
     if missing:
         st.warning(
-            f"Ignored {len(missing)} run id(s) that are not in the store (deleted, or from another "
-            f"machine): {', '.join(missing)}",
+            _(
+                "Ignored {n_missing} run id(s) that are not in the store (deleted, or from "
+                "another machine): {run_ids}"
+            ).format(
+                n_missing=len(missing),
+                run_ids=", ".join(missing),
+            ),
             icon=":material/warning:",
         )
         wanted = [run_id for run_id in wanted if run_id in known]
@@ -105,48 +111,59 @@ def _rename(run_id: str, key: str) -> None:
     try:
         store.rename(run_id, state[key])
     except (ValueError, store.UnknownRunError) as e:
-        flash("error", f"Could not rename the run: {e}")
+        flash("error", _("Could not rename the run: {error}").format(error=e))
         return
-    flash("success", f"Renamed to “{state[key].strip()}”.")
+    flash("success", _("Renamed to “{name}”.").format(name=state[key].strip()))
 
 
 def _delete(run_id: str, name: str) -> None:
     try:
         store.delete(run_id)
     except (ValueError, store.UnknownRunError) as e:
-        flash("error", f"Could not delete “{name}”: {e}")
+        flash("error", _("Could not delete “{name}”: {error}").format(name=name, error=e))
         return
     _unselect(run_id)
-    flash("success", f"Deleted “{name}” with its metrics and files.")
+    flash("success", _("Deleted “{name}” with its metrics and files.").format(name=name))
 
 
 def _stop(run_id: str) -> None:
     runner.stop(run_id)
-    flash("info", "Stop requested: a running run ends at its next step, a queued one never starts.")
+    flash("info", _("Stop requested: a running run ends at its next step, a queued one never starts."))
 
 
 def _run_again(run_id: str, key: str, value: str, name: str) -> None:
     try:
         new_id = compare.run_again(run_id, key, value, name.strip() or None)
     except (ConfigError, store.UnknownRunError) as e:
-        flash("error", f"Not launched: {e}")
+        flash("error", _("Not launched: {error}").format(error=e))
         return
     _select([new_id])
-    flash("success", f"Launched “{store.get_run(new_id).name}” ({store.get_run(new_id).status}).")
+    flash("success", _("Launched “{name}” ({status}).").format(
+        name=store.get_run(new_id).name,
+        status=store.get_run(new_id).status,
+    ))
 
 
 def _repeat_seeds(run_id: str, n: int, first_seed: int, prefix: str) -> None:
     try:
         ids = compare.launch_seeds(store.get_run(run_id).config, n, first_seed, prefix)
     except (ConfigError, store.UnknownRunError) as e:
-        flash("error", f"Not launched: {e}")
+        flash("error", _("Not launched: {error}").format(error=e))
         return
     _select(ids)
     state["compare_grouped"] = True
     flash(
         "success",
-        f"Queued {len(ids)} runs “{prefix.strip()}” with seeds {first_seed}..{first_seed + n - 1}; "
-        f"{runner.max_concurrent()} train(s) at a time, the others wait in the queue.",
+        _(
+            "Queued {n_ids} runs “{group}” with seeds {first_seed}..{last_seed}; "
+            "{max_concurrent} train(s) at a time, the others wait in the queue."
+        ).format(
+            n_ids=len(ids),
+            group=prefix.strip(),
+            first_seed=first_seed,
+            last_seed=first_seed + n - 1,
+            max_concurrent=runner.max_concurrent(),
+        ),
     )
 
 
@@ -156,11 +173,11 @@ def _repeat_for_verdict(selection: list[str], baseline: str | None) -> None:
         plan = verdict.repeat_plan(verdict.verdicts(selection, baseline))
         ids = verdict.repeat_over_seeds(plan)
     except (ConfigError, store.UnknownRunError, ValueError) as e:
-        flash("error", f"Not launched: {e}")
+        flash("error", _("Not launched: {error}").format(error=e))
         return
     _select(ids)
     state["compare_grouped"] = True
-    flash("success", verdict.TEXT["repeat_queued"].format(n=len(ids), groups="; ".join(r.text for r in plan)))
+    flash("success", verdict.text("repeat_queued").format(n=len(ids), groups="; ".join(r.text for r in plan)))
 
 
 # ---- drawing ------------------------------------------------------------------------------------
@@ -174,55 +191,68 @@ def _value_text(value: Any) -> str:
 def _draw_live(selection: list[str], metric: str, x: str, smoothing: float, grouped: bool, band: str,
                baseline: str | None, refreshing: bool) -> None:
     """Chart, table and exports: everything that changes while runs train."""
-    records, _ = compare.load_runs(selection)
+    records, unused = compare.load_runs(selection)
     ids = list(records)
     if not ids:
-        st.info("The selected runs were deleted meanwhile.", icon=":material/info:")
+        st.info(_("The selected runs were deleted meanwhile."), icon=":material/info:")
         return
     if any(records[i].status == "queued" for i in ids):
         runner.tick()  # a queue whose trainer died would otherwise wait for the next launch
     labels = compare.run_labels({i: records[i].name for i in ids})
-    spec = compare.METRICS[metric]
+    metric_label, x_label = compare.metric_label(metric), compare.x_label(x)
     frame = compare.curves(ids, metric, x, smoothing, labels)
     groups = compare.seed_groups({i: records[i].name for i in ids}) if grouped and x != "wall" else {}
     series = compare.chart_series(compare.thin(frame, SCREEN_POINTS), groups, band)
-    title = f"{spec.label} by {compare.X_AXES[x].lower()}"
+    title = _("{metric} by {x_axis}").format(metric=metric_label, x_axis=x_label.lower())
 
     if frame.empty:
-        st.info(f"No {spec.label.lower()} recorded yet for the selected runs.", icon=":material/hourglass_empty:")
+        st.info(_("No {metric} recorded yet for the selected runs.").format(metric=metric_label.lower()),
+                icon=":material/hourglass_empty:")
     else:
         st.plotly_chart(
-            compare.figure(series, x_label=compare.X_AXES[x], y_label=spec.label),
+            compare.figure(series, x_label=x_label, y_label=metric_label),
             config={"toImageButtonOptions": {"filename": f"auglab_{metric}_by_{x}", "scale": 2}},
             key="compare_chart",
         )
     if grouped and x == "wall":
-        st.caption("Seed groups are drawn run by run on the wall-time axis: their runs share epochs and steps, not times.")
+        st.caption(_(
+            "Seed groups are drawn run by run on the wall-time axis: their runs share epochs "
+            "and steps, not times."
+        ))
     waiting = [labels[i] for i in ids if not (frame["run_id"] == i).any()]
     if waiting and not frame.empty:
-        st.caption(f"Nothing to draw yet for: {', '.join(waiting)}.")
+        st.caption(_("Nothing to draw yet for: {runs}.").format(runs=", ".join(waiting)))
 
     try:
         table = compare.compare_table(ids, baseline)
     except store.UnknownRunError:  # deleted from another tab since the line above read it
-        st.info("A selected run was just deleted; the page updates at its next refresh.", icon=":material/info:")
+        st.info(_("A selected run was just deleted; the page updates at its next refresh."), icon=":material/info:")
         return
+    # the table's columns are core's data keys: a person reads the labels given here
     column_config = {
-        "final test acc": st.column_config.NumberColumn(format="percent", help="Test accuracy at the latest evaluation"),
-        "best test acc": st.column_config.NumberColumn(format="percent", help="Best test accuracy over the evaluations"),
+        "run": st.column_config.TextColumn(_("run")),
+        "status": st.column_config.TextColumn(_("status")),
+        "id": st.column_config.TextColumn(_("id")),
+        "final test acc": st.column_config.NumberColumn(
+            _("final test acc"), format="percent", help=_("Test accuracy at the latest evaluation")
+        ),
+        "best test acc": st.column_config.NumberColumn(
+            _("best test acc"), format="percent", help=_("Best test accuracy over the evaluations")
+        ),
     }
-    for column in ("Δ final vs baseline", "Δ best vs baseline"):
+    for column, label in (("Δ final vs baseline", _("Δ final vs baseline")), ("Δ best vs baseline", _("Δ best vs baseline"))):
         if column in table:
             table[column] = table[column] * 100
             column_config[column] = st.column_config.NumberColumn(
-                format="%+.2f pp", help="Percentage points above (+) or below (−) the baseline run"
+                label, format="%+.2f pp", help=_("Percentage points above (+) or below (−) the baseline run")
             )
     differing = table.attrs["differing"]
-    st.markdown(
-        f"**What differs:** {', '.join(f'`{c}`' for c in differing)}" if differing
-        else "**What differs:** nothing; the configs are identical." if len(ids) > 1
-        else "**One run selected:** add another to see what differs."
-    )
+    if differing:
+        st.markdown(_("**What differs:** {keys}").format(keys=", ".join(f"`{c}`" for c in differing)))
+    elif len(ids) > 1:
+        st.markdown(_("**What differs:** nothing; the configs are identical."))
+    else:
+        st.markdown(_("**One run selected:** add another to see what differs."))
     # the id last: needed for the CLI (e.g. a teacher run), but the name is what a reader scans
     table = table.reset_index()
     table = table[[c for c in table.columns if c != "id"] + ["id"]]
@@ -233,27 +263,42 @@ def _draw_live(selection: list[str], metric: str, x: str, smoothing: float, grou
             columns={"mean_final_test_acc": "mean", "std_final_test_acc": "std", "min_final_test_acc": "min",
                      "max_final_test_acc": "max"}
         )
-        st.markdown("**Seed groups** (final test accuracy): the verdict below says whether two configs differ "
-                    "by more than seed noise.")
+        st.markdown(_(
+            "**Seed groups** (final test accuracy): the verdict below says whether two "
+            "configs differ by more than seed noise."
+        ))
         st.dataframe(
             summary,
             hide_index=True,
             placeholder="—",
-            column_config={c: st.column_config.NumberColumn(format="percent") for c in ("mean", "std", "min", "max")},
+            column_config={
+                "group": st.column_config.TextColumn(_("group")),
+                "runs": st.column_config.NumberColumn(_("runs")),
+                "evaluated": st.column_config.NumberColumn(_("evaluated")),
+                "mean": st.column_config.NumberColumn(_("mean"), format="percent"),
+                "std": st.column_config.NumberColumn(_("std"), format="percent"),
+                "min": st.column_config.NumberColumn(_("min"), format="percent"),
+                "max": st.column_config.NumberColumn(_("max"), format="percent"),
+            },
             key="compare_groups_table",
         )
 
     if refreshing:
-        st.caption(f":material/autorenew: Live: redrawn every {REFRESH_S:g} s while a selected run is queued or training.")
+        st.caption(_(
+            ":material/autorenew: Live: redrawn every {refresh_s:g} s while a selected run "
+            "is queued or training."
+        ).format(
+            refresh_s=REFRESH_S,
+        ))
     exports = st.container(horizontal=True)
     exports.download_button(
-        "Curves as CSV", compare.curves_csv(frame, metric, x), file_name=f"auglab_{metric}_by_{x}.csv",
+        _("Curves as CSV"), compare.curves_csv(frame, metric, x), file_name=f"auglab_{metric}_by_{x}.csv",
         mime="text/csv", icon=":material/download:", on_click="ignore", disabled=frame.empty,
     )
     exports.download_button(
-        "Chart as PNG",
+        _("Chart as PNG"),
         # drawn only when clicked: a live refresh every few seconds should not redraw a PNG nobody asked for
-        lambda: compare.chart_png(series, title=title, x_label=compare.X_AXES[x], y_label=spec.label),
+        lambda: compare.chart_png(series, title=title, x_label=x_label, y_label=metric_label),
         file_name=f"auglab_{metric}_by_{x}.png", mime="image/png", icon=":material/image:", on_click="ignore",
         disabled=frame.empty,
     )
@@ -263,64 +308,64 @@ def _draw_live(selection: list[str], metric: str, x: str, smoothing: float, grou
 
 def _verdict(selection: list[str], baseline: str | None) -> None:
     """One sentence per pair of configs one setting apart: beyond or within seed noise, or one seed."""
-    text = verdict.TEXT
+    text = verdict.text
     try:
         report = verdict.verdicts(selection, baseline)
     except ValueError:  # the baseline run was deleted from another tab since the picker was drawn
         report = verdict.verdicts(selection)
-    st.subheader(text["title"])
-    st.caption(f"**{text['method']}.** {text['method_plain']}", help=text["method_help"])
+    st.subheader(text("title"))
+    st.caption(f"**{text('method')}.** {text('method_plain')}", help=text("method_help"))
     show = {"beyond": st.success, "within": st.info, "one_seed": st.warning, "no_spread": st.warning}
     icons = {"beyond": ":material/check_circle:", "within": ":material/info:", "one_seed": ":material/casino:",
              "no_spread": ":material/warning:"}
     if any(c.against_baseline for c in report.comparisons):
-        st.caption(text["baseline"].format(label=report.baseline.title, n=report.baseline.n))
+        st.caption(text("baseline").format(label=report.baseline.title, n=report.baseline.n))
     for c in report.comparisons:
         show[c.verdict.kind](c.verdict.sentence, icon=icons[c.verdict.kind])
     if not report.comparisons and not report.waiting:
-        st.info(text["none"], icon=":material/info:")
+        st.info(text("none"), icon=":material/info:")
     notes = []
     if report.waiting:
-        notes.append(text["waiting"].format(labels=", ".join(f"“{g.title}”" for g in report.waiting)))
+        notes.append(text("waiting").format(labels=", ".join(f"“{g.title}”" for g in report.waiting)))
     if report.unmatched and (report.comparisons or report.waiting):
-        notes.append(text["unmatched"].format(labels=", ".join(f"“{g.title}”" for g in report.unmatched)))
+        notes.append(text("unmatched").format(labels=", ".join(f"“{g.title}”" for g in report.unmatched)))
     if report.pending:
-        notes.append(text["pending"].format(n=len(report.pending)))
+        notes.append(text("pending").format(n=len(report.pending)))
     if report.excluded:
-        notes.append(text["excluded"].format(n=len(report.excluded)))
+        notes.append(text("excluded").format(n=len(report.excluded)))
     if report.repeats:
-        notes.append(text["repeats"].format(n=len(report.repeats)))
+        notes.append(text("repeats").format(n=len(report.repeats)))
     for note in notes:
         st.caption(note)
     if report.one_seed:
         plan = verdict.repeat_plan(report)
-        st.caption(text["repeat_plan"].format(runs="; ".join(r.text for r in plan), total=verdict.SEEDS_FOR_A_VERDICT)
-                   if plan else text["repeat_training"])
-        st.button(text["repeat_button"], key="compare_verdict_repeat", icon=":material/stacks:", disabled=not plan,
+        st.caption(text("repeat_plan").format(runs="; ".join(r.text for r in plan), total=verdict.SEEDS_FOR_A_VERDICT)
+                   if plan else text("repeat_training"))
+        st.button(text("repeat_button"), key="compare_verdict_repeat", icon=":material/stacks:", disabled=not plan,
                   on_click=_repeat_for_verdict, args=(selection, baseline))
 
 
 def _manage(records: dict[str, store.RunRecord], labels: dict[str, str]) -> None:
     """Rename, delete, run again with one change, repeat over seeds: on one run of the selection."""
-    st.subheader("Work with a run")
-    target = st.selectbox("Run", list(records), format_func=labels.get, key="compare_target")
+    st.subheader(_("Work with a run"))
+    target = st.selectbox(_("Run"), list(records), format_func=labels.get, key="compare_target")
     record = records[target]
-    rename_tab, again_tab, seeds_tab = st.tabs(["Rename or delete", "Run again with one change", "Repeat over seeds"])
+    rename_tab, again_tab, seeds_tab = st.tabs([_("Rename or delete"), _("Run again with one change"), _("Repeat over seeds")])
 
     with rename_tab:
         name_key = f"compare_name_{target}"
         cols = st.columns([3, 1], vertical_alignment="bottom")
-        cols[0].text_input("Name", value=record.name, key=name_key)
-        cols[1].button("Rename", key="compare_rename", on_click=_rename, args=(target, name_key))
+        cols[0].text_input(_("Name"), value=record.name, key=name_key)
+        cols[1].button(_("Rename"), key="compare_rename", on_click=_rename, args=(target, name_key))
         if record.status in ACTIVE:
-            st.caption(f"This run is {record.status}: stop it before deleting it.")
-            st.button("Stop run", key="compare_stop", icon=":material/stop:", on_click=_stop, args=(target,))
+            st.caption(_("This run is {status}: stop it before deleting it.").format(status=record.status))
+            st.button(_("Stop run"), key="compare_stop", icon=":material/stop:", on_click=_stop, args=(target,))
         else:
             confirmed = st.checkbox(
-                f"Yes, delete “{record.name}” with its metrics and files", key=f"compare_confirm_{target}"
+                _("Yes, delete “{name}” with its metrics and files").format(name=record.name), key=f"compare_confirm_{target}"
             )
             st.button(
-                "Delete run", key="compare_delete", type="primary", icon=":material/delete:", disabled=not confirmed,
+                _("Delete run"), key="compare_delete", type="primary", icon=":material/delete:", disabled=not confirmed,
                 on_click=_delete, args=(target, record.name),
             )
 
@@ -329,110 +374,135 @@ def _manage(records: dict[str, store.RunRecord], labels: dict[str, str]) -> None
         keys = list(flat)
         cols = st.columns([2, 2, 2], vertical_alignment="bottom")
         key = cols[0].selectbox(
-            "Config key", keys, index=keys.index("optim.lr") if "optim.lr" in keys else 0, key="compare_change_key",
-            help="Every setting of the run, by its dotted name (as in the CLI's --set).",
+            _("Config key"), keys, index=keys.index("optim.lr") if "optim.lr" in keys else 0, key="compare_change_key",
+            help=_("Every setting of the run, by its dotted name (as in the CLI's --set)."),
         )
         value = cols[1].text_input(
-            "New value", value=_value_text(flat[key]), key=f"compare_change_value_{target}_{key}",
-            help="JSON where it parses (0.1, true, null, [0.5, 0.75]); any other text is taken as a string.",
+            _("New value"), value=_value_text(flat[key]), key=f"compare_change_value_{target}_{key}",
+            help=_(
+                "JSON where it parses (0.1, true, null, [0.5, 0.75]); any other text is taken as "
+                "a string."
+            ),
         )
-        name = cols[2].text_input("Name (optional)", key=f"compare_change_name_{target}", placeholder="automatic")
+        name = cols[2].text_input(_("Name (optional)"), key=f"compare_change_name_{target}", placeholder=_("automatic"))
         change = None
         if parse_value(value.strip()) == flat[key]:
-            st.caption(f"Enter a new value for `{key}` (it is {_value_text(flat[key])} in “{record.name}”).")
+            st.caption(_("Enter a new value for `{key}` (it is {value_text} in “{name}”).").format(
+                key=key,
+                value_text=_value_text(flat[key]),
+                name=record.name,
+            ))
         else:
             try:
                 change = compare.with_change(record.config, key, value)
             except ConfigError as e:
                 st.error(str(e), icon=":material/error:")
         if change is not None:
-            st.caption(f"Change: `{change.text}`; everything else as in “{record.name}”.")
+            st.caption(_("Change: `{text}`; everything else as in “{name}”.").format(text=change.text, name=record.name))
         st.button(
-            "Launch with this change", key="compare_launch_change", icon=":material/play_arrow:",
+            _("Launch with this change"), key="compare_launch_change", icon=":material/play_arrow:",
             disabled=change is None, on_click=_run_again, args=(target, key, value, name),
         )
 
     with seeds_tab:
         seed = record.config["run"]["seed"]
         cols = st.columns([1, 1, 2], vertical_alignment="bottom")
-        n = cols[0].number_input("Seeds", 2, compare.MAX_SEEDS, 3, key=f"compare_seed_n_{target}")
-        first = cols[1].number_input("First seed", 0, 2**53 - 1, seed, key=f"compare_seed_first_{target}")
+        n = cols[0].number_input(_("Seeds"), 2, compare.MAX_SEEDS, 3, key=f"compare_seed_n_{target}")
+        first = cols[1].number_input(_("First seed"), 0, 2**53 - 1, seed, key=f"compare_seed_first_{target}")
         prefix = cols[2].text_input(
-            "Group name", value=compare.seed_group(record.name) or record.name, key=f"compare_seed_prefix_{target}",
-            help=f"The runs are named “<group>{compare.SEED_SEPARATOR}<seed>”; runs named so form a group.",
+            _("Group name"), value=compare.seed_group(record.name) or record.name, key=f"compare_seed_prefix_{target}",
+            help=_("The runs are named “<group>{seed_separator}<seed>”; runs named so form a group.").format(
+                seed_separator=compare.SEED_SEPARATOR,
+            ),
         )
         st.caption(
-            f"Trains this config {n} times with run.seed = {first}..{first + n - 1} (data.seed stays "
-            f"{record.config['data']['seed']}, so every run is tested on the same images). The chart then shows "
-            "their mean with a band."
+            _(
+                "Trains this config {n} times with run.seed = {first}..{last} (data.seed stays "
+                "{seed}, so every run is tested on the same images). The chart then shows their "
+                "mean with a band."
+            ).format(
+                n=n,
+                first=first,
+                last=first + n - 1,
+                seed=record.config["data"]["seed"],
+            )
         )
         st.button(
-            f"Launch {n} runs", key="compare_launch_seeds", icon=":material/stacks:",
+            _("Launch {n} runs").format(n=n), key="compare_launch_seeds", icon=":material/stacks:",
             disabled=not prefix.strip(), on_click=_repeat_seeds, args=(target, int(n), int(first), prefix),
         )
 
 
 # ---- the page -----------------------------------------------------------------------------------
 
-st.title("Compare runs")
+st.title(_("Compare runs"))
 show_flashes()
 runner.tick()
 runs = store.list_runs()
 if runs.empty:
-    st.info("No runs yet. Start one on the Train page, then come back to compare.", icon=":material/info:")
-    st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+    st.info(_("No runs yet. Start one on the Train page, then come back to compare."), icon=":material/info:")
+    st.page_link("pages/train.py", label=_("Go to Train"), icon=":material/model_training:")
     st.stop()
 
 names = dict(zip(runs["id"], runs["name"]))
 statuses = dict(zip(runs["id"], runs["status"]))
 _sync_selection(runs)
 st.multiselect(
-    "Runs",
+    _("Runs"),
     list(names),
     format_func=lambda run_id: f"{names[run_id]} · {statuses[run_id]} · {run_id[-6:]}",
     key="compare_pick",
     on_change=_picked,
-    placeholder="Pick runs to compare",
+    placeholder=_("Pick runs to compare"),
 )
 all_groups = compare.seed_groups(names)
 if all_groups:
     cols = st.columns([3, 1], vertical_alignment="bottom")
-    group = cols[0].selectbox("Seed group", list(all_groups), key="compare_group_pick",
-                              format_func=lambda g: f"{g} ({len(all_groups[g])} runs)")
-    cols[1].button("Add its runs", key="compare_add_group", on_click=_select, args=(all_groups[group],))
+    group = cols[0].selectbox(_("Seed group"), list(all_groups), key="compare_group_pick",
+                              format_func=lambda g: _("{group} ({n} runs)").format(group=g, n=len(all_groups[g])))
+    cols[1].button(_("Add its runs"), key="compare_add_group", on_click=_select, args=(all_groups[group],))
 selection = list(state["compare_pick"])
 _write_link(selection)
 auto = state["compare_auto"]
 if selection and auto is not None and selection == auto.run_ids:
     st.info(
-        f"Opened on the newest runs, “{auto.group}” ({len(selection)} runs). Pick others above." if auto.group
-        else f"Opened on the latest runs ({len(selection)}). Pick others above.",
+        _("Opened on the newest runs, “{group}” ({n_selection} runs). Pick others above.").format(
+            group=auto.group,
+            n_selection=len(selection),
+        ) if auto.group else _("Opened on the latest runs ({n_selection}). Pick others above.").format(n_selection=len(selection)),
         icon=":material/history:",
     )
 if not selection:
-    st.info("Pick one or more runs above to compare their curves and configs.", icon=":material/info:")
+    st.info(_("Pick one or more runs above to compare their curves and configs."), icon=":material/info:")
     st.stop()
 
-records, _ = compare.load_runs(selection)
+records, unused = compare.load_runs(selection)
 labels = compare.run_labels({i: r.name for i, r in records.items()})
 controls = st.columns([2, 3, 2], vertical_alignment="bottom")
 metric = controls[0].selectbox(
-    "Metric", list(compare.METRICS), format_func=lambda m: compare.METRICS[m].label, key="compare_metric"
+    _("Metric"), list(compare.METRICS), format_func=compare.metric_label, key="compare_metric"
 )
 x_axis = controls[1].radio(
-    "X axis", list(compare.X_AXES), format_func=compare.X_AXES.get, horizontal=True, key="compare_x"
+    _("X axis"), list(compare.X_AXES), format_func=compare.x_label, horizontal=True, key="compare_x"
 )
 smoothing = controls[2].slider(
-    "Smoothing", 0.0, 0.99, 0.0, 0.01, key="compare_smoothing",
-    help="Exponential moving average as in TensorBoard: 0 shows the recorded values; hover shows both.",
+    _("Smoothing"), 0.0, 0.99, 0.0, 0.01, key="compare_smoothing",
+    help=_(
+        "Exponential moving average as in TensorBoard: 0 shows the recorded values; "
+        "hover shows both."
+    ),
 )
 controls = st.columns([2, 3, 2], vertical_alignment="bottom")
-baseline = controls[0].selectbox("Baseline", list(records), format_func=labels.get, key="compare_baseline",
-                                 help="The table gives every run's accuracy minus this run's; the verdict "
-                                 "compares the other configs with this run's config.")
-grouped = controls[1].toggle("Seed groups as mean and band", key="compare_grouped",
-                             help=f"Runs named “<group>{compare.SEED_SEPARATOR}<seed>” are drawn as one line.")
-band = controls[2].radio("Band", list(compare.BANDS), format_func=compare.BANDS.get, horizontal=True,
+baseline = controls[0].selectbox(_("Baseline"), list(records), format_func=labels.get, key="compare_baseline",
+                                 help=_(
+                                     "The table gives every run's accuracy minus this run's; the verdict compares the "
+                                     "other configs with this run's config."
+                                 ))
+grouped = controls[1].toggle(_("Seed groups as mean and band"), key="compare_grouped",
+                             help=_("Runs named “<group>{seed_separator}<seed>” are drawn as one line.").format(
+                                 seed_separator=compare.SEED_SEPARATOR,
+                             ))
+band = controls[2].radio(_("Band"), list(compare.BANDS), format_func=compare.band_label, horizontal=True,
                          key="compare_band", disabled=not grouped)
 
 refreshing = any(r.status in ACTIVE for r in records.values())

@@ -20,6 +20,7 @@ import torch
 from core.augment import AugmentError, Pipeline, mixing
 from core.data.images import UPLOAD_TYPES, beta_density, crop_boxes, draw_boxes, make_grid_image, square_batch, to_uint8
 from core.data.samples import SAMPLES
+from core.i18n import _, language, tr
 from core.training import weights
 from pages.ui.images import WorkingImage, load_bytes, load_sample_image, png
 from pages.ui.links import pipeline_from_param, pipeline_to_param, read_pipeline_upload, seed_from_param
@@ -53,7 +54,10 @@ def use_upload(name: str, data: bytes) -> None:
     try:
         state["lab_image"] = load_bytes(name, data)
     except Exception as e:  # a decoder bug, too, must not take the page down
-        flash("error", f"Could not use {name}: {explain(e)}." + (f" Still showing {current.name}." if current else ""))
+        message = _("Could not use {name}: {reason}.").format(name=name, reason=explain(e))
+        if current:
+            message += _(" Still showing {name}.").format(name=current.name)
+        flash("error", message)
 
 
 def _on_image_upload() -> None:
@@ -66,7 +70,7 @@ def _use_sample() -> None:
     try:
         state["lab_image"] = load_sample_image(state["lab_sample"])
     except Exception as e:
-        flash("error", f"Could not load the sample {state['lab_sample']}: {explain(e)}")
+        flash("error", _("Could not load the sample {name}: {reason}").format(name=state["lab_sample"], reason=explain(e)))
 
 
 def _on_json_upload() -> None:
@@ -77,7 +81,9 @@ def _on_json_upload() -> None:
     EDITOR.set(pipeline)
     if seed is not None:
         state["lab_seed"] = seed
-    flash("success", f"Loaded {len(pipeline.steps)} step(s) from {state['lab_json_upload'].name}.")
+    flash("success", _("Loaded {count} step(s) from {name}.").format(
+        count=len(pipeline.steps), name=state["lab_json_upload"].name
+    ))
 
 
 def _read_link() -> None:
@@ -90,13 +96,15 @@ def _read_link() -> None:
         try:
             EDITOR.set(pipeline_from_param(params["p"]))
         except AugmentError as e:
-            flash("error", f"The pipeline in the link could not be used, so the default pipeline is shown: {e}")
+            flash("error", _(
+                "The pipeline in the link could not be used, so the default pipeline is shown: {reason}"
+            ).format(reason=e))
             EDITOR.set(default_pipeline())
     if "seed" in params:
         try:
             state["lab_seed"] = seed_from_param(params["seed"])
         except AugmentError as e:
-            flash("error", f"The seed in the link could not be used, so seed 0 is shown: {e}")
+            flash("error", _("The seed in the link could not be used, so seed 0 is shown: {reason}").format(reason=e))
 
 
 def _write_link(pipeline: Pipeline, seed: int) -> str:
@@ -113,21 +121,23 @@ def _write_link(pipeline: Pipeline, seed: int) -> str:
 
 
 def image_source() -> WorkingImage | None:
-    st.sidebar.header("Picture")
-    st.sidebar.selectbox("Sample", list(SAMPLES), key="lab_sample", on_change=_use_sample)
+    st.sidebar.header(_("Picture"))
+    st.sidebar.selectbox(_("Sample"), list(SAMPLES), key="lab_sample", on_change=_use_sample)
     st.sidebar.file_uploader(
-        "…or upload one",
+        _("…or upload one"),
         type=list(UPLOAD_TYPES),
         key="lab_upload",
         on_change=_on_image_upload,
-        help="JPEG, PNG, WebP, BMP, GIF (first frame) or TIFF, up to 50 megapixels. "
-        f"It is scaled to {PREVIEW_SIDE} pixels on its long side for the preview.",
+        help=_(
+            "JPEG, PNG, WebP, BMP, GIF (first frame) or TIFF, up to 50 megapixels. "
+            "It is scaled to {side} pixels on its long side for the preview."
+        ).format(side=PREVIEW_SIDE),
     )
     if state["lab_image"] is None:
         _use_sample()
     working = state["lab_image"]
     if working is not None and not working.is_sample:
-        st.sidebar.button(f"Back to the sample ({state['lab_sample']})", on_click=_use_sample)
+        st.sidebar.button(_("Back to the sample ({name})").format(name=state["lab_sample"]), on_click=_use_sample)
     return working
 
 
@@ -138,11 +148,11 @@ def _seed_widget(key: str, value) -> None:
 
 
 def pipeline_sidebar() -> Pipeline:
-    st.sidebar.header("Pipeline")
+    st.sidebar.header(_("Pipeline"))
     with st.sidebar:
-        st.caption("Steps run top to bottom (like `v2.Compose`); steps switched off are skipped.")
+        st.caption(_("Steps run top to bottom (like `v2.Compose`); steps switched off are skipped."))
         if not EDITOR.pipeline.steps:
-            st.info("The pipeline is empty: add an augmentation below.")
+            st.info(_("The pipeline is empty: add an augmentation below."))
         return EDITOR.draw()
 
 
@@ -150,10 +160,11 @@ def pipeline_sidebar() -> Pipeline:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _preview(image_key: str, _image: torch.Tensor, pipeline_json: str, seed: int, n: int):
+def _preview(image_key: str, _image: torch.Tensor, pipeline_json: str, seed: int, n: int, lang: str):
+    # `lang` keys the cache: the captions and the crop note are text in the session's language
     pipeline = Pipeline.from_json(pipeline_json)
     batch, records = pipeline.preview(_image, n, seed)
-    captions = [Pipeline.describe(records, i) or ["unchanged (no enabled step)"] for i in range(n)]
+    captions = [Pipeline.describe(records, i) or [_("unchanged (no enabled step)")] for i in range(n)]
     boxes, note = crop_boxes(records, tuple(_image.shape[1:]))
     return batch, captions, boxes, note
 
@@ -161,24 +172,24 @@ def _preview(image_key: str, _image: torch.Tensor, pipeline_json: str, seed: int
 def preview_grid(working: WorkingImage, pipeline: Pipeline):
     """The grid tab; returns (batch, captions) for the PNG export, or None if the pipeline failed."""
     controls = st.columns([2, 2, 2, 1], vertical_alignment="bottom")
-    rows = controls[0].slider("Rows", 1, 4, key="lab_rows")
-    cols = controls[1].slider("Columns", 1, 6, key="lab_cols")
+    rows = controls[0].slider(_("Rows"), 1, 4, key="lab_rows")
+    cols = controls[1].slider(_("Columns"), 1, 6, key="lab_cols")
     seed = controls[2].number_input(
-        "Seed", 0, MAX_SEED, step=1, key="lab_seed", help="The same seed always gives the same grid."
+        _("Seed"), 0, MAX_SEED, step=1, key="lab_seed", help=_("The same seed always gives the same grid.")
     )
-    controls[3].button("New samples", icon=":material/casino:", on_click=_new_samples, key="lab-new-samples")
+    controls[3].button(_("New samples"), icon=":material/casino:", on_click=_new_samples, key="lab-new-samples")
     n = rows * cols
     image = working.image
     try:
-        batch, captions, boxes, note = _preview(working.key, image.tensor, pipeline.to_json(), int(seed), n)
+        batch, captions, boxes, note = _preview(working.key, image.tensor, pipeline.to_json(), int(seed), n, language())
     except Exception as e:  # an op that cannot handle this picture: say so and keep the page alive
-        show_error("The pipeline could not run on this picture", e)
+        show_error(_("The pipeline could not run on this picture"), e)
         return None
 
     left, right = st.columns([1, 3])
     with left:
         width, height = image.original_size
-        caption = f"Original: {working.name} ({width}x{height})"
+        caption = _("Original: {name} ({width}x{height})").format(name=working.name, width=width, height=height)
         st.image(to_uint8(image.tensor), caption=caption, width="stretch", output_format=SHOWN_AS)
         for text in image.notes:
             st.info(text, icon=":material/info:")
@@ -186,7 +197,7 @@ def preview_grid(working: WorkingImage, pipeline: Pipeline):
             outlined = draw_boxes(image.tensor, boxes, [str(i + 1) for i in range(n)])
             st.image(outlined, caption=note, width="stretch", output_format=SHOWN_AS)
         else:
-            st.caption(f"Crop boxes: {note}.")
+            st.caption(_("Crop boxes: {note}.").format(note=note))
     with right:
         for r in range(rows):
             for c, column in enumerate(st.columns(cols)):
@@ -208,32 +219,37 @@ def _mix(kind: str, image_keys: tuple[str, ...], _images: list[torch.Tensor], st
 
 def _mix_sources(working: WorkingImage) -> dict[str, Callable[[], WorkingImage]]:
     """Pictures a mixing slot can take: the working one, the samples and extra uploads."""
-    sources = {f"{working.name} (working picture)": lambda: working}
+    sources = {_("{name} (working picture)").format(name=working.name): lambda: working}
     for name in SAMPLES:
         sources.setdefault(name, lambda name=name: load_sample_image(name))
     for file in state.get("lab_mix_uploads") or []:
-        sources[f"upload: {file.name}"] = lambda file=file: load_bytes(file.name, file.getvalue())
+        sources[_("upload: {name}").format(name=file.name)] = lambda file=file: load_bytes(file.name, file.getvalue())
     return sources
 
 
 def mixing_preview(working: WorkingImage) -> None:
     st.caption(
-        "Batch tricks mix images *and* labels. Here each picture is its own class, so the soft "
-        "label says how much of each picture a mixed image is. Partners come from a random "
-        "permutation of the batch, as in training: a picture can draw itself and stay unchanged."
+        _(
+            "Batch tricks mix images *and* labels. Here each picture is its own class, so "
+            "the soft label says how much of each picture a mixed image is. Partners come "
+            "from a random permutation of the batch, as in training: a picture can draw "
+            "itself and stay unchanged."
+        )
     )
     top = st.columns([2, 2, 2, 1], vertical_alignment="bottom")
-    kind = top[0].segmented_control("Method", list(MIX_KINDS), key="lab_mix_kind", required=True)
+    kind = top[0].segmented_control(
+        _("Method"), list(MIX_KINDS), format_func=tr, key="lab_mix_kind", required=True
+    )
     mixer = MIX_KINDS[kind]
     strength, symbol = mixer.strength, mixer.strength.label
     alpha = top[1].slider(  # the declared range (Beta needs > 0: the slider starts a step above 0)
-        f"{symbol} of Beta({symbol}, {symbol})", *strength.closed_range(), step=strength.step,
-        key="lab_mix_alpha", help=f"{mixer.help} {strength.help}",
+        _("{symbol} of Beta({symbol}, {symbol})").format(symbol=symbol), *strength.closed_range(), step=strength.step,
+        key="lab_mix_alpha", help=f"{tr(mixer.help)} {tr(strength.help)}",
     )
-    seed = top[2].number_input("Mixing seed", 0, MAX_SEED, step=1, key="lab_mix_seed")
-    top[3].button("New draw", icon=":material/casino:", on_click=_new_mix_draw, key="lab-new-mix")
+    seed = top[2].number_input(_("Mixing seed"), 0, MAX_SEED, step=1, key="lab_mix_seed")
+    top[3].button(_("New draw"), icon=":material/casino:", on_click=_new_mix_draw, key="lab-new-mix")
     st.file_uploader(
-        "More pictures to mix (optional)", type=list(UPLOAD_TYPES), accept_multiple_files=True, key="lab_mix_uploads"
+        _("More pictures to mix (optional)"), type=list(UPLOAD_TYPES), accept_multiple_files=True, key="lab_mix_uploads"
     )
 
     sources = _mix_sources(working)
@@ -247,19 +263,19 @@ def mixing_preview(working: WorkingImage) -> None:
         _seed_widget(f"lab_mix_slot{k}", default)
         if state[f"lab_mix_slot{k}"] not in names:  # an upload that was removed
             state[f"lab_mix_slot{k}"] = default
-        chosen.append(slots[k].selectbox(f"Picture {k + 1}", names, key=f"lab_mix_slot{k}"))
+        chosen.append(slots[k].selectbox(_("Picture {number}").format(number=k + 1), names, key=f"lab_mix_slot{k}"))
     try:
         pictures = [sources[name]() for name in chosen]
         keys, tensors = tuple(p.key for p in pictures), [p.image.tensor for p in pictures]
         mixed, soft, info = _mix(kind, keys, tensors, float(alpha), int(seed))
     except Exception as e:
-        show_error("These pictures could not be mixed", e)
+        show_error(_("These pictures could not be mixed"), e)
         return
 
     labels = [f"{k + 1}: {picture.name}" for k, picture in enumerate(pictures)]
     for i, column in enumerate(st.columns(count)):
         shown, caption = _mixed_view(kind, i, mixed, info, labels)
-        column.image(shown, caption=f"mixed #{i + 1}: {caption}", output_format=SHOWN_AS)
+        column.image(shown, caption=_("mixed #{number}: {caption}").format(number=i + 1, caption=caption), output_format=SHOWN_AS)
     _mix_charts(kind, float(alpha), soft, info, labels)
 
 
@@ -303,7 +319,10 @@ def _mix_charts(kind: str, alpha: float, soft: torch.Tensor, info: dict, labels:
     )
     charts[1].plotly_chart(curve, key="lab-mix-beta")
     if MIX_KINDS[kind].name == "cutmix":
-        st.caption("CutMix draws λ from this density, then clips the box at the border; the label uses the kept area.")
+        st.caption(_(
+            "CutMix draws λ from this density, then clips the box at the border; the label "
+            "uses the kept area."
+        ))
 
 
 # ---- what an ImageNet network sees -------------------------------------------------------------
@@ -312,31 +331,40 @@ IMAGENET_ARCH = "mobilenet_v2"  # the one whose weights install offline
 IMAGENET_TOP = 5
 
 
-@st.cache_data(max_entries=16, show_spinner="Asking MobileNetV2…")
+@st.cache_data(max_entries=16, show_spinner=False)  # the caller shows a spinner in the session's language
 def _imagenet_top(image_key: str, _image: torch.Tensor) -> list[tuple[str, float]]:
     return weights.imagenet_top(_image, IMAGENET_TOP, IMAGENET_ARCH)
 
 
 def imagenet_panel(working: WorkingImage) -> None:
-    st.subheader("What an ImageNet network sees")
+    st.subheader(_("What an ImageNet network sees"))
     st.caption(
-        "torchvision's MobileNetV2, trained on ImageNet's 1000 classes, looks at the original picture (resized "
-        "and centre-cropped to 224 px, as it was trained). The class names come with its weights. Fine-tuning "
-        "(Train page, model MobileNetV2, pretrained) starts from these features and learns a new last layer."
+        _(
+            "torchvision's MobileNetV2, trained on ImageNet's 1000 classes, looks at the "
+            "original picture (resized and centre-cropped to 224 px, as it was trained). The "
+            "class names come with its weights. Fine-tuning (Train page, model MobileNetV2, "
+            "pretrained) starts from these features and learns a new last layer."
+        )
     )
     found = weights.availability(IMAGENET_ARCH)
     if not found.present:
         st.info(found.message, icon=":material/download:")
         return
     try:
-        top = _imagenet_top(working.key, working.image.tensor)
+        with st.spinner(_("Asking MobileNetV2…")):
+            top = _imagenet_top(working.key, working.image.tensor)
     except Exception as e:  # a damaged weights file must not take the page down
-        show_error("MobileNetV2 could not classify this picture", e)
+        show_error(_("MobileNetV2 could not classify this picture"), e)
         return
     st.dataframe(
-        pd.DataFrame({"ImageNet class": [name for name, _ in top], "probability": [prob for _, prob in top]}),
+        pd.DataFrame({"ImageNet class": [name for name, unused in top], "probability": [prob for unused, prob in top]}),
         hide_index=True,
-        column_config={"probability": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)},
+        column_config={  # the data's columns keep their names; the headers are translated
+            "ImageNet class": st.column_config.TextColumn(_("ImageNet class")),
+            "probability": st.column_config.ProgressColumn(
+                _("probability"), format="percent", min_value=0.0, max_value=1.0
+            ),
+        },
         key="lab-imagenet-top",
     )
 
@@ -346,22 +374,28 @@ def imagenet_panel(working: WorkingImage) -> None:
 
 def exports(working: WorkingImage, pipeline: Pipeline, grid, link: str) -> None:
     seed, n = int(state["lab_seed"]), state["lab_rows"] * state["lab_cols"]
-    st.subheader("torchvision")
-    st.caption("The same pipeline as a plain `torchvision.transforms.v2` Compose, to paste into any training script.")
+    st.subheader(_("torchvision"))
+    st.caption(_(
+        "The same pipeline as a plain `torchvision.transforms.v2` Compose, to paste into "
+        "any training script."
+    ))
     st.code(pipeline.to_torchvision_code(working.image.size), language="python")
 
-    st.subheader("This exact grid")
+    st.subheader(_("This exact grid"))
     uploaded = not working.is_sample
     path = working.name if uploaded else re.sub(r"\W+", "_", working.name).strip("_") + ".png"
-    st.caption(
-        f"Reproduces the grid above pixel for pixel with this project's `core` package, from {path}"
-        + ("." if uploaded else " (download it below).")
-    )
+    if uploaded:
+        st.caption(_("Reproduces the grid above pixel for pixel with this project's `core` package, from {path}.").format(path=path))
+    else:
+        st.caption(_(
+            "Reproduces the grid above pixel for pixel with this project's `core` package, "
+            "from {path} (download it below)."
+        ).format(path=path))
     st.code(pipeline.to_core_code(seed, n, image_path=path, max_side=PREVIEW_SIDE), language="python")
     buttons = st.columns(3)
     if not uploaded:
         buttons[0].download_button(
-            f"Picture ({path})", data=lambda: png(working.image.tensor), file_name=path, mime="image/png",
+            _("Picture ({path})").format(path=path), data=lambda: png(working.image.tensor), file_name=path, mime="image/png",
             on_click="ignore", key="lab-dl-picture", icon=":material/image:",
         )
     if grid is not None:
@@ -369,20 +403,23 @@ def exports(working: WorkingImage, pipeline: Pipeline, grid, link: str) -> None:
         batch, captions, cols = *grid, state["lab_cols"]
         captions = [[f"#{i + 1}", *lines] for i, lines in enumerate(captions)]
         buttons[1].download_button(
-            "Grid (PNG)", data=lambda: png(make_grid_image(batch, cols, captions)), mime="image/png",
+            _("Grid (PNG)"), data=lambda: png(make_grid_image(batch, cols, captions)), mime="image/png",
             file_name=f"grid_seed{seed}.png", on_click="ignore", key="lab-dl-grid", icon=":material/grid_on:",
         )
 
-    st.subheader("Save and load")
+    st.subheader(_("Save and load"))
     buttons = st.columns(2)
     buttons[0].download_button(
-        "Pipeline (JSON)", data=pipeline.to_json(seed), file_name="pipeline.json", mime="application/json",
+        _("Pipeline (JSON)"), data=pipeline.to_json(seed), file_name="pipeline.json", mime="application/json",
         on_click="ignore", key="lab-dl-json", icon=":material/download:",
     )
-    buttons[1].file_uploader("Load a pipeline (JSON)", type=["json"], key="lab_json_upload", on_change=_on_json_upload)
+    buttons[1].file_uploader(_("Load a pipeline (JSON)"), type=["json"], key="lab_json_upload", on_change=_on_json_upload)
 
-    st.subheader("Shareable link")
-    st.caption("The link carries the pipeline and the seed: whoever opens it sees this grid on the same picture.")
+    st.subheader(_("Shareable link"))
+    st.caption(_(
+        "The link carries the pipeline and the seed: whoever opens it sees this grid on "
+        "the same picture."
+    ))
     st.code(link, language=None, wrap_lines=True)
 
 
@@ -390,14 +427,14 @@ def exports(working: WorkingImage, pipeline: Pipeline, grid, link: str) -> None:
 
 init_state()
 _read_link()
-st.title("Augmentation Lab")
+st.title(_("Augmentation Lab"))
 working = image_source()
 pipeline = pipeline_sidebar()
 show_flashes()
 if working is None:
     st.stop()  # the flash above says why: there is no picture to augment
 link = _write_link(pipeline, int(state["lab_seed"]))
-grid_tab, mix_tab, imagenet_tab, export_tab = st.tabs(["Preview", "Mixing", "ImageNet view", "Export"])
+grid_tab, mix_tab, imagenet_tab, export_tab = st.tabs([_("Preview"), _("Mixing"), _("ImageNet view"), _("Export")])
 with grid_tab:
     grid = preview_grid(working, pipeline)
 with mix_tab:

@@ -15,6 +15,7 @@ import streamlit as st
 from core.augment import AugmentError, Pipeline
 from core.data import DATASETS, DatasetError, available_datasets
 from core.data.uploads import MAX_UPLOAD_BYTES, find_upload, list_uploads, save_upload
+from core.i18n import _, tr
 from core.runs import runner, store
 from core.training import weights
 from core.training.config import ConfigError, TrainConfig
@@ -47,6 +48,7 @@ from pages.ui.messages import flash, show_flashes
 from pages.ui.run_monitor import monitor
 
 state = st.session_state
+LINK_EXAMPLE = "http://localhost:8501/?p=…&seed=0"  # an address: the same in every language
 
 # This page's session state is declared with every page's in pages/ui/state.py (STATE); the editor's
 # field widgets are seeded by load_into_editor and keep their values across pages with
@@ -63,7 +65,7 @@ def init_state() -> None:
 def _dataset_label(name: str, available: list[str]) -> str:
     if name in DATASETS:
         info = DATASETS[name]
-        return info.label + ("" if name in available else " · not on this machine")
+        return tr(info.label) + ("" if name in available else _(" · not on this machine"))
     upload = find_upload(name)
     return dataset_picker.label(name, upload)
 
@@ -75,13 +77,21 @@ def _on_zip_upload() -> None:
     try:
         upload = save_upload(file.name, file.getvalue())
     except DatasetError as exc:
-        flash("error", f"{file.name} cannot be used as a dataset: {exc} The selected dataset is unchanged.")
+        flash("error", _("{name} cannot be used as a dataset: {exc} The selected dataset is unchanged.").format(
+            name=file.name,
+            exc=exc,
+        ))
         return
     except Exception as exc:  # an unexpected failure must not take the page down
-        flash("error", f"{file.name} could not be read ({type(exc).__name__}: {exc}). The selected dataset is unchanged.")
+        flash("error", _("{name} could not be read ({error_type}: {exc}). The selected dataset is unchanged.").format(
+            name=file.name,
+            error_type=type(exc).__name__,
+            exc=exc,
+        ))
         return
     state[field("data.dataset").widget_key] = upload.dataset
-    flash("success", f"Uploaded {upload.summary}. It is selected as the dataset." + (f" ({upload.note})" if upload.note else ""))
+    flash("success", _("Uploaded {summary}. It is selected as the dataset.").format(summary=upload.summary)
+          + (f" ({upload.note})" if upload.note else ""))
     dataset_picker.dataset_chosen(upload.dataset, new=True)
 
 
@@ -95,14 +105,18 @@ def data_tab(values: Mapping[str, Any]) -> None:
                  help=field("data.dataset").help, persist_state="session", on_change=dataset_picker.on_dataset_selected)
     name = state[key]
     if name in DATASETS:
-        st.caption(DATASETS[name].help)
+        st.caption(tr(DATASETS[name].help))
     dataset_picker.budget_note(name)
     draw_fields(DATA_FIELDS[1:], values)  # the dataset itself is the selectbox above
     st.file_uploader(
-        "Upload a dataset: a zip of class folders", type=["zip"], key="tr_zip_upload", on_change=_on_zip_upload,
-        help="<class>/<image> for every class (at least two), optionally inside train/ and test/ folders; one "
-        f"wrapping folder is fine. Up to {MAX_UPLOAD_BYTES // 2**20} MB. Without a test folder, a share of each "
-        "class is held out as the test split.",
+        _("Upload a dataset: a zip of class folders"), type=["zip"], key="tr_zip_upload", on_change=_on_zip_upload,
+        help=_(
+            "<class>/<image> for every class (at least two), optionally inside train/ and "
+            "test/ folders; one wrapping folder is fine. Up to {megabytes} MB. Without a test "
+            "folder, a share of each class is held out as the test split."
+        ).format(
+            megabytes=MAX_UPLOAD_BYTES // 2**20,
+        ),
     )
     dataset_picker.sources_panel()
 
@@ -110,20 +124,25 @@ def data_tab(values: Mapping[str, Any]) -> None:
 
 def model_tab(values: Mapping[str, Any]) -> None:
     key = field("model.name").widget_key
-    st.selectbox(field("model.name").label, list(MODELS), format_func=lambda n: MODELS[n].label, key=key,
+    st.selectbox(field("model.name").label, list(MODELS), format_func=lambda n: tr(MODELS[n].label), key=key,
                  help=field("model.name").help, persist_state="session")
     info = MODELS[state[key]]
-    st.caption(info.help)
+    st.caption(tr(info.help))
     draw_field(field("model.init"), values)
-    source = run_picker("model.init_from_run", "none (train from the initialisation above)")
+    source = run_picker("model.init_from_run", _("none (train from the initialisation above)"))
     if source:
         try:
             trained = store.get_run(source).config["model"]["name"]
         except store.UnknownRunError:
             trained = None
         if trained is not None and trained != state[key]:
-            st.warning(f"That run trained a {MODELS[trained].label if trained in MODELS else trained}; its weights "
-                       f"fit only the same model, so this run would fail. Pick {trained} above or another run.")
+            st.warning(_(
+                "That run trained a {model}; its weights fit only the same model, so this run "
+                "would fail. Pick {trained} above or another run."
+            ).format(
+                model=tr(MODELS[trained].label) if trained in MODELS else trained,
+                trained=trained,
+            ))
     pretrained_note(state[key])
     draw_model_options(state[key])
 
@@ -135,7 +154,7 @@ def pretrained_note(name: str) -> None:
         return
     found = weights.availability(arch)
     if found.present:
-        st.caption(f"ImageNet weights: in place ({found.path}).")
+        st.caption(_("ImageNet weights: in place ({path}).").format(path=found.path))
     else:
         st.info(found.message, icon=":material/download:")
 
@@ -145,16 +164,19 @@ def _use_lab_pipeline() -> None:
     pipeline = state.get("lab_pipeline")
     if pipeline is not None:
         PIPELINE.set(pipeline)
-        flash("success", f"Using the Augmentation Lab's pipeline ({len(pipeline.steps)} steps).")
+        flash("success", _("Using the Augmentation Lab's pipeline ({n_steps} steps).").format(n_steps=len(pipeline.steps)))
 
 
 def _on_pipeline_json() -> None:
     loaded = read_pipeline_upload("tr_pipeline_json")
     if loaded is None:
         return
-    pipeline, _ = loaded  # the Train page has no preview seed: a run's seed is in the Run tab
+    pipeline, unused = loaded  # the Train page has no preview seed: a run's seed is in the Run tab
     PIPELINE.set(pipeline)
-    flash("success", f"Loaded {len(pipeline.steps)} step(s) from {state['tr_pipeline_json'].name}.")
+    flash("success", _("Loaded {n_steps} step(s) from {name}.").format(
+        n_steps=len(pipeline.steps),
+        name=state['tr_pipeline_json'].name,
+    ))
 
 
 def _on_pipeline_link() -> None:
@@ -164,47 +186,53 @@ def _on_pipeline_link() -> None:
     try:
         pipeline = pipeline_from_param(pipeline_param_from_link(text))
     except AugmentError as exc:
-        flash("error", f"The link's pipeline could not be used: {exc}. The pipeline is unchanged.")
+        flash("error", _("The link's pipeline could not be used: {exc}. The pipeline is unchanged.").format(exc=exc))
         return
     PIPELINE.set(pipeline)
-    flash("success", f"Loaded {len(pipeline.steps)} step(s) from the link.")
+    flash("success", _("Loaded {n_steps} step(s) from the link.").format(n_steps=len(pipeline.steps)))
 
 
 def augment_tab() -> None:
     pipeline = PIPELINE.pipeline
     st.caption(
-        "The training split goes through this pipeline, each image with its own random draws; the test split "
-        "is never augmented. The Augmentation Lab previews exactly what it does."
+        _(
+            "The training split goes through this pipeline, each image with its own random "
+            "draws; the test split is never augmented. The Augmentation Lab previews exactly "
+            "what it does."
+        )
     )
     lab = state.get("lab_pipeline")
     top = st.columns(2)
     top[0].button(
-        f"Use the Lab's pipeline ({len(lab.steps)} steps)" if lab is not None else "Use the Lab's pipeline",
+        _("Use the Lab's pipeline ({n_steps} steps)").format(n_steps=len(lab.steps)) if lab is not None else _("Use the Lab's pipeline"),
         on_click=_use_lab_pipeline, disabled=lab is None, key="tr-use-lab", icon=":material/science:",
-        help="Copy the pipeline you built on the Augmentation Lab page (including one loaded there from JSON or a link).",
+        help=_(
+            "Copy the pipeline you built on the Augmentation Lab page (including one loaded "
+            "there from JSON or a link)."
+        ),
     )
-    top[1].button("No augmentation", on_click=PIPELINE.set, args=(Pipeline.empty(),), key="tr-clear-pipeline",
+    top[1].button(_("No augmentation"), on_click=PIPELINE.set, args=(Pipeline.empty(),), key="tr-clear-pipeline",
                   icon=":material/block:", disabled=not pipeline.steps)
     load = st.columns(2)
-    load[0].file_uploader("Load a pipeline (JSON)", type=["json"], key="tr_pipeline_json", on_change=_on_pipeline_json,
-                          help="A pipeline saved from the Augmentation Lab (its Export tab).")
-    load[1].text_input("…or paste a link shared from the Augmentation Lab", key="tr_pipeline_link",
-                       on_change=_on_pipeline_link, placeholder="http://localhost:8501/?p=…&seed=0")
+    load[0].file_uploader(_("Load a pipeline (JSON)"), type=["json"], key="tr_pipeline_json", on_change=_on_pipeline_json,
+                          help=_("A pipeline saved from the Augmentation Lab (its Export tab)."))
+    load[1].text_input(_("…or paste a link shared from the Augmentation Lab"), key="tr_pipeline_link",
+                       on_change=_on_pipeline_link, placeholder=LINK_EXAMPLE)
 
     if not pipeline.steps:
-        st.info("No augmentation: the model sees the training images as they are.")
+        st.info(_("No augmentation: the model sees the training images as they are."))
     PIPELINE.draw()
 
 
 def tricks_tab(values: Mapping[str, Any]) -> None:
-    st.markdown("**Label smoothing and batch mixing**")
+    st.markdown(_("**Label smoothing and batch mixing**"))
     draw_fields(MIX_FIELDS, values)
-    st.markdown("**Distillation**")
-    run_picker("tricks.teacher_run_id", "none (no distillation)")
+    st.markdown(_("**Distillation**"))
+    run_picker("tricks.teacher_run_id", _("none (no distillation)"))
     draw_fields(DISTILL_FIELDS[1:], values)  # the teacher is the selectbox above
-    st.markdown("**Fine-tuning: differential learning rate and freezing**")
+    st.markdown(_("**Fine-tuning: differential learning rate and freezing**"))
     draw_fields(FINETUNE_FIELDS, values)
-    st.caption("Warmup and the linear scaling rule are in the Optimiser & schedule tab.")
+    st.caption(_("Warmup and the linear scaling rule are in the Optimiser & schedule tab."))
 
 
 
@@ -213,36 +241,38 @@ def _launch() -> None:
         cfg = current_config()
         run_id = runner.launch(cfg, state.get("tr_run_name", "").strip() or None)
     except (ConfigError, ValueError) as exc:
-        flash("error", f"Not launched: {exc}")
+        flash("error", _("Not launched: {exc}").format(exc=exc))
         return
     st.query_params["run"] = run_id
     record = store.get_run(run_id)
     if record.status == "queued":
-        flash("info", f"Queued {record.name}: it starts when a running run ends.")
+        flash("info", _("Queued {name}: it starts when a running run ends.").format(name=record.name))
     else:
-        flash("success", f"Launched {record.name}.")
+        flash("success", _("Launched {name}.").format(name=record.name))
 
 
 def launch_panel(cfg: TrainConfig | None) -> None:
-    st.text_input("Run name", key="tr_run_name", placeholder=store.default_run_name(cfg) if cfg else "",
-                  help="Shown in the run list and the comparison; empty: model on dataset.", persist_state="session")
+    st.text_input(_("Run name"), key="tr_run_name", placeholder=store.default_run_name(cfg) if cfg else "",
+                  help=_("Shown in the run list and the comparison; empty: model on dataset."), persist_state="session")
     cols = st.columns([2, 1], vertical_alignment="bottom")
-    cols[0].button("Launch", key="tr-launch", type="primary", icon=":material/rocket_launch:", on_click=_launch,
+    cols[0].button(_("Launch"), key="tr-launch", type="primary", icon=":material/rocket_launch:", on_click=_launch,
                    disabled=cfg is None, width="stretch")
     cols[1].number_input(
-        "Runs at once", min_value=1, max_value=16, value=runner.max_concurrent(), key="tr_max_concurrent",
+        _("Runs at once"), min_value=1, max_value=16, value=runner.max_concurrent(), key="tr_max_concurrent",
         on_change=lambda: runner.set_max_concurrent(int(state["tr_max_concurrent"])),
-        help="More runs than this wait in the queue and start in turn. One is right for a CPU, where two runs "
-        "would each take twice as long; a large GPU can take several.",
+        help=_(
+            "More runs than this wait in the queue and start in turn. One is right for a "
+            "CPU, where two runs would each take twice as long; a large GPU can take several."
+        ),
     )
 
 
 
 init_state()
-st.title("Train")
+st.title(_("Train"))
 show_flashes()
 
-with st.expander("Presets: the course's experiments in one click", icon=":material/school:"):
+with st.expander(_("Presets: the course's experiments in one click"), icon=":material/school:"):
     preset_panel.presets_panel()
 
 editor, summary = st.columns([3, 2], gap="large")
@@ -251,7 +281,7 @@ with editor:
         values = current_values()
     except ConfigError:
         values = {f.key: state[f.widget_key] for f in ALL_FIELDS}
-    tabs = st.tabs(["Data", "Model", "Augmentation", "Tricks", "Optimiser & schedule", "Run"])
+    tabs = st.tabs([_("Data"), _("Model"), _("Augmentation"), _("Tricks"), _("Optimiser & schedule"), _("Run")])
     with tabs[0]:
         data_tab(values)
     with tabs[1]:
@@ -274,7 +304,7 @@ with summary:
         config = current_config()
     except ConfigError as exc:
         config = None
-        st.error(f"This config cannot run: {exc}", icon=":material/error:")
+        st.error(_("This config cannot run: {exc}").format(exc=exc), icon=":material/error:")
     if config is not None:
         draw_estimate = cost_panel(config)
     launch_panel(config)

@@ -1,5 +1,7 @@
-"""Shared test set-up: the repository root is importable, and nothing touches the real data folder."""
+"""Shared test set-up: the repository root is importable, nothing touches the real data folder, and
+the helpers the page tests share (opening a page, rerunning it, cleaning up its runs)."""
 import base64
+import os
 import struct
 import sys
 import zlib
@@ -41,3 +43,74 @@ def plotly_array(values) -> np.ndarray:
     if isinstance(values, dict) and "bdata" in values:
         return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
     return np.asarray(values, dtype=float)
+
+
+# ---- page tests (streamlit.testing.v1.AppTest) -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """The pages load datasets in the test's process: one thread, so two spinning torch threads
+    do not make generating the shapes many times slower on a shared machine. Page test modules
+    use it for the whole module (pytestmark)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def no_runs_left_behind():
+    """Stop whatever a test left training, so no process outlives its temporary AUGLAB_HOME."""
+    yield
+    from core.runs import runner, store
+
+    runs = store.list_runs()
+    for run_id in runs[runs["status"].isin(["queued", "running"])]["id"]:
+        runner.stop(run_id)
+    for run_id in runs[runs["status"] == "running"]["id"]:
+        if store.get_run(run_id).pid != os.getpid():
+            runner.wait(run_id, timeout=60)
+
+
+def run(app):
+    """Rerun a page as a person's click would; it must not raise."""
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def open_page(page: str, **state):
+    """The app opened on `page` (e.g. "pages/train.py") with these session-state values set."""
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    app.run()
+    app.switch_page(page)
+    for key, value in state.items():
+        app.session_state[key] = value
+    return run(app)
+
+
+def open_train_page():
+    """The Train page, with the time estimate off (timing steps is tested once, on its own)."""
+    return open_page("pages/train.py", tr_auto_estimate=False)
+
+
+def progress_text(app) -> str:
+    bars = app.get("progress")
+    return bars[0].proto.text if bars else ""
+
+
+def queue_table(app):
+    """The "Training and waiting" table (a static st.table, keyed by status) as a DataFrame."""
+    return app.table[-1].value.reset_index()
+
+
+def occupy_the_only_slot() -> str:
+    """A "running" run whose process is this one (alive), so launches queue and nothing is spawned."""
+    from core.runs import runner, store
+    from core.training.config import TrainConfig
+
+    runner.set_max_concurrent(1)
+    return store.create_run(TrainConfig(), "occupier", status="running")

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from test_compare import make_run
 from test_verdict import FLIP, seeded
 
-from conftest import ROOT, plotly_array
+from conftest import ROOT, plotly_array, run
 from core.runs import compare, runner, store, verdict
 from core.training.config import TrainConfig
 
@@ -26,12 +26,6 @@ def open_page(runs: list[str] | None = None, link: str | None = None) -> AppTest
     if link is not None:
         at.query_params["runs"] = link
     return run(at)
-
-
-def run(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
 def chart(at: AppTest) -> dict:

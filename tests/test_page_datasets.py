@@ -7,36 +7,15 @@ import zipfile
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 from test_sources import Server, cifar_archive, class_folders_zip, closed_port_url
 
-from conftest import ROOT
+from conftest import open_train_page, run
 from core import data
 from core.data import sources
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def run(app: AppTest) -> AppTest:
-    app.run()
-    assert not app.exception, app.exception
-    return app
-
-
-def open_train_page() -> AppTest:
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    app.run()
-    app.switch_page("pages/train.py")
-    app.session_state["tr_auto_estimate"] = False
-    return run(app)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import core.training.weights
-from conftest import ROOT, plotly_array, png_header_only
+from conftest import ROOT, plotly_array, png_header_only, run
 from core.augment import Pipeline
 
 DEFAULT_OPS = ["hflip", "random_resized_crop", "color_jitter"]
@@ -19,12 +19,6 @@ DEFAULT_OPS = ["hflip", "random_resized_crop", "color_jitter"]
 @pytest.fixture
 def at():
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
-    app.run()
-    assert not app.exception, app.exception
-    return app
-
-
-def run(app: AppTest) -> AppTest:
     app.run()
     assert not app.exception, app.exception
     return app

@@ -2,22 +2,19 @@
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_page_train import no_runs_left_behind, occupy_the_only_slot, one_torch_thread, progress_text, queue_table, run  # noqa: F401  (fixtures)
 from test_sources import class_folders_zip, write_cifar_batches
 
-from conftest import ROOT
+from conftest import occupy_the_only_slot, open_train_page, progress_text, queue_table, run
 from core.data.sources import CIFAR10_CLASSES, register
 from core.data.uploads import save_upload
 from core.runs import store
 from core.runs.presets import PRESETS
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "no_runs_left_behind")
+
 
 def train_page() -> AppTest:
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    app.run()
-    app.switch_page("pages/train.py")
-    app.session_state["tr_auto_estimate"] = False
-    return run(app)
+    return open_train_page()
 
 
 def show(app: AppTest, name: str) -> AppTest:

@@ -8,17 +8,15 @@ nothing is spawned for them.
 import base64
 import io
 import json
-import os
 import time
 import zipfile
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT, plotly_array
+from conftest import ROOT, occupy_the_only_slot, open_train_page, plotly_array, progress_text, queue_table, run
 from core import cli
 from core.runs import runner, store
 from core.training import weights
@@ -26,43 +24,13 @@ from core.training.config import TrainConfig
 
 # 250 images of 16x16, 7 steps an epoch, a 0.25-width FastCNN, one thread: on a machine shared with
 # other work, two spinning torch threads make generating the shapes many times slower, not faster.
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "no_runs_left_behind")
 TINY = {"data.subset": 0.05, "data.image_size": 16, "run.batch_size": 32, "opt.fastcnn.width": 0.25, "run.threads": 1}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The page loads datasets in this process; one thread for the same reason as TINY's."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture
 def at():
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    app.run()
-    app.switch_page("pages/train.py")
-    app.session_state["tr_auto_estimate"] = False  # timing steps is tested once, below
-    return run(app)
-
-
-@pytest.fixture(autouse=True)
-def no_runs_left_behind():
-    """Stop whatever a test left training, so no process outlives its temporary AUGLAB_HOME."""
-    yield
-    runs = store.list_runs()
-    for run_id in runs[runs["status"].isin(["queued", "running"])]["id"]:
-        runner.stop(run_id)
-    for run_id in runs[runs["status"] == "running"]["id"]:
-        if store.get_run(run_id).pid != os.getpid():
-            runner.wait(run_id, timeout=60)
-
-
-def run(app: AppTest) -> AppTest:
-    app.run()
-    assert not app.exception, app.exception
-    return app
+    return open_train_page()
 
 
 def set_tiny(app: AppTest, epochs: int) -> AppTest:
@@ -83,16 +51,6 @@ def chart_titles(app: AppTest) -> list[str]:
     return [json.loads(chart.proto.spec)["layout"].get("title", {}).get("text", "") for chart in app.get("plotly_chart")]
 
 
-def progress_text(app: AppTest) -> str:
-    bars = app.get("progress")
-    return bars[0].proto.text if bars else ""
-
-
-def queue_table(app: AppTest):
-    """The "Training and waiting" table (a static st.table, keyed by status) as a DataFrame."""
-    return app.table[-1].value.reset_index()
-
-
 def rerun_until(app: AppTest, done, timeout: float = 60.0, every: float = 0.5) -> list[str]:
     """Rerun the page (as the live fragment would) until done(record); returns the progress texts seen."""
     seen, deadline = [], time.monotonic() + timeout
@@ -104,12 +62,6 @@ def rerun_until(app: AppTest, done, timeout: float = 60.0, every: float = 0.5) -
             return seen
         assert time.monotonic() < deadline, f"run still {record.status} after {timeout} s"
         time.sleep(every)
-
-
-def occupy_the_only_slot() -> str:
-    """A "running" run whose process is this one (alive), so launches queue and nothing is spawned."""
-    runner.set_max_concurrent(1)
-    return store.create_run(TrainConfig(), "occupier", status="running")
 
 
 # ---- launching and watching ----------------------------------------------------------------------

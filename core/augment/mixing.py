@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.i18n import _
 from core.params import Param
 
 from .kernels import box_mask, paste
@@ -26,7 +27,11 @@ def soft_labels(y: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Integer labels [N] -> one-hot float [N, K]; soft labels pass through."""
     if y.dtype.is_floating_point:
         if y.dim() != 2 or y.shape[1] != num_classes:
-            raise AugmentError(f"soft labels must have shape [N, {num_classes}], got {tuple(y.shape)}")
+            raise AugmentError(
+                _("soft labels must have shape [N, {num_classes}], got {shape}").format(
+                    num_classes=num_classes, shape=tuple(y.shape)
+                )
+            )
         return y
     return torch.nn.functional.one_hot(y.long(), num_classes).float()
 
@@ -37,7 +42,7 @@ def beta(alpha: float, size, generator: torch.Generator) -> torch.Tensor:
     torch's Beta distribution cannot take a generator, so a numpy generator is seeded from ours.
     """
     if alpha <= 0:
-        raise AugmentError(f"alpha must be positive, got {alpha}")
+        raise AugmentError(_("alpha must be positive, got {alpha}").format(alpha=alpha))
     seed = int(torch.randint(0, 2**62, (1,), generator=generator))
     return torch.from_numpy(np.random.default_rng(seed).beta(alpha, alpha, size)).float()
 
@@ -64,7 +69,7 @@ def cutmix(x, y, num_classes: int, alpha: float, generator: torch.Generator):
     The box has area (1 - lam) of the image, lam ~ Beta(alpha, alpha), and a uniformly random
     centre; where the border clips it, lam is corrected to the area actually kept.
     """
-    n, _, h, w = x.shape
+    n, unused, h, w = x.shape
     y = soft_labels(y, num_classes).to(x.device)
     lam = beta(alpha, n, generator)
     j = _partners(n, generator).to(x.device)
@@ -89,7 +94,7 @@ def ricap(x, y, num_classes: int, beta_param: float, generator: torch.Generator)
     comes from the batch permuted by its own random order at a random position, and the label
     is the four labels weighted by the patch areas.
     """
-    n, _, h, w = x.shape
+    n, unused, h, w = x.shape
     y = soft_labels(y, num_classes).to(x.device)
     b = beta(beta_param, 2, generator)
     bw, bh = int(round(w * float(b[0]))), int(round(h * float(b[1])))
@@ -126,16 +131,24 @@ def _describe_pair(what: str) -> Callable[[dict, int, Sequence[str] | None], str
     def describe(info: dict, i: int, names: Sequence[str] | None = None) -> str:
         lam, j = float(info["lam"][i]), int(info["partner"][i])
         names = _names(names, len(info["lam"]))
-        said = (f"λ = {lam:.2f}: {lam:.0%} of {names[i]} + {1 - lam:.0%} of {names[j]}" if what == "blend"
-                else f"kept {lam:.0%} of {names[i]}; the box comes from {names[j]}")
-        return said + (" (drew itself: unchanged)" if j == i else "")
+        said = (
+            _("λ = {lam:.2f}: {lam:.0%} of {image} + {rest:.0%} of {partner}").format(
+                lam=lam, image=names[i], rest=1 - lam, partner=names[j]
+            )
+            if what == "blend"
+            else _("kept {lam:.0%} of {image}; the box comes from {partner}").format(
+                lam=lam, image=names[i], partner=names[j]
+            )
+        )
+        return said + (" " + _("(drew itself: unchanged)") if j == i else "")
     return describe
 
 
 def _describe_ricap(info: dict, i: int, names: Sequence[str] | None = None) -> str:
     sources = info["sources"][i].tolist()
     names = _names(names, len(info["sources"]))
-    return "patches: " + ", ".join(f"{names[s]} {float(a):.0%}" for s, a in zip(sources, info["areas"]))
+    patches = ", ".join(f"{names[s]} {float(a):.0%}" for s, a in zip(sources, info["areas"]))
+    return _("patches: {patches}").format(patches=patches)
 
 
 @dataclass(frozen=True)
@@ -214,5 +227,5 @@ def mix(kind: str, x, y, num_classes: int, strength: float, generator: torch.Gen
     try:
         mixer = MIXERS[kind]
     except KeyError:
-        raise AugmentError(f"unknown mixing {kind!r}; known: {sorted(MIXERS)}") from None
+        raise AugmentError(_("unknown mixing {kind!r}; known: {known}").format(kind=kind, known=sorted(MIXERS))) from None
     return mixer(x, y, num_classes, strength, generator)

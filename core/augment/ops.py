@@ -12,6 +12,8 @@ import math
 import torch
 from torchvision.transforms import v2
 
+from core.i18n import _
+
 from . import kernels as K
 from .schema import Op, Param, bernoulli, fmt, register, uniform
 
@@ -44,7 +46,7 @@ def _flip(name: str, label: str, dim: int, tv_name: str) -> Op:
             sample=lambda n, shape, prm, g, ctx: {"flipped": bernoulli(n, prm["p"], g)},
             apply=lambda x, d, prm, ctx: K.apply_to(d["flipped"], x, lambda s: s.flip(dim)),
             torchvision_code=lambda prm, size: f"v2.{tv_name}(p={prm['p']})",
-            describe=lambda d, i: "flipped" if d["flipped"][i] else "not flipped",
+            describe=lambda d, i: _("flipped") if d["flipped"][i] else _("not flipped"),
         )
     )
 
@@ -85,7 +87,7 @@ def _sample_boxes(n, height, width, scale, ratio, g, erasing=False, attempts=10)
 
 
 def _rrc_sample(n, shape, prm, g, ctx):
-    _, height, width = shape
+    unused, height, width = shape
     top, left, h, w, ok = _sample_boxes(n, height, width, prm["scale"], prm["ratio"], g)
     # torchvision's fallback: the largest central crop within the allowed ratios
     in_ratio = width / height
@@ -119,13 +121,15 @@ register(
             f"v2.RandomResizedCrop(size={_size_code(prm['size'], size)}, scale={tuple(prm['scale'])}, "
             f"ratio={tuple(prm['ratio'])}, antialias=False)"
         ),
-        describe=lambda d, i: "crop top={} left={} h={} w={}".format(*d["box"][i].tolist()),
+        describe=lambda d, i: _("crop top={top} left={left} h={h} w={w}").format(
+            **dict(zip(("top", "left", "h", "w"), d["box"][i].tolist()))
+        ),
     )
 )
 
 
 def _pad_crop_sample(n, shape, prm, g, ctx):
-    _, h, w = shape
+    unused, h, w = shape
     oh, ow = _out_size(prm["size"], shape)
     pad = prm["padding"]
     oh, ow = min(oh, h + 2 * pad), min(ow, w + 2 * pad)
@@ -164,7 +168,9 @@ register(
             f"v2.RandomCrop(size={_size_code(prm['size'], size)}, padding={prm['padding']}, "
             f"padding_mode={prm['padding_mode']!r})"
         ),
-        describe=lambda d, i: "window top={} left={}".format(*d["box"][i, :2].tolist()),
+        describe=lambda d, i: _("window top={top} left={left}").format(
+            **dict(zip(("top", "left"), d["box"][i, :2].tolist()))
+        ),
     )
 )
 
@@ -212,13 +218,13 @@ register(
             f"v2.RandomRotation(degrees={tuple(prm['degrees'])}, interpolation={_TV_INTERP[prm['interpolation']]}, "
             f"fill={prm['fill']})"
         ),
-        describe=lambda d, i: f"angle={-d['angle'][i].item():.1f}°",
+        describe=lambda d, i: _("angle={angle:.1f}°").format(angle=-d["angle"][i].item()),
     )
 )
 
 
 def _affine_sample(n, shape, prm, g, ctx):
-    _, h, w = shape
+    unused, h, w = shape
     angle = uniform(n, *prm["degrees"], g)
     max_dx, max_dy = prm["translate_x"] * w, prm["translate_y"] * h
     tx = torch.round(uniform(n, -max_dx, max_dx, g))
@@ -254,15 +260,20 @@ register(
             f"interpolation={_TV_INTERP[prm['interpolation']]}, fill={prm['fill']})"
         ),
         describe=lambda d, i: (
-            f"angle={d['angle'][i].item():.1f}°, shift=({int(d['tx'][i])}, {int(d['ty'][i])}) px, "
-            f"scale={d['scale'][i].item():.2f}, shear=({d['shear_x'][i].item():.1f}°, {d['shear_y'][i].item():.1f}°)"
+            _(
+                "angle={angle:.1f}°, shift=({tx}, {ty}) px, scale={scale:.2f}, "
+                "shear=({shear_x:.1f}°, {shear_y:.1f}°)"
+            ).format(
+                angle=d["angle"][i].item(), tx=int(d["tx"][i]), ty=int(d["ty"][i]), scale=d["scale"][i].item(),
+                shear_x=d["shear_x"][i].item(), shear_y=d["shear_y"][i].item(),
+            )
         ),
     )
 )
 
 
 def _perspective_sample(n, shape, prm, g, ctx):
-    _, h, w = shape
+    unused, h, w = shape
     # RandomPerspective's bounds: int(distortion * (side // 2)), so odd sides round down first
     dx, dy = int(prm["distortion"] * (w // 2)), int(prm["distortion"] * (h // 2))
     u = torch.rand(n, 8, generator=g, dtype=torch.float64)
@@ -315,8 +326,10 @@ register(
             f"v2.RandomPerspective(distortion_scale={prm['distortion']}, p={prm['p']}, "
             f"interpolation={_TV_INTERP[prm['interpolation']]}, fill={prm['fill']})"
         ),
-        describe=lambda d, i: ("corners " + " ".join(f"({int(a)},{int(b)})" for a, b in d["end"][i].tolist()))
-        if d["applied"][i] else "not applied",
+        describe=lambda d, i: _("corners {corners}").format(
+            corners=" ".join(f"({int(a)},{int(b)})" for a, b in d["end"][i].tolist())
+        )
+        if d["applied"][i] else _("not applied"),
     )
 )
 
@@ -408,7 +421,7 @@ register(
         sample=lambda n, shape, prm, g, ctx: {"gray": bernoulli(n, prm["p"], g)},
         apply=lambda x, d, prm, ctx: K.apply_to(d["gray"], x, lambda s: K.grayscale(s).expand_as(s).contiguous()),
         torchvision_code=lambda prm, size: f"v2.RandomGrayscale(p={prm['p']})",
-        describe=lambda d, i: "grayscale" if d["gray"][i] else "colour kept",
+        describe=lambda d, i: _("grayscale") if d["gray"][i] else _("colour kept"),
     )
 )
 
@@ -427,7 +440,7 @@ register(
         torchvision_code=lambda prm, size: (
             f"v2.GaussianBlur(kernel_size={prm['kernel_size'] | 1}, sigma={tuple(prm['sigma'])})"
         ),
-        describe=lambda d, i: f"sigma={d['sigma'][i].item():.2f}",
+        describe=lambda d, i: _("sigma={sigma:.2f}").format(sigma=d["sigma"][i].item()),
     )
 )
 
@@ -436,7 +449,7 @@ register(
 
 
 def _cutout_sample(n, shape, prm, g, ctx):
-    _, h, w = shape
+    unused, h, w = shape
     length = max(1, int(round(prm["size"] * min(h, w))))
     holes = prm["n_holes"]
     # DeVries & Taylor: the centre is uniform over the image, so a hole may be clipped by the
@@ -499,9 +512,11 @@ register(
             f"fill={prm['fill']}, p={prm['p']})"
         ),
         torchvision_helper=_CUTOUT_HELPER,
-        describe=lambda d, i: (f"{d['length'][i].item()}px holes centred at "
-                               + " ".join(f"(y={y},x={x})" for y, x in zip(d["centre_y"][i].tolist(), d["centre_x"][i].tolist())))
-        if d["applied"][i] else "not applied",
+        describe=lambda d, i: _("{length}px holes centred at {centres}").format(
+            length=d["length"][i].item(),
+            centres=" ".join(f"(y={y},x={x})" for y, x in zip(d["centre_y"][i].tolist(), d["centre_x"][i].tolist())),
+        )
+        if d["applied"][i] else _("not applied"),
     )
 )
 
@@ -560,8 +575,10 @@ register(
             f"v2.RandomErasing(p={prm['p']}, scale={tuple(prm['scale'])}, ratio={tuple(prm['ratio'])}, "
             f"value={ {'zeros': '0', 'random': repr('random'), 'mean': repr(list(IMAGENET_MEAN))}[prm['value']] })"
         ),
-        describe=lambda d, i: ("erased top={} left={} h={} w={}".format(*d["box"][i].tolist()))
-        if d["applied"][i] else "not applied",
+        describe=lambda d, i: _("erased top={top} left={left} h={h} w={w}").format(
+            **dict(zip(("top", "left", "h", "w"), d["box"][i].tolist()))
+        )
+        if d["applied"][i] else _("not applied"),
     )
 )
 
@@ -597,7 +614,7 @@ def _policy_op(name, label, help, params, make, code):
         Op(
             name=name, label=label, group="policy", help=help, params=params,
             sample=_seed_sample, apply=_per_image(make), torchvision_code=code,
-            describe=lambda d, i: f"policy draw seeded {d['seed'][i].item()}",
+            describe=lambda d, i: _("policy draw seeded {seed}").format(seed=d["seed"][i].item()),
         )
     )
 

@@ -10,8 +10,12 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from core.i18n import _, tr
+
 from . import ops as _ops  # noqa: F401  (registers every augmentation)
 from .schema import AugmentError, get_op
+
+del _ops  # imported for its registrations only
 
 STEP_KEYS = {"op", "params", "enabled"}
 JSON_KEYS = {"steps", "seed"}
@@ -53,17 +57,25 @@ class Pipeline:
     @classmethod
     def from_list(cls, items) -> "Pipeline":
         if not isinstance(items, (list, tuple)):
-            raise AugmentError(f"a pipeline must be a list of steps, got {type(items).__name__}")
+            raise AugmentError(
+                _("a pipeline must be a list of steps, got {type}").format(type=type(items).__name__)
+            )
         steps = []
         for n, item in enumerate(items, 1):
             if not isinstance(item, dict) or "op" not in item:
-                raise AugmentError(f"step {n} must be an object with an 'op' key, got {item!r}")
+                raise AugmentError(
+                    _("step {n} must be an object with an 'op' key, got {item!r}").format(n=n, item=item)
+                )
             unknown = sorted(set(item) - STEP_KEYS)
             if unknown:
-                raise AugmentError(f"step {n} ({item['op']}): unknown key(s) {unknown}; allowed: {sorted(STEP_KEYS)}")
+                raise AugmentError(
+                    _("step {n} ({op}): unknown key(s) {unknown}; allowed: {allowed}").format(
+                        n=n, op=item["op"], unknown=unknown, allowed=sorted(STEP_KEYS)
+                    )
+                )
             enabled = item.get("enabled", True)
             if not isinstance(enabled, bool):
-                raise AugmentError(f"step {n} ({item['op']}): 'enabled' must be true or false")
+                raise AugmentError(_("step {n} ({op}): 'enabled' must be true or false").format(n=n, op=item["op"]))
             steps.append(Step.make(item["op"], item.get("params"), enabled))
         return cls(tuple(steps))
 
@@ -117,7 +129,7 @@ class Pipeline:
         draws (and the images) do not depend on how the work is split; see _chunk_size.
         """
         if x.dim() != 4:
-            raise AugmentError(f"expected a batch [N, C, H, W], got shape {tuple(x.shape)}")
+            raise AugmentError(_("expected a batch [N, C, H, W], got shape {shape}").format(shape=tuple(x.shape)))
         context = context or {}
         steps = [(get_op(step.op), step.params) for step in self.active]
         n, chunk = x.shape[0], _chunk_size(x)
@@ -137,7 +149,7 @@ class Pipeline:
             parts.append(part)
         out = parts[0] if len(parts) == 1 else torch.cat(parts)
         records = [{"op": step.op, "label": op.label, "drawn": drawn}
-                   for step, (op, _), drawn in zip(self.active, steps, draws)]
+                   for step, (op, unused), drawn in zip(self.active, steps, draws)]
         return out, records
 
     def preview(self, image: torch.Tensor, n: int = 8, seed: int = 0, context: dict | None = None):
@@ -152,7 +164,7 @@ class Pipeline:
     @staticmethod
     def describe(records: list[dict], i: int) -> list[str]:
         """What image i drew at each step, one line a step."""
-        return [f"{r['label']}: {get_op(r['op']).describe(r['drawn'], i)}" for r in records]
+        return [f"{tr(r['label'])}: {get_op(r['op']).describe(r['drawn'], i)}" for r in records]
 
     # ---- export --------------------------------------------------------------------------------
 
@@ -215,16 +227,20 @@ def load_json(text: str | bytes) -> tuple[Pipeline, int | None]:
     try:
         doc = json.loads(text)
     except (ValueError, UnicodeDecodeError) as e:
-        raise AugmentError(f"this file is not valid JSON ({e})") from None
+        raise AugmentError(_("this file is not valid JSON ({error})").format(error=e)) from None
     seed = None
     if isinstance(doc, dict):
         unknown = sorted(set(doc) - JSON_KEYS)
         if unknown:
-            raise AugmentError(f"unknown key(s) {unknown} in the pipeline file; allowed: {sorted(JSON_KEYS)}")
+            raise AugmentError(
+                _("unknown key(s) {unknown} in the pipeline file; allowed: {allowed}").format(
+                    unknown=unknown, allowed=sorted(JSON_KEYS)
+                )
+            )
         if "steps" not in doc:
-            raise AugmentError("the pipeline file has no 'steps' list")
+            raise AugmentError(_("the pipeline file has no 'steps' list"))
         seed = doc.get("seed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
-            raise AugmentError(f"'seed' must be a non-negative whole number, got {seed!r}")
+            raise AugmentError(_("'seed' must be a non-negative whole number, got {seed!r}").format(seed=seed))
         doc = doc["steps"]
     return Pipeline.from_list(doc), seed

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import torch
 
+from core.i18n import _
 from core.params import Param, ParamError
 
 
@@ -59,12 +60,16 @@ class Op:
     def validate(self, params: dict) -> dict:
         """Complete `params` with defaults and check every value; unknown keys are an error."""
         if not isinstance(params, dict):
-            raise AugmentError(f"{self.name}: parameters must be an object, got {params!r}")
+            raise AugmentError(
+                _("{name}: parameters must be an object, got {params!r}").format(name=self.name, params=params)
+            )
         known = {p.name for p in self.params}
         unknown = sorted(set(params) - known)
         if unknown:
             raise AugmentError(
-                f"{self.name}: unknown parameter(s) {unknown}; allowed: {sorted(known) or 'none'}"
+                _("{name}: unknown parameter(s) {unknown}; allowed: {allowed}").format(
+                    name=self.name, unknown=unknown, allowed=sorted(known) or _("none")
+                )
             )
         return {p.name: self._check(p, params.get(p.name, p.default)) for p in self.params}
 
@@ -101,7 +106,9 @@ def get_op(name: str) -> Op:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise AugmentError(f"unknown augmentation {name!r}; known: {sorted(REGISTRY)}") from None
+        raise AugmentError(
+            _("unknown augmentation {name!r}; known: {known}").format(name=name, known=sorted(REGISTRY))
+        ) from None
 
 
 # ---- small sampling helpers shared by the ops ------------------------------------------------

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from core.i18n import _
+
 
 class DatasetError(ValueError):
     """A dataset that cannot be loaded; the message is meant for the user."""
@@ -32,12 +34,22 @@ class DatasetBundle:
     def __post_init__(self) -> None:
         for split, x, y in (("train", self.train_x, self.train_y), ("test", self.test_x, self.test_y)):
             if x.dtype != torch.uint8 or x.ndim != 4:
-                raise DatasetError(f"{split}_x must be uint8 [N, C, H, W], got {x.dtype} {tuple(x.shape)}")
+                raise DatasetError(
+                    _("{split}_x must be uint8 [N, C, H, W], got {dtype} {shape}").format(
+                        split=split, dtype=x.dtype, shape=tuple(x.shape)
+                    )
+                )
             if y.dtype != torch.int64 or y.shape != (x.shape[0],):
-                raise DatasetError(f"{split}_y must be int64 [{x.shape[0]}], got {y.dtype} {tuple(y.shape)}")
+                raise DatasetError(
+                    _("{split}_y must be int64 [{n}], got {dtype} {shape}").format(
+                        split=split, n=x.shape[0], dtype=y.dtype, shape=tuple(y.shape)
+                    )
+                )
         if self.train_x.shape[1:] != self.test_x.shape[1:]:
             raise DatasetError(
-                f"train images are {tuple(self.train_x.shape[1:])} but test images are {tuple(self.test_x.shape[1:])}"
+                _("train images are {train_shape} but test images are {test_shape}").format(
+                    train_shape=tuple(self.train_x.shape[1:]), test_shape=tuple(self.test_x.shape[1:])
+                )
             )
 
     @property

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from core.data.bundle import DatasetError, percent, resize_uint8, seed_int, seeded_generator, stratified_holdout
 from core.data.catalogue import DATASETS
+from core.i18n import _
 
 SHAPES_TRAIN, SHAPES_TEST = 5000, 1000
 DIGITS_TEST_RATIO = 0.2  # the digits have no split of their own
@@ -51,7 +52,9 @@ def generate_shapes(n: int, *, seed: int, image_size: int = 32, variant: str | N
     with signed distance functions, which gives antialiased edges at any image size for free.
     """
     if variant not in (None, *DATASETS["shapes"].variants):
-        raise DatasetError(f"unknown shapes variant {variant!r}; choose None, 'left' or 'few_colours'")
+        raise DatasetError(
+            _("unknown shapes variant {variant!r}; choose None, 'left' or 'few_colours'").format(variant=variant)
+        )
     g = torch.Generator().manual_seed(seed)
     s = image_size
     k = len(SHAPE_CLASSES)
@@ -163,9 +166,9 @@ def load_shapes(image_size: int, seed: int, variant: str | None, notes: list[str
     # The test split always has the full distribution: a variant narrows train only.
     test = generate_shapes(SHAPES_TEST, seed=seed_int(seed, "shapes-test"), image_size=image_size)
     if variant == "left":
-        notes.append("variant left: train objects only in the left half, test objects anywhere")
+        notes.append(_("variant left: train objects only in the left half, test objects anywhere"))
     elif variant == "few_colours":
-        notes.append("variant few_colours: train objects only red or green, test objects any colour")
+        notes.append(_("variant few_colours: train objects only red or green, test objects any colour"))
     return train.x, train.y, test.x, test.y, SHAPE_CLASSES
 
 
@@ -178,8 +181,10 @@ def load_sklearn_digits(image_size: int | None, seed: int, notes: list[str]):
         from sklearn.datasets import load_digits
     except ImportError as exc:
         raise DatasetError(
-            "The digits dataset ships inside scikit-learn, which is not installed: pip install scikit-learn "
-            "(it is in requirements.txt)."
+            _(
+                "The digits dataset ships inside scikit-learn, which is not installed: "
+                "pip install scikit-learn (it is in requirements.txt)."
+            )
         ) from exc
     digits = load_digits()  # read from a file inside the package: no download
     # 16 grey levels (0..16) stretched to the full byte range, like every other dataset here
@@ -187,9 +192,13 @@ def load_sklearn_digits(image_size: int | None, seed: int, notes: list[str]):
     y = torch.as_tensor(digits.target, dtype=torch.int64)
     test = torch.zeros(len(y), dtype=torch.bool)
     test[stratified_holdout(y, DIGITS_TEST_RATIO, seeded_generator(seed, "digits-holdout"))] = True
-    notes.append(f"split: {percent(DIGITS_TEST_RATIO)} of each class held out as test (seed {seed})")
+    notes.append(
+        _("split: {percent} of each class held out as test (seed {seed})").format(
+            percent=percent(DIGITS_TEST_RATIO), seed=seed
+        )
+    )
     train_x, test_x = x[~test], x[test]
     if image_size is not None and image_size != 8:
-        notes.append(f"resized from 8x8 to {image_size}x{image_size}")
+        notes.append(_("resized from 8x8 to {size}x{size}").format(size=image_size))
         train_x, test_x = resize_uint8(train_x, image_size), resize_uint8(test_x, image_size)
     return train_x, y[~test], test_x, y[test], DIGIT_CLASSES

@@ -17,6 +17,7 @@ import torch
 
 from core.data.bundle import DatasetError, percent, seeded_generator, stratified_holdout
 from core.data.catalogue import IMAGE_SIZE_RANGE
+from core.i18n import N_, _, tr
 from core.paths import home
 
 DEFAULT_MAX_BYTES = 2 * 1024**3  # uncompressed total a zip or folder may hold
@@ -29,7 +30,7 @@ _TEST_NAMES = ("test", "testing", "val", "valid", "validation")  # preferred in 
 # Only these decoders are tried: PIL otherwise probes every format it knows for each file.
 _PIL_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF", "PPM")
 _GRAYSCALE_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: notes stored as (message, values), translated when read
 
 
 class _Source:
@@ -57,30 +58,38 @@ class _Source:
             if any(p.startswith(".") or p == "__MACOSX" for p in parts) or parts[-1].lower() in _JUNK_FILES:
                 continue  # macOS resource forks, .DS_Store, hidden files: never data
             if len(parts) > 32:
-                raise DatasetError(f"{path.name} nests folders more than 32 deep ({rel[:80]}...); refusing to read it.")
+                raise DatasetError(
+                    _("{name} nests folders more than 32 deep ({path}...); refusing to read it.").format(
+                        name=path.name, path=rel[:80]
+                    )
+                )
             if is_dir:
                 self._add_folder(rel)
                 continue
-            folder, _, name = rel.rpartition("/")
+            folder, unused, name = rel.rpartition("/")
             self._add_folder(folder)
             self.filenames[folder].append(name)
             self.stored_name[rel] = stored
             total += size
             if len(self.stored_name) > max_files:
                 raise DatasetError(
-                    f"{path.name} holds more than {max_files:,} files, the limit; pick a smaller set "
-                    f"or raise max_files."
+                    _(
+                        "{name} holds more than {max_files:,} files, the limit; pick a smaller set "
+                        "or raise max_files."
+                    ).format(name=path.name, max_files=max_files)
                 )
         if total > max_bytes:
             raise DatasetError(
-                f"{path.name} would unpack to {total / 1e6:,.0f} MB, more than the limit of "
-                f"{max_bytes / 1e6:,.0f} MB; use a smaller set or raise max_bytes."
+                _(
+                    "{name} would unpack to {size_mb:,.0f} MB, more than the limit of {limit_mb:,.0f} MB; "
+                    "use a smaller set or raise max_bytes."
+                ).format(name=path.name, size_mb=total / 1e6, limit_mb=max_bytes / 1e6)
             )
 
     def _add_folder(self, rel: str) -> None:
         while rel not in self.subdirs:
             self.subdirs[rel], self.filenames[rel] = set(), []
-            parent, _, name = rel.rpartition("/")
+            parent, unused, name = rel.rpartition("/")
             self._add_folder(parent)
             self.subdirs[parent].add(name)
             rel = parent
@@ -91,18 +100,24 @@ class _Source:
             infos = self.zip.infolist()
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
             raise DatasetError(
-                f"{self.path.name} is not a zip file or is damaged ({exc}); create it again, for "
-                f"example with 'zip -r data.zip <folder>'."
+                _(
+                    "{name} is not a zip file or is damaged ({error}); create it again, for example "
+                    "with 'zip -r data.zip <folder>'."
+                ).format(name=self.path.name, error=exc)
             ) from exc
         for info in infos:
             raw = info.filename.replace("\\", "/")  # some Windows tools write backslashes
             if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":") or ".." in raw.split("/"):
                 raise DatasetError(
-                    f"{self.path.name} contains the unsafe path {info.filename!r} (absolute or "
-                    f"pointing outside the archive); refusing to read it."
+                    _(
+                        "{name} contains the unsafe path {filename!r} (absolute or pointing outside the "
+                        "archive); refusing to read it."
+                    ).format(name=self.path.name, filename=info.filename)
                 )
             if info.flag_bits & 0x1:
-                raise DatasetError(f"{self.path.name} is password-protected; upload a zip without a password.")
+                raise DatasetError(
+                    _("{name} is password-protected; upload a zip without a password.").format(name=self.path.name)
+                )
             rel = "/".join(p for p in raw.split("/") if p and p != ".")
             if rel:
                 yield rel, info.filename, info.file_size, info.is_dir()
@@ -159,14 +174,14 @@ class _Layout:
     labels: list[int]
     origin: list[int]  # 0 train folder, 1 test folder, -1 no split folders
     skipped: list[str]  # files left out: not images, or images outside any class folder
-    notes: list[str]
+    notes: list[tuple[str, dict]]  # (message marked with N_, its values): translated when shown
 
 
 def _find_layout(src: _Source) -> _Layout:
     top = ""
     # Unwrap folders like "cifar10/" that hold everything else (as zipping a folder produces),
     # but never a lone folder of images: that is a (single) class, reported below.
-    for _ in range(4):
+    for unused in range(4):
         dirs, files = src.children(top)
         if len(dirs) != 1 or any(_is_image(f) for f in files) or not src.children(_join(top, dirs[0]))[0]:
             break
@@ -176,13 +191,16 @@ def _find_layout(src: _Source) -> _Layout:
     lower = {d.lower(): d for d in dirs}
     train_dir = next((lower[n] for n in _TRAIN_NAMES if n in lower), None)
     test_dir = next((lower[n] for n in _TEST_NAMES if n in lower), None)
-    notes: list[str] = []
+    notes: list[tuple[str, dict]] = []
     skipped = [_join(top, f) for f in files if _is_image(f)]  # images outside any class folder
 
     if train_dir and test_dir:
         ignored = [d for d in dirs if d not in (train_dir, test_dir)]
         if ignored:
-            notes.append(f"ignored folder(s) {', '.join(ignored)} next to {train_dir}/ and {test_dir}/")
+            notes.append((
+                N_("ignored folder(s) {folders} next to {train_dir}/ and {test_dir}/"),
+                {"folders": ", ".join(ignored), "train_dir": train_dir, "test_dir": test_dir},
+            ))
         splits = [(0, _join(top, train_dir)), (1, _join(top, test_dir))]
         class_dirs, stray = src.children(splits[0][1])
         skipped += [_join(splits[0][1], f) for f in stray if _is_image(f)]
@@ -190,14 +208,19 @@ def _find_layout(src: _Source) -> _Layout:
         skipped += [_join(splits[1][1], f) for f in stray if _is_image(f)]
         if not test_classes:
             raise DatasetError(
-                f"{where}: {test_dir}/ holds no class folders; put the test images in "
-                f"{test_dir}/<class>/, or remove {test_dir}/ to have a test split held out from {train_dir}/."
+                _(
+                    "{where}: {test_dir}/ holds no class folders; put the test images in "
+                    "{test_dir}/<class>/, or remove {test_dir}/ to have a test split held out from "
+                    "{train_dir}/."
+                ).format(where=where, test_dir=test_dir, train_dir=train_dir)
             )
         extra = sorted(set(test_classes) - set(class_dirs))
         if extra:
             raise DatasetError(
-                f"{where}: {test_dir}/ has class folder(s) {extra} that {train_dir}/ lacks; "
-                f"both must use the same class names."
+                _(
+                    "{where}: {test_dir}/ has class folder(s) {extra} that {train_dir}/ lacks; both "
+                    "must use the same class names."
+                ).format(where=where, test_dir=test_dir, extra=extra, train_dir=train_dir)
             )
     else:
         splits = [(-1, top)]
@@ -206,12 +229,16 @@ def _find_layout(src: _Source) -> _Layout:
 
     if not class_dirs:
         raise DatasetError(
-            f"{where}: no class folders found. Put each class's images in its own folder: "
-            f"<class>/<image>.jpg, optionally inside train/ and test/ folders."
+            _(
+                "{where}: no class folders found. Put each class's images in its own folder: "
+                "<class>/<image>.jpg, optionally inside train/ and test/ folders."
+            ).format(where=where)
         )
     if len(class_dirs) < 2:
         raise DatasetError(
-            f"{where}: only one class folder ({class_dirs[0]!r}); a classifier needs at least two classes."
+            _("{where}: only one class folder ({folder!r}); a classifier needs at least two classes.").format(
+                where=where, folder=class_dirs[0]
+            )
         )
 
     # All train images first, then all test images: a split is then a slice of the decoded
@@ -226,8 +253,12 @@ def _find_layout(src: _Source) -> _Layout:
             images = [f for f in found if _is_image(f)]
             skipped += [f for f in found if not _is_image(f)]
             if not images:
-                what = "is empty" if not found else "has no image files (.jpg, .png, ...)"
-                raise DatasetError(f"{where}: class folder {folder[len(top):].lstrip('/')!r} {what}.")
+                message = (
+                    _("{where}: class folder {folder!r} is empty.")
+                    if not found
+                    else _("{where}: class folder {folder!r} has no image files (.jpg, .png, ...).")
+                )
+                raise DatasetError(message.format(where=where, folder=folder[len(top):].lstrip("/")))
             members += images
             labels += [label] * len(images)
             origin += [split_origin] * len(images)
@@ -276,7 +307,9 @@ def _decode_all(src: _Source, members: list[str], size: int) -> tuple[np.ndarray
             try:
                 with Image.open(io.BytesIO(src.read(name)), formats=_PIL_FORMATS) as im:
                     if im.width * im.height > Image.MAX_IMAGE_PIXELS:
-                        raise ValueError(f"{im.width}x{im.height} pixels: too large to decode safely")
+                        raise ValueError(  # caught below: the image is reported as skipped
+                            _("{width}x{height} pixels: too large to decode safely").format(width=im.width, height=im.height)
+                        )
                     gray = im.mode in _GRAYSCALE_MODES
                     im.draft("L" if gray else "RGB", (size, size))  # JPEG: decode at a reduced scale, much faster
                     im = im.convert("L" if gray else "RGB")
@@ -325,12 +358,16 @@ def load_images(
     notes: list[str],
 ):
     if not raw_path.strip():
-        raise DatasetError(f"'{kind}:' needs a path, e.g. '{kind}:/home/me/pets{'.zip' if kind == 'zip' else ''}'")
+        raise DatasetError(
+            _("'{kind}:' needs a path, e.g. '{example}'").format(
+                kind=kind, example=f"{kind}:/home/me/pets{'.zip' if kind == 'zip' else ''}"
+            )
+        )
     path = Path(raw_path.strip()).expanduser()
     if kind == "folder" and not path.is_dir():
-        raise DatasetError(f"folder not found: {path}")
+        raise DatasetError(_("folder not found: {path}").format(path=path))
     if kind == "zip" and not path.is_file():
-        raise DatasetError(f"zip file not found: {path}")
+        raise DatasetError(_("zip file not found: {path}").format(path=path))
     path = path.resolve()
 
     cache_file, siblings = _cache_paths(kind, path, image_size)
@@ -349,15 +386,24 @@ def load_images(
         os.replace(tmp, cache_file)  # atomic: a concurrent load sees the old file or the new one
 
     x, y, origin = decoded["x"], decoded["y"], decoded["origin"]
-    notes += decoded["notes"]
+    notes += [tr(message).format(**values) for message, values in decoded["notes"]]
     if decoded["layout"] == "split":
         n_train = int((origin == 0).sum())
         return x[:n_train], y[:n_train], x[n_train:], y[n_train:], decoded["classes"]
     test = torch.zeros(len(y), dtype=torch.bool)
     test[stratified_holdout(y, val_ratio, seeded_generator(seed, "holdout"))] = True
     if not test.any():
-        raise DatasetError(f"{path.name}: every class has a single image, so none can be held out as a test split.")
-    notes.insert(0, f"split: {percent(val_ratio)} of each class held out as test (seed {seed})")
+        raise DatasetError(
+            _("{name}: every class has a single image, so none can be held out as a test split.").format(
+                name=path.name
+            )
+        )
+    notes.insert(
+        0,
+        _("split: {percent} of each class held out as test (seed {seed})").format(
+            percent=percent(val_ratio), seed=seed
+        ),
+    )
     return x[~test], y[~test], x[test], y[test], decoded["classes"]
 
 
@@ -376,15 +422,16 @@ def describe_images(name: str, *, max_bytes: int = DEFAULT_MAX_BYTES, max_files:
     """Classes, file counts and image size of a "folder:<path>" or "zip:<path>" dataset without
     decoding it: a fraction of a second even for the 60,000 files of CIFAR-10. Raises DatasetError
     for what load_dataset would refuse because of the layout (no class folders, one class, ...)."""
-    kind, _, raw_path = name.partition(":")
+    kind, unused, raw_path = name.partition(":")
     if kind not in ("folder", "zip") or not raw_path.strip():
-        raise DatasetError(f"{name!r} is not a 'folder:<path>' or 'zip:<path>' dataset")
+        raise DatasetError(_("{name!r} is not a 'folder:<path>' or 'zip:<path>' dataset").format(name=name))
     path = Path(raw_path.strip()).expanduser()
     if not (path.is_dir() if kind == "folder" else path.is_file()):
-        raise DatasetError(f"{'folder' if kind == 'folder' else 'zip file'} not found: {path}")
+        message = _("folder not found: {path}") if kind == "folder" else _("zip file not found: {path}")
+        raise DatasetError(message.format(path=path))
     with _Source(kind, path.resolve(), max_bytes, max_files) as src:
         layout = _find_layout(src)
-        _, typical = _auto_image_size(src, layout.members)
+        unused, typical = _auto_image_size(src, layout.members)
     origin = np.asarray(layout.origin)
     return ImagesOverview(
         classes=tuple(layout.classes),
@@ -406,10 +453,13 @@ def _decode_layout(src: _Source, image_size: int | None) -> dict:
     notes = list(layout.notes)
     if image_size is None:
         size, typical = _auto_image_size(src, layout.members)
-        notes.append(f"images at {size}x{size}, chosen automatically (the source images are about {typical} px)")
+        notes.append((
+            N_("images at {size}x{size}, chosen automatically (the source images are about {typical} px)"),
+            {"size": size, "typical": typical},
+        ))
     else:
         size = image_size
-        notes.append(f"images at {size}x{size}, as requested")
+        notes.append((N_("images at {size}x{size}, as requested"), {"size": size}))
 
     pixels, status = _decode_all(src, layout.members, size)
     ok = status != 2
@@ -421,14 +471,24 @@ def _decode_layout(src: _Source, image_size: int | None) -> dict:
         in_train = ok_t & (labels == c) & (origin != 1)
         if not in_train.any():
             raise DatasetError(
-                f"{path.name}: no readable images left in class {cls!r} "
-                f"({'train split' if (origin == 0).any() else 'its folder'}); its files are corrupt or not images."
+                (
+                    _(
+                        "{name}: no readable images left in class {cls!r} (train split); its files are "
+                        "corrupt or not images."
+                    )
+                    if (origin == 0).any()
+                    else _(
+                        "{name}: no readable images left in class {cls!r} (its folder); its files are "
+                        "corrupt or not images."
+                    )
+                ).format(name=path.name, cls=cls)
             )
     if skipped:
         examples = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
-        notes.append(
-            f"skipped {len(skipped)} file(s) that are not readable images or lie outside class folders ({examples})"
-        )
+        notes.append((
+            N_("skipped {count} file(s) that are not readable images or lie outside class folders ({examples})"),
+            {"count": len(skipped), "examples": examples},
+        ))
 
     all_gray = bool((status[ok] == 1).all())
     x = torch.from_numpy(pixels[ok]).permute(0, 3, 1, 2)

@@ -19,6 +19,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from core.augment import get_op
+from core.i18n import N_, _, tr
 
 # A 50 MP photo decodes to 150 MB of RGB; larger files are almost always a mistake or an attack.
 MAX_PIXELS = 50_000_000
@@ -26,7 +27,7 @@ MAX_PIXELS = 50_000_000
 FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "BMP": "BMP", "GIF": "GIF", "TIFF": "TIFF"}
 # extensions offered by the upload widgets
 UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
-SUPPORTED = "JPEG, PNG, WebP, BMP, GIF or TIFF"
+SUPPORTED = N_("JPEG, PNG, WebP, BMP, GIF or TIFF")  # shown as tr(SUPPORTED)
 # background for transparent pixels: white is what viewers show for most logos and icons
 BACKGROUND = (255, 255, 255)
 EXIF_ORIENTATION = 0x0112
@@ -55,7 +56,7 @@ def load_image(source: bytes | str | Path | BinaryIO, max_side: int | None = 512
     """Decode a picture, upright, 8-bit, flattened, and no longer than `max_side` on its long side."""
     data = _read(source)
     if not data:
-        raise ImageError("the file is empty")
+        raise ImageError(_("the file is empty"))
     notes: list[str] = []
     im = _open(data)
     width, height = im.size
@@ -65,9 +66,11 @@ def load_image(source: bytes | str | Path | BinaryIO, max_side: int | None = 512
     frames = getattr(im, "n_frames", 1)
     if frames > 1:
         if im.format == "TIFF":
-            notes.append(f"multi-page TIFF: using its first page of {frames}")
+            notes.append(_("multi-page TIFF: using its first page of {frames}").format(frames=frames))
         else:
-            notes.append(f"animated {FORMATS[im.format]}: using its first frame of {frames}")
+            notes.append(
+                _("animated {format}: using its first frame of {frames}").format(format=FORMATS[im.format], frames=frames)
+            )
     orientation = _orientation(im)
     if orientation in (5, 6, 7, 8):  # these orientations turn the picture by 90 degrees
         width, height = height, width
@@ -80,9 +83,11 @@ def load_image(source: bytes | str | Path | BinaryIO, max_side: int | None = 512
         im.load()
         im = ImageOps.exif_transpose(im)
     except Exception as e:  # PIL raises OSError, SyntaxError, ValueError... for broken data
-        raise ImageError(f"the {FORMATS[im.format]} file is corrupt or truncated ({e})") from None
+        raise ImageError(
+            _("the {format} file is corrupt or truncated ({error})").format(format=FORMATS[im.format], error=e)
+        ) from None
     if orientation != 1:
-        notes.append("turned upright following its EXIF orientation")
+        notes.append(_("turned upright following its EXIF orientation"))
 
     im = _to_8bit(im, notes)
     w, h = im.size
@@ -91,7 +96,11 @@ def load_image(source: bytes | str | Path | BinaryIO, max_side: int | None = 512
         new = (max(1, round(w * scale)), max(1, round(h * scale)))
         # reducing_gap: shrink by whole factors first (fast box filter), then Lanczos for quality
         im = im.resize(new, Image.Resampling.LANCZOS, reducing_gap=3.0)
-        notes.append(f"downscaled from {width}x{height} to {new[0]}x{new[1]} for the preview")
+        notes.append(
+            _("downscaled from {width}x{height} to {new_width}x{new_height} for the preview").format(
+                width=width, height=height, new_width=new[0], new_height=new[1]
+            )
+        )
 
     array = np.asarray(im)
     tensor = torch.from_numpy(array.copy()).float().div_(255)
@@ -106,7 +115,7 @@ def _read(source) -> bytes:
         try:
             return Path(source).read_bytes()
         except OSError as e:
-            raise ImageError(f"cannot read {source}: {e.strerror or e}") from None
+            raise ImageError(_("cannot read {source}: {reason}").format(source=source, reason=e.strerror or e)) from None
     return source.read()
 
 
@@ -119,10 +128,16 @@ def _open(data: bytes) -> Image.Image:
         raise ImageError(_too_big(*_declared_size(data))) from None
     except Exception:
         if data.lstrip()[:5].lower() in (b"<?xml", b"<svg ", b"<svg>"):
-            raise ImageError(f"SVG drawings are not supported; export it as PNG ({SUPPORTED})") from None
-        raise ImageError(f"this file is not an image, or not one that can be read ({SUPPORTED})") from None
+            raise ImageError(
+                _("SVG drawings are not supported; export it as PNG ({supported})").format(supported=tr(SUPPORTED))
+            ) from None
+        raise ImageError(
+            _("this file is not an image, or not one that can be read ({supported})").format(supported=tr(SUPPORTED))
+        ) from None
     if im.format not in FORMATS:
-        raise ImageError(f"{im.format} images are not supported; use {SUPPORTED}")
+        raise ImageError(
+            _("{format} images are not supported; use {supported}").format(format=im.format, supported=tr(SUPPORTED))
+        )
     return im
 
 
@@ -148,8 +163,10 @@ def _declared_size(data: bytes) -> tuple[int, int]:
 
 def _too_big(width: int, height: int) -> str:
     if not width:
-        return f"the image is too large to open safely; the limit is {MAX_PIXELS / 1e6:.3g} MP"
-    return f"image is {width}x{height} = {width * height / 1e6:.3g} MP; the limit is {MAX_PIXELS / 1e6:.3g} MP"
+        return _("the image is too large to open safely; the limit is {limit:.3g} MP").format(limit=MAX_PIXELS / 1e6)
+    return _("image is {width}x{height} = {megapixels:.3g} MP; the limit is {limit:.3g} MP").format(
+        width=width, height=height, megapixels=width * height / 1e6, limit=MAX_PIXELS / 1e6
+    )
 
 
 def _to_8bit(im: Image.Image, notes: list[str]) -> Image.Image:
@@ -162,7 +179,7 @@ def _to_8bit(im: Image.Image, notes: list[str]) -> Image.Image:
     if mode.startswith("I;16") or mode in ("I", "F"):
         return _rescale_deep(im, notes)
     if mode == "CMYK":
-        notes.append("CMYK converted to RGB")
+        notes.append(_("CMYK converted to RGB"))
         return im.convert("RGB")
     transparent_palette = mode == "P" and "transparency" in im.info
     if mode in ("LA", "La", "PA", "RGBA", "RGBa") or transparent_palette:
@@ -174,7 +191,7 @@ def _to_8bit(im: Image.Image, notes: list[str]) -> Image.Image:
             background = Image.new(flat.mode, flat.size, BACKGROUND[0] if gray else BACKGROUND)
             background.paste(flat, mask=alpha)
             flat = background
-            notes.append("transparency flattened onto white")
+            notes.append(_("transparency flattened onto white"))
         return flat
     return im.convert("RGB")  # palette without transparency, YCbCr, LAB, HSV
 
@@ -184,19 +201,23 @@ def _rescale_deep(im: Image.Image, notes: list[str]) -> Image.Image:
     values = np.asarray(im).astype(np.float64)
     if im.mode.startswith("I;16"):
         scaled = values / 65535
-        notes.append("16-bit image converted to 8-bit")
+        notes.append(_("16-bit image converted to 8-bit"))
     elif im.mode == "F" and values.size and 0 <= values.min() and values.max() <= 1:
         scaled = values
-        notes.append("floating-point image converted to 8-bit")
+        notes.append(_("floating-point image converted to 8-bit"))
     elif im.mode == "I" and values.size and 0 <= values.min() and values.max() <= 65535:
         # PIL opens some 16-bit files (older TIFF/PNG writers) as 32-bit "I"
         scaled = values / 65535
-        notes.append("16-bit image converted to 8-bit")
+        notes.append(_("16-bit image converted to 8-bit"))
     else:
         lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
         scaled = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
-        kind = "floating-point" if im.mode == "F" else "32-bit"
-        notes.append(f"{kind} image stretched from its range [{lo:g}, {hi:g}] to 8-bit")
+        message = (
+            _("floating-point image stretched from its range [{lo:g}, {hi:g}] to 8-bit")
+            if im.mode == "F"
+            else _("32-bit image stretched from its range [{lo:g}, {hi:g}] to 8-bit")
+        )
+        notes.append(message.format(lo=lo, hi=hi))
     return Image.fromarray(np.round(np.nan_to_num(scaled) * 255).clip(0, 255).astype(np.uint8), "L")
 
 
@@ -206,7 +227,9 @@ def _rescale_deep(im: Image.Image, notes: list[str]) -> Image.Image:
 def to_uint8(tensor: torch.Tensor) -> np.ndarray:
     """float [C, H, W] in [0, 1] -> uint8 [H, W, C] (or [H, W] for one channel)."""
     if tensor.dim() != 3 or tensor.shape[0] not in (1, 3):
-        raise ValueError(f"expected an image [C, H, W] with 1 or 3 channels, got {tuple(tensor.shape)}")
+        raise ValueError(
+            _("expected an image [C, H, W] with 1 or 3 channels, got {shape}").format(shape=tuple(tensor.shape))
+        )
     array = tensor.detach().cpu().float().clamp(0, 1).mul(255).round().to(torch.uint8)
     return array[0].numpy() if array.shape[0] == 1 else array.permute(1, 2, 0).numpy()
 
@@ -233,7 +256,7 @@ def make_grid_image(
     batch: torch.Tensor, nrow: int, captions: Sequence[Sequence[str]] | None = None, padding: int = 4
 ) -> Image.Image:
     """Tiles of a batch [N, C, H, W] in rows of `nrow`, each with its caption lines underneath."""
-    n, _, h, w = batch.shape
+    n, unused, h, w = batch.shape
     font = _font(12)
     line_height = 15
     lines = max((len(c) for c in captions), default=0) if captions else 0
@@ -322,10 +345,10 @@ def crop_boxes(records: list[dict], size: tuple[int, int]) -> tuple[list[tuple[i
             if "top" in flips:
                 box[:, 0] = torch.where(flips["top"], height - box[:, 0] - box[:, 2], box[:, 0])
             boxes = [tuple(int(v) for v in b) for b in box.tolist()]
-            return boxes, f"{op.label} box of each tile, numbered as the tiles"
+            return boxes, _("{op} box of each tile, numbered as the tiles").format(op=tr(op.label))
         elif op.group in ("geometry", "policy"):
-            return None, f"no crop box to show: {op.label} changes the geometry before any crop"
-    return None, "the pipeline has no crop step"
+            return None, _("no crop box to show: {op} changes the geometry before any crop").format(op=tr(op.label))
+    return None, _("the pipeline has no crop step")
 
 
 def square_batch(images: Sequence[torch.Tensor], side: int = 224) -> torch.Tensor:
@@ -336,7 +359,7 @@ def square_batch(images: Sequence[torch.Tensor], side: int = 224) -> torch.Tenso
     channels = max(img.shape[0] for img in images)
     out = []
     for img in images:
-        _, h, w = img.shape
+        unused, h, w = img.shape
         s = min(h, w)
         top, left = (h - s) // 2, (w - s) // 2
         crop = img[:, top:top + s, left:left + s].unsqueeze(0)

@@ -21,6 +21,7 @@ from core.data.catalogue import DATASETS, IMAGE_SIZE_RANGE
 from core.data.embedded import load_shapes, load_sklearn_digits
 from core.data.folders import DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, load_images
 from core.data.torchvision_sets import TORCHVISION_SETS, datasets_root, load_torchvision, torchvision_files_present
+from core.i18n import _
 
 # A test split is subset along with train only above this size: a smaller one is cheap to
 # evaluate in full, and a full test split keeps accuracies comparable across subset sizes.
@@ -67,20 +68,26 @@ def load_dataset(
     max_bytes, max_files: limits for your own images (zip bombs, wrong folder picked).
     """
     if not isinstance(name, str) or not name.strip():
-        raise DatasetError("dataset name must be a non-empty string")
+        raise DatasetError(_("dataset name must be a non-empty string"))
     name = name.strip()
     if image_size is not None:
         lo, hi = IMAGE_SIZE_RANGE
         if isinstance(image_size, bool) or not isinstance(image_size, int) or not lo <= image_size <= hi:
-            raise DatasetError(f"image_size must be a whole number from {lo} to {hi}, got {image_size!r}")
+            raise DatasetError(
+                _("image_size must be a whole number from {lo} to {hi}, got {image_size!r}").format(
+                    lo=lo, hi=hi, image_size=image_size
+                )
+            )
     if subset is not None and (isinstance(subset, bool) or not isinstance(subset, (int, float)) or not 0 < subset <= 1):
-        raise DatasetError(f"subset must be a fraction in (0, 1], got {subset!r}")
+        raise DatasetError(_("subset must be a fraction in (0, 1], got {subset!r}").format(subset=subset))
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise DatasetError(f"seed must be a whole number, got {seed!r}")
+        raise DatasetError(_("seed must be a whole number, got {seed!r}").format(seed=seed))
     if not isinstance(val_ratio, (int, float)) or not 0 < val_ratio < 1:
-        raise DatasetError(f"val_ratio must be a fraction strictly between 0 and 1, got {val_ratio!r}")
+        raise DatasetError(
+            _("val_ratio must be a fraction strictly between 0 and 1, got {val_ratio!r}").format(val_ratio=val_ratio)
+        )
     if variant is not None and name != "shapes":
-        raise DatasetError(f"variant applies only to the 'shapes' dataset, not to {name!r}")
+        raise DatasetError(_("variant applies only to the 'shapes' dataset, not to {name!r}").format(name=name))
 
     notes: list[str] = []
     if name == "shapes":
@@ -90,22 +97,30 @@ def load_dataset(
     elif name in TORCHVISION_SETS:
         train_x, train_y, test_x, test_y, classes = load_torchvision(name, image_size, allow_download, notes)
     elif name.startswith(("folder:", "zip:")):
-        kind, _, path = name.partition(":")
+        kind, unused, path = name.partition(":")
         train_x, train_y, test_x, test_y, classes = load_images(
             kind, path, image_size, seed, val_ratio, max_bytes, max_files, notes
         )
     else:
         known = ", ".join(repr(n) for n in DATASETS)
-        raise DatasetError(f"unknown dataset {name!r}; choose one of {known}, or 'folder:<path>' or 'zip:<path>'")
+        raise DatasetError(
+            _("unknown dataset {name!r}; choose one of {known}, or 'folder:<path>' or 'zip:<path>'").format(
+                name=name, known=known
+            )
+        )
 
     if subset is not None and subset < 1:
         keep = stratified_pick(train_y, subset, seeded_generator(seed, "subset-train"))
         train_x, train_y = train_x[keep], train_y[keep]
-        notes.append(f"subset: {percent(subset)} of train, stratified (seed {seed})")
+        notes.append(_("subset: {percent} of train, stratified (seed {seed})").format(percent=percent(subset), seed=seed))
         if len(test_y) > FULL_TEST_LIMIT:
             keep = stratified_pick(test_y, subset, seeded_generator(seed, "subset-test"))
             test_x, test_y = test_x[keep], test_y[keep]
-            notes.append(f"subset: {percent(subset)} of test (it holds more than {FULL_TEST_LIMIT:,} images)")
+            notes.append(
+                _("subset: {percent} of test (it holds more than {limit:,} images)").format(
+                    percent=percent(subset), limit=FULL_TEST_LIMIT
+                )
+            )
 
     mean, std = channel_stats(train_x)
     return DatasetBundle(

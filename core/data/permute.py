@@ -20,11 +20,13 @@ import hashlib
 
 import torch
 
+from core.i18n import _
+
 
 def pixel_permutation(height: int, width: int, seed: int) -> torch.Tensor:
     """A fixed random order of the height * width pixel positions, drawn from `seed`."""
     if height < 1 or width < 1:
-        raise ValueError(f"image sides must be positive, got {height}x{width}")
+        raise ValueError(_("image sides must be positive, got {height}x{width}").format(height=height, width=width))
     # Its own tag, so that the permutation never shares random numbers with the dataset's draws.
     digest = hashlib.sha256(f"{seed}:permute-pixels".encode()).digest()
     generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
@@ -35,7 +37,11 @@ def permute_pixels(x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
     """Images [..., H, W] with pixel i of the output taken from position order[i] of the input."""
     height, width = x.shape[-2:]
     if order.numel() != height * width:
-        raise ValueError(f"a permutation of {order.numel()} positions does not fit {height}x{width} images")
+        raise ValueError(
+            _("a permutation of {positions} positions does not fit {height}x{width} images").format(
+                positions=order.numel(), height=height, width=width
+            )
+        )
     flat = x.reshape(*x.shape[:-2], height * width)
     return flat[..., order.to(x.device)].reshape(x.shape)
 

@@ -16,16 +16,18 @@ from typing import Callable
 from PIL import Image, ImageDraw
 
 from core.data.images import LoadedImage, load_image
+from core.i18n import N_
 
-SYNTHETIC = "synthetic scene"
+# Sample names are keys (English, marked for the catalog): a page shows them as tr(name).
+SYNTHETIC = N_("synthetic scene")
 # sample name -> file in scikit-image's data folder
 SKIMAGE_FILES = {
-    "cat (chelsea)": "chelsea.png",
-    "astronaut": "astronaut.png",
-    "coffee": "coffee.png",
-    "rocket": "rocket.jpg",
-    "motorcycle": "motorcycle_left.png",
-    "cameraman (grayscale)": "camera.png",
+    N_("cat (chelsea)"): "chelsea.png",
+    N_("astronaut"): "astronaut.png",
+    N_("coffee"): "coffee.png",
+    N_("rocket"): "rocket.jpg",
+    N_("motorcycle"): "motorcycle_left.png",
+    N_("cameraman (grayscale)"): "camera.png",
 }
 DEFAULT_SAMPLE = "cat (chelsea)"
 

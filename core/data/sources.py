@@ -46,6 +46,7 @@ from pathlib import Path
 from core import data
 from core.data import DIGIT_CLASSES, DatasetError
 from core.data.uploads import find_upload
+from core.i18n import N_, _, tr
 from core.runs import store
 
 # ============================================================================
@@ -56,12 +57,12 @@ from core.runs import store
 @dataclass(frozen=True)
 class Kind:
     key: str
-    label: str
+    label: str  # marked with N_: shown as tr(label)
     classes: tuple[str, ...] | None  # the class names, in the set's own order; None: any classes
     image_size: int | None  # the set's side in pixels; None: any
     torchvision: str | None  # the core.data name of torchvision's copy, if there is one
     embedded: str | None  # the core.data name of a stand-in shipped with the app, if there is one
-    how_to_get: str  # for a person who does not have it yet
+    how_to_get: str  # for a person who does not have it yet; marked with N_: shown as tr(how_to_get)
 
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -71,12 +72,12 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
 KINDS: dict[str, Kind] = {
     "cifar10": Kind(
         key="cifar10",
-        label="CIFAR-10",
+        label=N_("CIFAR-10"),
         classes=CIFAR10_CLASSES,
         image_size=32,
         torchvision="cifar10",
         embedded=None,
-        how_to_get=(
+        how_to_get=N_(
             "Download torchvision's archive (about 170 MB), put torchvision's files (the folder "
             "cifar-10-batches-py) in the data folder's datasets/ folder, or upload a zip of class folders "
             "airplane, automobile, ..., truck (such as cifar10.zip: cifar10/train/<class>/*.jpg and "
@@ -85,12 +86,12 @@ KINDS: dict[str, Kind] = {
     ),
     "mnist": Kind(
         key="mnist",
-        label="MNIST (handwritten digits)",
+        label=N_("MNIST (handwritten digits)"),
         classes=DIGIT_CLASSES,
         image_size=28,
         torchvision="mnist",
         embedded="digits",
-        how_to_get=(
+        how_to_get=N_(
             "Download torchvision's four files (about 12 MB), put them (un-gzipped) in the data folder's "
             "datasets/MNIST/raw/, or upload a zip of class folders 0 ... 9 and choose 'use this dataset as "
             "MNIST'. Without them, scikit-learn's 1,797 real 8x8 handwritten digits stand in."
@@ -98,12 +99,12 @@ KINDS: dict[str, Kind] = {
     ),
     "fashion_mnist": Kind(
         key="fashion_mnist",
-        label="Fashion-MNIST",
+        label=N_("Fashion-MNIST"),
         classes=FASHION_CLASSES,
         image_size=28,
         torchvision="fashion_mnist",
         embedded=None,
-        how_to_get=(
+        how_to_get=N_(
             "Download torchvision's four files (about 30 MB), put them (un-gzipped) in the data folder's "
             "datasets/FashionMNIST/raw/, or upload a zip of class folders (such as fashion-mnist.zip, "
             "folders 0 ... 9) and choose 'use this dataset as Fashion-MNIST'."
@@ -111,12 +112,12 @@ KINDS: dict[str, Kind] = {
     ),
     "photos": Kind(
         key="photos",
-        label="Photos (a few classes)",
+        label=N_("Photos (a few classes)"),
         classes=None,
         image_size=None,
         torchvision=None,
         embedded=None,
-        how_to_get=(
+        how_to_get=N_(
             "Upload a zip of class folders of photos (such as flowers5.zip: daisy, dandelion, rose, sunflower, "
             "tulip) and choose 'use this dataset as photos'. Larger photos are resized for training."
         ),
@@ -124,14 +125,16 @@ KINDS: dict[str, Kind] = {
 }
 
 # What an embedded set is called where its source is shown.
-EMBEDDED_SOURCES = {"digits": "embedded scikit-learn digits"}
+EMBEDDED_SOURCES = {"digits": N_("embedded scikit-learn digits")}  # shown as tr(...)
 
 
 def kind(key: str) -> Kind:
     try:
         return KINDS[key]
     except KeyError:
-        raise DatasetError(f"unknown kind of dataset {key!r}; choose one of {', '.join(KINDS)}") from None
+        raise DatasetError(
+            _("unknown kind of dataset {key!r}; choose one of {kinds}").format(key=key, kinds=", ".join(KINDS))
+        ) from None
 
 
 # ============================================================================
@@ -202,7 +205,11 @@ def _canonical(dataset: str) -> str:
     """ "zip:~/x/../cifar10.zip" -> "zip:/home/me/cifar10.zip": one spelling per file."""
     prefix, sep, path = dataset.partition(":")
     if not sep or prefix not in ("zip", "folder") or not path.strip():
-        raise DatasetError(f"only a 'zip:<path>' or 'folder:<path>' dataset can be registered as a kind, not {dataset!r}")
+        raise DatasetError(
+            _("only a 'zip:<path>' or 'folder:<path>' dataset can be registered as a kind, not {dataset!r}").format(
+                dataset=dataset
+            )
+        )
     return f"{prefix}:{Path(path.strip()).expanduser().resolve()}"
 
 
@@ -245,7 +252,7 @@ def registered_kind(dataset: str) -> str | None:
 
 def dataset_present(dataset: str) -> bool:
     """Whether the file or folder of a zip:/folder: dataset is (still) there."""
-    prefix, _, path = dataset.partition(":")
+    prefix, unused, path = dataset.partition(":")
     return Path(path).is_file() if prefix == "zip" else Path(path).is_dir()
 
 
@@ -280,27 +287,33 @@ def point_to(path: str) -> Pointed:
 class Resolved:
     kind: str
     dataset: str  # a DataConfig.dataset value: "cifar10", "zip:/...", "digits"
-    source: str  # for people: "torchvision files", "your upload cifar10.zip", "embedded scikit-learn digits"
+    source: str  # for people, in the current language: "torchvision files", "your upload cifar10.zip", ...
 
 
 def describe_source(dataset: str) -> str:
     """Where a dataset value comes from, in words."""
     if dataset in data.DATASETS:
         if dataset in EMBEDDED_SOURCES:
-            return EMBEDDED_SOURCES[dataset]
-        return "torchvision files" if data.DATASETS[dataset].needs_files else f"embedded {dataset}"
+            return tr(EMBEDDED_SOURCES[dataset])
+        if data.DATASETS[dataset].needs_files:
+            return _("torchvision files")
+        return _("embedded {dataset}").format(dataset=dataset)
     upload = find_upload(dataset)
     if upload is not None:
-        return f"your upload {upload.name}"
-    prefix, _, path = dataset.partition(":")
-    return f"your {prefix} {Path(path).name}"
+        return _("your upload {name}").format(name=upload.name)
+    prefix, unused, path = dataset.partition(":")
+    if prefix == "zip":
+        return _("your zip {name}").format(name=Path(path).name)
+    if prefix == "folder":
+        return _("your folder {name}").format(name=Path(path).name)
+    return _("your {prefix} {name}").format(prefix=prefix, name=Path(path).name)
 
 
 def resolve(kind_key: str) -> Resolved | None:
     """The best copy of that kind on this machine (see the module docstring for the order), or None."""
     k = kind(kind_key)
     if k.torchvision is not None and data.has_torchvision_files(k.torchvision):
-        return Resolved(kind_key, k.torchvision, "torchvision files")
+        return Resolved(kind_key, k.torchvision, _("torchvision files"))
     for dataset in registered(kind_key):
         if dataset_present(dataset):
             return Resolved(kind_key, dataset, describe_source(dataset))
@@ -341,8 +354,9 @@ MIN_BATCH = 8
 MAX_EPOCHS = 100
 
 
-def _count(n: int, thing: str) -> str:
-    return f"{n:,} {thing}{'s' * (n != 1)}"
+def _count(n: int, one: str, many: str) -> str:
+    """`one` or `many` (messages with an {n} placeholder) for n things."""
+    return (one if n == 1 else many).format(n=n)
 
 
 def suggest_budget(n_train: int, batch_size: int, epochs: int) -> tuple[int, int, str]:
@@ -354,7 +368,11 @@ def suggest_budget(n_train: int, batch_size: int, epochs: int) -> tuple[int, int
     asked, at most MAX_EPOCHS). Steps are counted as the trainer does: n_train // batch an epoch.
     """
     if n_train < 1 or batch_size < 1 or epochs < 1:
-        raise ValueError(f"n_train, batch_size and epochs must be positive, got {n_train}, {batch_size}, {epochs}")
+        raise ValueError(
+            _("n_train, batch_size and epochs must be positive, got {n_train}, {batch_size}, {epochs}").format(
+                n_train=n_train, batch_size=batch_size, epochs=epochs
+            )
+        )
 
     def steps(batch: int, eps: int) -> int:
         return max(1, n_train // batch) * eps
@@ -368,17 +386,31 @@ def suggest_budget(n_train: int, batch_size: int, epochs: int) -> tuple[int, int
     after = steps(batch, new_epochs)
     changed = []
     if batch != batch_size:
-        changed.append(f"batch size {batch_size} → {batch}")
+        changed.append(_("batch size {old} → {new}").format(old=batch_size, new=batch))
     if new_epochs != epochs:
-        changed.append(f"epochs {epochs} → {new_epochs}")
+        changed.append(_("epochs {old} → {new}").format(old=epochs, new=new_epochs))
     if not changed:
         return batch_size, epochs, ""
-    capped = f" (capped at {MAX_EPOCHS} epochs to keep the run short)" if new_epochs == MAX_EPOCHS and after < MIN_STEPS else ""
-    note = (
-        f"{n_train:,} training images: batch {batch_size} for {_count(epochs, 'epoch')} would be only "
-        f"{_count(before, 'optimiser step')}, too few to learn beyond chance from scratch. Set "
-        f"{' and '.join(changed)}: {_count(per_epoch, 'step')} an epoch, {after} in all{capped}, still a short run "
-        f"({n_train * new_epochs:,} images seen)."
+    changes = changed[0] if len(changed) == 1 else _("{first} and {second}").format(first=changed[0], second=changed[1])
+    capped = (
+        " " + _("(capped at {max_epochs} epochs to keep the run short)").format(max_epochs=MAX_EPOCHS)
+        if new_epochs == MAX_EPOCHS and after < MIN_STEPS
+        else ""
+    )
+    note = _(
+        "{n_train:,} training images: batch {batch_size} for {epochs} would be only {steps}, too few to learn "
+        "beyond chance from scratch. Set {changes}: {per_epoch} an epoch, {after} in all{capped}, still a short "
+        "run ({seen:,} images seen)."
+    ).format(
+        n_train=n_train,
+        batch_size=batch_size,
+        epochs=_count(epochs, _("{n:,} epoch"), _("{n:,} epochs")),
+        steps=_count(before, _("{n:,} optimiser step"), _("{n:,} optimiser steps")),
+        changes=changes,
+        per_epoch=_count(per_epoch, _("{n:,} step"), _("{n:,} steps")),
+        after=after,
+        capped=capped,
+        seen=n_train * new_epochs,
     )
     return batch, new_epochs, note
 
@@ -408,7 +440,9 @@ def remote_files(kind_key: str, url: str | None = None) -> list[RemoteFile]:
     """
     k = kind(kind_key)
     if k.torchvision is None:
-        raise DatasetError(f"{k.label} has no torchvision download. {k.how_to_get}")
+        raise DatasetError(
+            _("{label} has no torchvision download. {how_to_get}").format(label=tr(k.label), how_to_get=tr(k.how_to_get))
+        )
     cls = data.torchvision_dataset_class(k.torchvision)
     if hasattr(cls, "tgz_md5"):  # CIFAR10: one archive
         files = [(cls.filename, cls.tgz_md5)]
@@ -424,24 +458,32 @@ def remote_files(kind_key: str, url: str | None = None) -> list[RemoteFile]:
 
 
 def _what_to_do(k: Kind) -> str:
-    folder = data.torchvision_folder(k.torchvision)
-    return (
-        f"To use {k.label} without downloading, put torchvision's files ({', '.join(data.torchvision_files(k.torchvision))}) "
-        f"in {folder}, or upload a zip of class folders on the Train page (Data tab) and choose "
-        f"'use this dataset as {k.label}'."
+    return _(
+        "To use {label} without downloading, put torchvision's files ({files}) in {folder}, or upload a zip of "
+        "class folders on the Train page (Data tab) and choose 'use this dataset as {label}'."
+    ).format(
+        label=tr(k.label),
+        files=", ".join(data.torchvision_files(k.torchvision)),
+        folder=data.torchvision_folder(k.torchvision),
     )
 
 
 def _network_error(k: Kind, url: str, exc: BaseException) -> DatasetError:
     host = urllib.parse.urlsplit(url).netloc or url
     if isinstance(exc, urllib.error.HTTPError):
-        why = f"the server {host} answered {exc.code} {exc.reason} for {url}"
+        why = _("the server {host} answered {code} {reason} for {url}").format(
+            host=host, code=exc.code, reason=exc.reason, url=url
+        )
     elif isinstance(exc, ValueError):
-        why = f"{url!r} is not a URL that can be downloaded ({exc})"
+        why = _("{url!r} is not a URL that can be downloaded ({error})").format(url=url, error=exc)
     else:
         reason = getattr(exc, "reason", exc)
-        why = f"{host} cannot be reached ({reason}); this machine may be offline"
-    return DatasetError(f"{k.label} could not be downloaded: {why}. {_what_to_do(k)}")
+        why = _("{host} cannot be reached ({reason}); this machine may be offline").format(host=host, reason=reason)
+    return DatasetError(
+        _("{label} could not be downloaded: {why}. {what_to_do}").format(
+            label=tr(k.label), why=why, what_to_do=_what_to_do(k)
+        )
+    )
 
 
 def _open(url: str, method: str, timeout: float):
@@ -466,7 +508,7 @@ def download_size(kind_key: str, *, url: str | None = None) -> int | None:
     k = kind(kind_key)
     total = 0
     for file in remote_files(kind_key, url):
-        response, _ = _first_answer(k, file, "HEAD", HEAD_TIMEOUT_S)
+        response, unused = _first_answer(k, file, "HEAD", HEAD_TIMEOUT_S)
         with response:
             length = response.headers.get("Content-Length")
         if length is None or not length.isdigit():
@@ -496,7 +538,11 @@ def download(
     if md5:
         unknown = set(md5) - {f.name for f in files}
         if unknown:
-            raise DatasetError(f"md5 given for {sorted(unknown)}, which {k.label} does not download")
+            raise DatasetError(
+                _("md5 given for {files}, which {label} does not download").format(
+                    files=sorted(unknown), label=tr(k.label)
+                )
+            )
         files = [RemoteFile(f.name, md5.get(f.name, f.md5), f.urls) for f in files]
     root = Path(root) if root is not None else data.datasets_root()
     root.mkdir(parents=True, exist_ok=True)
@@ -532,13 +578,21 @@ def download(
             fetched.append((file, target))
             if digest.hexdigest() != file.md5:
                 raise DatasetError(
-                    f"{k.label}: {file.name} from {used} does not match its checksum (md5 {digest.hexdigest()}, "
-                    f"expected {file.md5}): the download is damaged or not the right file, so it was not used. "
-                    f"Try again. {_what_to_do(k)}"
+                    _(
+                        "{label}: {name} from {url} does not match its checksum (md5 {md5}, expected {expected}): "
+                        "the download is damaged or not the right file, so it was not used. Try again. {what_to_do}"
+                    ).format(
+                        label=tr(k.label),
+                        name=file.name,
+                        url=used,
+                        md5=digest.hexdigest(),
+                        expected=file.md5,
+                        what_to_do=_what_to_do(k),
+                    )
                 )
         folder = _unpack(k, fetched, root, tag)
     finally:
-        for _, target in fetched:
+        for unused, target in fetched:
             target.unlink(missing_ok=True)
         for leftover in root.glob(f".download-{tag}-*"):
             leftover.unlink(missing_ok=True)
@@ -563,13 +617,19 @@ def _unpack(k: Kind, fetched: list[tuple[RemoteFile, Path]], root: Path, tag: st
                     with gzip.open(path) as src, out.open("wb") as dst:
                         shutil.copyfileobj(src, dst, CHUNK_BYTES)
                 except (OSError, EOFError) as exc:
-                    raise DatasetError(f"{k.label}: {file.name} is not a valid gzip file ({exc}).") from exc
+                    raise DatasetError(
+                        _("{label}: {name} is not a valid gzip file ({error}).").format(
+                            label=tr(k.label), name=file.name, error=exc
+                        )
+                    ) from exc
         unpacked = staging / relative
         missing = [f for f in needed if not (unpacked / f).is_file()]
         if missing:
             raise DatasetError(
-                f"{k.label}: the download unpacked without {', '.join(missing)} in {relative}; it is not "
-                f"torchvision's archive. {_what_to_do(k)}"
+                _(
+                    "{label}: the download unpacked without {files} in {folder}; it is not "
+                    "torchvision's archive. {what_to_do}"
+                ).format(label=tr(k.label), files=", ".join(missing), folder=relative, what_to_do=_what_to_do(k))
             )
         final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():  # an incomplete copy from before: replaced whole
@@ -586,10 +646,16 @@ def _extract_tar(k: Kind, archive: Path, into: Path) -> None:
             for member in tar.getmembers():
                 target = (into / member.name).resolve()
                 if not target.is_relative_to(into.resolve()) or member.issym() or member.islnk():
-                    raise DatasetError(f"{k.label}: the archive holds the unsafe entry {member.name!r}; not unpacked.")
+                    raise DatasetError(
+                        _("{label}: the archive holds the unsafe entry {name!r}; not unpacked.").format(
+                            label=tr(k.label), name=member.name
+                        )
+                    )
             tar.extractall(into, filter="data")
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise DatasetError(f"{k.label}: the downloaded archive cannot be unpacked ({exc}).") from exc
+        raise DatasetError(
+            _("{label}: the downloaded archive cannot be unpacked ({error}).").format(label=tr(k.label), error=exc)
+        ) from exc
 
 
 # ============================================================================
@@ -605,24 +671,30 @@ def _print_progress(done: int, total: int | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m core.data.sources",
-        description="Where CIFAR-10, MNIST, Fashion-MNIST and photos come from on this machine; download or register them.",
+        description=_(
+            "Where CIFAR-10, MNIST, Fashion-MNIST and photos come from on this machine; download or register them."
+        ),
     )
     sub = p.add_subparsers(dest="command")
-    dl = sub.add_parser("download", help="download torchvision's files of a kind")
+    dl = sub.add_parser("download", help=_("download torchvision's files of a kind"))
     dl.add_argument("kind", choices=[k for k, v in KINDS.items() if v.torchvision])
-    dl.add_argument("--url", help=f"folder URL of the files (default: torchvision's, or ${DOWNLOAD_BASE_ENV}/<kind>)")
-    use = sub.add_parser("use", help="use a zip or folder of class folders as a kind")
+    dl.add_argument(
+        "--url",
+        help=_("folder URL of the files (default: torchvision's, or ${env}/<kind>)").format(env=DOWNLOAD_BASE_ENV),
+    )
+    use = sub.add_parser("use", help=_("use a zip or folder of class folders as a kind"))
     use.add_argument("kind", choices=list(KINDS))
     use.add_argument("path")
-    forget = sub.add_parser("forget", help="stop using a zip or folder as a kind")
+    forget = sub.add_parser("forget", help=_("stop using a zip or folder as a kind"))
     forget.add_argument("kind", choices=list(KINDS))
     forget.add_argument("path")
     args = p.parse_args(argv)
     try:
         if args.command == "download":
-            print(f"Downloading {KINDS[args.kind].label} ...", file=sys.stderr)
+            label = tr(KINDS[args.kind].label)
+            print(_("Downloading {label} ...").format(label=label), file=sys.stderr)
             folder = download(args.kind, _print_progress, url=args.url)
-            print(f"\n{KINDS[args.kind].label}: files in {folder}")
+            print("\n" + _("{label}: files in {folder}").format(label=label, folder=folder))
         elif args.command in ("use", "forget"):
             local = Path(args.path).expanduser()
             dataset = args.path if args.path.startswith(("zip:", "folder:")) else f"{'folder' if local.is_dir() else 'zip'}:{local}"
@@ -636,7 +708,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     for key, k in KINDS.items():
         found = resolve(key)
-        print(f"{k.label:28} {found.source + ' (' + found.dataset + ')' if found else 'missing: ' + k.how_to_get}")
+        where = (
+            _("{source} ({dataset})").format(source=found.source, dataset=found.dataset)
+            if found
+            else _("missing: {how_to_get}").format(how_to_get=tr(k.how_to_get))
+        )
+        print(f"{tr(k.label):28} {where}")
     return 0
 
 

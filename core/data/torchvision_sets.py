@@ -10,6 +10,7 @@ import torch
 
 from core.data.bundle import DatasetError, resize_uint8
 from core.data.catalogue import DATASETS
+from core.i18n import N_, _, tr
 from core.paths import home
 
 _MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -19,10 +20,12 @@ TORCHVISION_SETS = {
         "CIFAR10",
         "cifar-10-batches-py",
         ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"),
-        "unpacking cifar-10-python.tar.gz in {root} creates it",
+        N_("unpacking cifar-10-python.tar.gz in {root} creates it"),
     ),
-    "mnist": ("MNIST", "MNIST/raw", _MNIST_FILES, "gunzip the four .gz files of MNIST there"),
-    "fashion_mnist": ("FashionMNIST", "FashionMNIST/raw", _MNIST_FILES, "gunzip the four .gz files of Fashion-MNIST there"),
+    "mnist": ("MNIST", "MNIST/raw", _MNIST_FILES, N_("gunzip the four .gz files of MNIST there")),
+    "fashion_mnist": (
+        "FashionMNIST", "FashionMNIST/raw", _MNIST_FILES, N_("gunzip the four .gz files of Fashion-MNIST there")
+    ),
 }
 
 
@@ -53,7 +56,7 @@ def torchvision_dataset_class(name: str):
 
 
 def torchvision_files_present(name: str, root: Path) -> bool:
-    _, folder, files, _ = TORCHVISION_SETS[name]
+    folder, files = TORCHVISION_SETS[name][1:3]
     return all((root / folder / f).is_file() for f in files)
 
 
@@ -62,10 +65,17 @@ def load_torchvision(name: str, image_size: int | None, allow_download: bool, no
     root = datasets_root()
     if not allow_download and not torchvision_files_present(name, root):
         raise DatasetError(
-            f"{DATASETS[name].label}: files not found and downloading is off. Put the files "
-            f"{', '.join(files)} in {root / folder} (torchvision's layout: {how.format(root=root)}), "
-            f"download them (python -m core.data.sources download {name}, or the Train page's Data tab), "
-            f"or upload a zip of class folders instead (zip:<path>)."
+            _(
+                "{label}: files not found and downloading is off. Put the files {files} in {folder} "
+                "(torchvision's layout: {how}), download them (python -m core.data.sources download {name}, "
+                "or the Train page's Data tab), or upload a zip of class folders instead (zip:<path>)."
+            ).format(
+                label=tr(DATASETS[name].label),
+                files=", ".join(files),
+                folder=root / folder,
+                how=tr(how).format(root=root),
+                name=name,
+            )
         )
     import torchvision.datasets  # here, not at the top: importing it takes about a second
 
@@ -75,8 +85,10 @@ def load_torchvision(name: str, image_size: int | None, allow_download: bool, no
         test = cls(root=str(root), train=False, download=allow_download)
     except Exception as exc:  # torchvision raises RuntimeError, URLError, OSError... all mean the same here
         raise DatasetError(
-            f"{DATASETS[name].label} could not be loaded from {root / folder}: {exc}. "
-            f"Check the files there ({', '.join(files)}) or upload a zip of class folders instead."
+            _(
+                "{label} could not be loaded from {folder}: {error}. Check the files there ({files}) "
+                "or upload a zip of class folders instead."
+            ).format(label=tr(DATASETS[name].label), folder=root / folder, error=exc, files=", ".join(files))
         ) from exc
 
     def tensors(ds) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,6 +99,8 @@ def load_torchvision(name: str, image_size: int | None, allow_download: bool, no
     train_x, train_y = tensors(train)
     test_x, test_y = tensors(test)
     if image_size is not None and image_size != train_x.shape[-1]:
-        notes.append(f"resized from {train_x.shape[-1]}x{train_x.shape[-1]} to {image_size}x{image_size}")
+        notes.append(
+            _("resized from {source}x{source} to {size}x{size}").format(source=train_x.shape[-1], size=image_size)
+        )
         train_x, test_x = resize_uint8(train_x, image_size), resize_uint8(test_x, image_size)
     return train_x, train_y, test_x, test_y, tuple(train.classes)

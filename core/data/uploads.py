@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from core.data import DEFAULT_MAX_BYTES, DatasetError, load_dataset
+from core.i18n import _
 from core.paths import home
 
 # The same as Streamlit's default server.maxUploadSize, so the page and this module agree.
@@ -52,9 +53,8 @@ class Upload:
 
     @property
     def summary(self) -> str:
-        return (
-            f"{self.name}: {len(self.classes)} classes, {self.train_size:,} train / {self.test_size:,} test images, "
-            f"{self.image_size}x{self.image_size}"
+        return _("{name}: {classes} classes, {train:,} train / {test:,} test images, {size}x{size}").format(
+            name=self.name, classes=len(self.classes), train=self.train_size, test=self.test_size, size=self.image_size
         )
 
 
@@ -77,11 +77,13 @@ def save_upload(
     small zip can claim gigabytes).
     """
     if not data:
-        raise DatasetError(f"{name} is empty.")
+        raise DatasetError(_("{name} is empty.").format(name=name))
     if len(data) > max_bytes:
         raise DatasetError(
-            f"{name} is {len(data) / 1e6:,.1f} MB; uploads are limited to {max_bytes / 1e6:,.0f} MB. "
-            "Use a smaller set or put the folder on this machine and train with the CLI (--dataset folder:<path>)."
+            _(
+                "{name} is {size_mb:,.1f} MB; uploads are limited to {limit_mb:,.0f} MB. Use a smaller set or "
+                "put the folder on this machine and train with the CLI (--dataset folder:<path>)."
+            ).format(name=name, size_mb=len(data) / 1e6, limit_mb=max_bytes / 1e6)
         )
     sha = hashlib.sha256(data).hexdigest()[:16]
     known = _read_meta(sha)

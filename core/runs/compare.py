@@ -30,6 +30,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFont
 
+from core.i18n import N_, _, tr
 from core.runs import runner, store
 from core.training.config import ConfigError, TrainConfig, apply_overrides, flatten, parse_value
 
@@ -38,30 +39,47 @@ from core.training.config import ConfigError, TrainConfig, apply_overrides, flat
 
 @dataclass(frozen=True)
 class Metric:
-    label: str
+    label: str  # marked with N_: shown through tr() (metric_label)
     kind: str  # which metric rows hold it: "epoch" (one per evaluation) or "step" (one per step)
     column: str  # the store's column (step rows keep the batch loss and accuracy in train_*)
 
 
+# The labels below are English, marked for the catalog: show them through metric_label, x_label and
+# band_label (or core.i18n.tr), which translate them.
 METRICS: dict[str, Metric] = {
-    "test_acc": Metric("Test accuracy", "epoch", "test_acc"),
-    "test_loss": Metric("Test loss", "epoch", "test_loss"),
-    "train_acc": Metric("Train accuracy (per epoch)", "epoch", "train_acc"),
-    "train_loss": Metric("Train loss (per epoch)", "epoch", "train_loss"),
-    "step_loss": Metric("Train loss (per step)", "step", "train_loss"),
-    "step_acc": Metric("Train accuracy (per step)", "step", "train_acc"),
-    "lr": Metric("Learning rate", "step", "lr"),
-    "images_per_s": Metric("Throughput (images/s)", "step", "images_per_s"),
+    "test_acc": Metric(N_("Test accuracy"), "epoch", "test_acc"),
+    "test_loss": Metric(N_("Test loss"), "epoch", "test_loss"),
+    "train_acc": Metric(N_("Train accuracy (per epoch)"), "epoch", "train_acc"),
+    "train_loss": Metric(N_("Train loss (per epoch)"), "epoch", "train_loss"),
+    "step_loss": Metric(N_("Train loss (per step)"), "step", "train_loss"),
+    "step_acc": Metric(N_("Train accuracy (per step)"), "step", "train_acc"),
+    "lr": Metric(N_("Learning rate"), "step", "lr"),
+    "images_per_s": Metric(N_("Throughput (images/s)"), "step", "images_per_s"),
 }
-X_AXES: dict[str, str] = {"epoch": "Epoch", "step": "Step", "wall": "Wall time (s)"}
-BANDS: dict[str, str] = {"minmax": "min–max", "std": "±1 std"}
+X_AXES: dict[str, str] = {"epoch": N_("Epoch"), "step": N_("Step"), "wall": N_("Wall time (s)")}
+BANDS: dict[str, str] = {"minmax": N_("min–max"), "std": N_("±1 std")}
 # Plotly's default colours, so that the PNG shows each run in the colour it has on screen.
 PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880", "#FF97FF", "#FECB52")
 
 
+def metric_label(metric: str) -> str:
+    """The metric's label in the current language, e.g. "Test accuracy"."""
+    return tr(METRICS[metric].label)
+
+
+def x_label(x: str) -> str:
+    """The x axis' label in the current language, e.g. "Wall time (s)"."""
+    return tr(X_AXES[x])
+
+
+def band_label(band: str) -> str:
+    """The seed band's label in the current language, e.g. "±1 std"."""
+    return tr(BANDS[band])
+
+
 def _check_choice(value: str, choices: Mapping[str, Any], what: str) -> None:
     if value not in choices:
-        raise ValueError(f"{what} must be one of {', '.join(choices)}, not {value!r}")
+        raise ValueError(_("{what} must be one of {choices}, not {value!r}").format(what=what, choices=", ".join(choices), value=value))
 
 
 # ============================================================================ runs and their curves
@@ -95,7 +113,7 @@ def ema(values: Sequence[float], smoothing: float) -> np.ndarray:
     0 returns the values unchanged.
     """
     if not 0.0 <= smoothing < 1.0:
-        raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
+        raise ValueError(_("smoothing must be in [0, 1), got {smoothing!r}").format(smoothing=smoothing))
     series = pd.Series(np.asarray(values, dtype=float))
     if smoothing == 0.0 or series.empty:
         return series.to_numpy()
@@ -119,7 +137,7 @@ def curves(
     _check_choice(x, X_AXES, "x")
     spec = METRICS[metric]
     if labels is None:
-        records, _ = load_runs(run_ids)
+        records, unused = load_runs(run_ids)
         labels = run_labels({run_id: record.name for run_id, record in records.items()})
     parts = []
     for run_id in run_ids:
@@ -150,9 +168,9 @@ def thin(frame: pd.DataFrame, max_points: int) -> pd.DataFrame:
     refresh slow to send and to draw; exports keep every point.
     """
     if max_points < 2:
-        raise ValueError(f"max_points must be at least 2, got {max_points}")
+        raise ValueError(_("max_points must be at least 2, got {max_points}").format(max_points=max_points))
     kept = []
-    for _, rows in frame.groupby("run_id", sort=False):
+    for unused, rows in frame.groupby("run_id", sort=False):
         if len(rows) > max_points:
             every = math.ceil(len(rows) / max_points)
             index = sorted(set(range(0, len(rows), every)) | {len(rows) - 1})
@@ -226,7 +244,7 @@ def newest_group(runs: pd.DataFrame) -> Newest:
 def seed_configs(config: TrainConfig | Mapping[str, Any], n: int, first_seed: int) -> list[TrainConfig]:
     """The config with run.seed = first_seed, first_seed + 1, ... (n of them), all validated."""
     if not 1 <= n <= MAX_SEEDS:
-        raise ConfigError(f"the number of seeds must be 1..{MAX_SEEDS}, got {n}")
+        raise ConfigError(_("the number of seeds must be 1..{max_seeds}, got {n}").format(max_seeds=MAX_SEEDS, n=n))
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
     return [apply_overrides(cfg, {"run.seed": seed}) for seed in range(first_seed, first_seed + n)]
 
@@ -237,7 +255,7 @@ def launch_seeds(config: TrainConfig | Mapping[str, Any], n: int, first_seed: in
     Every config is validated before the first launch, so a bad value queues nothing.
     """
     if not prefix.strip():
-        raise ConfigError("a seed group needs a name")
+        raise ConfigError(_("a seed group needs a name"))
     configs = seed_configs(config, n, first_seed)
     return [runner.launch(cfg, seed_run_name(prefix, cfg.run.seed)) for cfg in configs]
 
@@ -306,7 +324,7 @@ def group_summary(groups: Mapping[str, Sequence[str]]) -> pd.DataFrame:
 def format_value(value: Any) -> str:
     """A config value as one short line: JSON, with an augmentation pipeline as its op names."""
     if isinstance(value, list) and value and all(isinstance(v, Mapping) and "op" in v for v in value):
-        return " → ".join(v["op"] + ("" if v.get("enabled", True) else " (off)") for v in value)
+        return " → ".join(v["op"] if v.get("enabled", True) else _("{op} (off)").format(op=v["op"]) for v in value)
     if isinstance(value, str):
         return value
     return json.dumps(value)
@@ -331,9 +349,9 @@ def compare_table(run_ids: Sequence[str], baseline: str | None = None) -> pd.Dat
     """
     records, missing = load_runs(run_ids)
     if missing:
-        raise store.UnknownRunError(f"no run with id {missing[0]!r}")
+        raise store.UnknownRunError(_("no run with id {run_id!r}").format(run_id=missing[0]))
     if baseline is not None and baseline not in records:
-        raise ValueError(f"the baseline {baseline!r} is not one of the runs compared")
+        raise ValueError(_("the baseline {baseline!r} is not one of the runs compared").format(baseline=baseline))
     ids = list(records)
     keys = differing_keys([records[i].config for i in ids])
     flats = {i: flatten(records[i].config) for i in ids}
@@ -377,11 +395,14 @@ def with_change(config: TrainConfig | Mapping[str, Any], key: str, value: str) -
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
     key = key.strip()
     if not key:
-        raise ConfigError("pick the config key to change")
+        raise ConfigError(_("pick the config key to change"))
     new = parse_value(value.strip())
     old = flatten(cfg).get(key)
     if new == old:
-        raise ConfigError(f"{key} is already {format_value(old)}: enter a different value")
+        raise ConfigError(_("{key} is already {value}: enter a different value").format(
+            key=key,
+            value=format_value(old),
+        ))
     overrides: dict[str, Any] = {key: new}
     if key == "model.name":
         overrides["model.options"] = {}
@@ -437,7 +458,7 @@ def chart_series(
             agg = aggregate(members, band)
             n = members["run_id"].nunique()
             series.append(
-                Series(f"{prefix} (mean of {n}, {BANDS[band]})", color, agg["x"].to_numpy(), agg["mean"].to_numpy(),
+                Series(_("{group} (mean of {n}, {band})").format(group=prefix, n=n, band=band_label(band)), color, agg["x"].to_numpy(), agg["mean"].to_numpy(),
                        lo=agg["lo"].to_numpy(), hi=agg["hi"].to_numpy(), runs=n)
             )
     return series
@@ -458,23 +479,23 @@ def figure(series: Sequence[Series], *, title: str = "", x_label: str = "", y_la
                 go.Scatter(
                     x=np.concatenate([s.x, s.x[::-1]]), y=np.concatenate([s.hi, s.lo[::-1]]), mode="lines",
                     fill="toself", fillcolor=_rgba(s.color, 0.2), line={"width": 0}, hoverinfo="skip",
-                    showlegend=False, legendgroup=s.name, name=f"{s.name} band",
+                    showlegend=False, legendgroup=s.name, name=_("{name} band").format(name=s.name),
                 )
             )
             fig.add_trace(
                 go.Scatter(
                     x=s.x, y=s.y, name=s.name, legendgroup=s.name, mode="lines+markers", line={"color": s.color},
                     marker={"size": 4}, customdata=np.stack([s.lo, s.hi], axis=-1),
-                    hovertemplate="%{fullData.name}<br>x=%{x:.6g}<br>mean=%{y:.6g}"
-                    "<br>band=%{customdata[0]:.6g} … %{customdata[1]:.6g}<extra></extra>",
+                    hovertemplate="%{fullData.name}<br>x=%{x:.6g}<br>" + _("mean") + "=%{y:.6g}<br>" + _("band")
+                    + "=%{customdata[0]:.6g} … %{customdata[1]:.6g}<extra></extra>",
                 )
             )
             continue
         hover = "%{fullData.name}<br>x=%{x:.6g}<br>"
         if s.raw is not None:
-            hover += "value=%{customdata:.6g}<br>smoothed=%{y:.6g}<extra></extra>"
+            hover += _("value") + "=%{customdata:.6g}<br>" + _("smoothed") + "=%{y:.6g}<extra></extra>"
         else:
-            hover += "value=%{y:.6g}<extra></extra>"
+            hover += _("value") + "=%{y:.6g}<extra></extra>"
         fig.add_trace(
             go.Scatter(
                 x=s.x, y=s.y, name=s.name, mode="lines+markers" if len(s.x) <= 60 else "lines",
@@ -492,7 +513,7 @@ def figure(series: Sequence[Series], *, title: str = "", x_label: str = "", y_la
 def nice_ticks(lo: float, hi: float, target: int = 6) -> list[float]:
     """About `target` round tick values (steps of 1, 2 or 5 times a power of ten) covering [lo, hi]."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ValueError(f"the axis range must be finite, got {lo!r}..{hi!r}")
+        raise ValueError(_("the axis range must be finite, got {lo!r}..{hi!r}").format(lo=lo, hi=hi))
     if hi <= lo:
         return [lo]
     raw = (hi - lo) / max(1, target - 1)
@@ -550,7 +571,7 @@ def chart_png(
     top, bottom = legend_top + legend_rows * row_height + 16, height - 70
     draw.rectangle([left, top, right, bottom], outline="#444444")
     if not xs or not ys:
-        draw.text(((left + right) / 2, (top + bottom) / 2), "no points yet", fill="#666666", font=font, anchor="mm")
+        draw.text(((left + right) / 2, (top + bottom) / 2), _("no points yet"), fill="#666666", font=font, anchor="mm")
         return _png_bytes(image)
     x_lo, x_hi = min(xs), max(xs)
     y_lo, y_hi = min(ys), max(ys)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from core.i18n import _
+
 DEFAULT_CAPACITY = 300  # points a drawn step curve has at most
 DEFAULT_TAIL = 30  # last rows kept as they are: progress, pace and speed read them
 
@@ -22,9 +24,9 @@ class StepCurve:
 
     def __init__(self, columns: list[str] | tuple[str, ...], capacity: int = DEFAULT_CAPACITY, tail: int = DEFAULT_TAIL) -> None:
         if capacity < 2:
-            raise ValueError(f"capacity must be at least 2, not {capacity}")
+            raise ValueError(_("capacity must be at least 2, not {capacity}").format(capacity=capacity))
         if "step" not in columns:
-            raise ValueError("the rows need a 'step' column")
+            raise ValueError(_("the rows need a 'step' column"))
         self.columns = list(columns)
         self.capacity = capacity
         self.width = 1  # steps per bin: a power of two

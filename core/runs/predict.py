@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from core.data.permute import permute_pixels, pixel_permutation
+from core.i18n import _
 from core.runs import store
 from core.training import models
 
@@ -47,7 +48,9 @@ class LoadedModel:
         """[N, C, H, W] or [C, H, W], uint8 or float in [0, 1] -> normalised model input."""
         x = images.unsqueeze(0) if images.dim() == 3 else images
         if x.dim() != 4:
-            raise ValueError(f"expected an image [C, H, W] or a batch [N, C, H, W], got shape {tuple(images.shape)}")
+            raise ValueError(_("expected an image [C, H, W] or a batch [N, C, H, W], got shape {shape}").format(
+                shape=tuple(images.shape),
+            ))
         x = x.to(self.device)
         x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
         if x.shape[1] == 3 and self.in_channels == 1:
@@ -55,7 +58,10 @@ class LoadedModel:
         elif x.shape[1] == 1 and self.in_channels == 3:
             x = x.expand(-1, 3, -1, -1)
         elif x.shape[1] != self.in_channels:
-            raise ValueError(f"the model takes {self.in_channels}-channel images, got {x.shape[1]} channels")
+            raise ValueError(_("the model takes {in_channels}-channel images, got {channels} channels").format(
+                in_channels=self.in_channels,
+                channels=x.shape[1],
+            ))
         if x.shape[-2:] != (self.image_size, self.image_size):
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True, align_corners=False)
         if self.pixel_order is not None:
@@ -73,7 +79,10 @@ def load_run_model(run_id: str, device: str | torch.device = "cpu") -> LoadedMod
     weights = store.run_dir(run_id) / record.summary.get("weights", "weights.pt")
     data = record.summary.get("data")
     if data is None or not weights.exists():
-        raise ValueError(f"run {run_id} ({record.status}) has no saved weights to predict with")
+        raise ValueError(_("run {run_id} ({status}) has no saved weights to predict with").format(
+            run_id=run_id,
+            status=record.status,
+        ))
     return _load(run_id, str(weights), weights.stat().st_mtime_ns, str(torch.device(device)))
 
 

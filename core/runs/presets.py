@@ -37,8 +37,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.data import DATASETS, sources
+from core.data import sources
 from core.data.sources import Resolved
+from core.i18n import N_, _, tr
 from core.runs.compare import seed_run_name
 from core.training.config import TrainConfig, apply_overrides, diff
 
@@ -118,6 +119,8 @@ CIFAR_CPU = {
 
 @dataclass(frozen=True)
 class Preset:
+    # The texts (title, description, the run names, measured, longer_measured, shapes_measured,
+    # not_on_shapes) are English marked with N_ where declared: show them with core.i18n.tr.
     title: str
     description: str
     needs: str  # the kind of dataset it is written for (core.data.sources.KINDS)
@@ -128,7 +131,7 @@ class Preset:
     cpu_runs: dict[str, dict[str, Any]] = field(default_factory=dict)  # run name -> its own CPU overrides
     # What the classroom budget showed on real data over 3 seeds (bench/presets_real.py), and
     # whether that is the course's direction beyond seed noise.
-    measured: str = "not measured yet"
+    measured: str = N_("not measured yet")
     shown: bool = True
     cpu_minutes: float | None = None  # the whole preset, one seed a run, on a 2-core laptop
     longer: dict[str, Any] | None = None  # a longer CPU budget that shows the effect, on top of `cpu`
@@ -140,7 +143,7 @@ class Preset:
     shapes: dict[str, Any] | None = None
     shapes_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     shapes_measured: str = ""
-    not_on_shapes: str = "they would not show the course's lesson."
+    not_on_shapes: str = N_("they would not show the course's lesson.")
     # (run a, run b, the course's direction: +1 b beats a, -1 b loses, 0 no difference); default:
     # every run beats the first.
     contrasts: tuple[tuple[str, str, int], ...] = ()
@@ -154,7 +157,7 @@ def _cifar_trick(title: str, description: str, run_name: str, overrides: dict[st
     kw = {"cpu": CIFAR_CPU, "cpu_images": CIFAR_IMAGES, **kw}
     return Preset(
         title=title, description=description, needs="cifar10", course=RESNET_CIFAR,
-        runs=(("baseline (flips + crops)", {}), (run_name, overrides)), **kw,
+        runs=((N_("baseline (flips + crops)"), {}), (run_name, overrides)), **kw,
     )
 
 
@@ -164,57 +167,57 @@ def _pipeline(*steps: dict[str, Any]) -> dict[str, Any]:
 
 PRESETS: dict[str, Preset] = {
     "flip": Preset(
-        title="Flip augmentation vs none",
-        description="ResNet-18 on CIFAR-10 trained with and without random horizontal flips: the "
+        title=N_("Flip augmentation vs none"),
+        description=N_("ResNet-18 on CIFAR-10 trained with and without random horizontal flips: the "
         "cheapest augmentation there is. The course's recipe (Adam lr 0.001, batch 256, 10 epochs) "
         "reaches 75.4% test accuracy with flips. On the shapes stand-in the training objects sit only in "
         "the left half (variant 'left') while the test objects are anywhere, so the flipped run sees "
-        "test-like images and the other does not.",
+        "test-like images and the other does not."),
         needs="cifar10",
         course={**COURSE_FLIP, "augment.train": []},
-        runs=(("no augmentation", {}), ("horizontal flip", {"augment.train": FLIP})),
+        runs=((N_("no augmentation"), {}), (N_("horizontal flip"), {"augment.train": FLIP})),
         cpu=CIFAR_CPU,
         cpu_images=CIFAR_IMAGES,
-        measured="no augmentation 63.9% ± 0.2, flips 71.4% ± 0.4: +7.5 points (95% interval +6.8 to +8.2), "
-        "beyond seed noise",
+        measured=N_("no augmentation 63.9% ± 0.2, flips 71.4% ± 0.4: +7.5 points (95% interval +6.8 to +8.2), "
+        "beyond seed noise"),
         cpu_minutes=3,
         # the old CPU budget, on the shapes: an eighth of the width, 3 epochs
         shapes={"data.variant": "left", "model.options": {"width": 8}, "run.epochs": 3, "run.batch_size": 64,
                 "optim.lr": 0.05},
-        shapes_measured="no augmentation 82%, flips 97% (one seed)",
+        shapes_measured=N_("no augmentation 82%, flips 97% (one seed)"),
     ),
     "lenet_vgg": Preset(
-        title="LeNet vs VGG",
-        description="LeNet-5 (1998, 60k parameters) against VGG-11 with batch norm (2014) on CIFAR-10 with "
+        title=N_("LeNet vs VGG"),
+        description=N_("LeNet-5 (1998, 60k parameters) against VGG-11 with batch norm (2014) on CIFAR-10 with "
         "flips and crops: depth, 3x3 convolutions and batch norm. The course reports 62% for LeNet and "
-        "84.8% for VGG-16. On a CPU VGG-11 trains at a quarter of its width.",
+        "84.8% for VGG-16. On a CPU VGG-11 trains at a quarter of its width."),
         needs="cifar10",
         course={**RESNET_CIFAR, "optim.lr": 0.05, "run.epochs": 20},
         runs=(
-            ("LeNet-5", {"model.name": "lenet", "model.options": {"activation": "relu"}}),
-            ("VGG-11", {"model.name": "vgg11", "model.options": {"batch_norm": True, "width": 64}}),
+            (N_("LeNet-5"), {"model.name": "lenet", "model.options": {"activation": "relu"}}),
+            (N_("VGG-11"), {"model.name": "vgg11", "model.options": {"batch_norm": True, "width": 64}}),
         ),
         cpu={"run.epochs": 15, "run.batch_size": 64, "optim.lr": 0.02, "schedule.name": "cosine", "run.eval_every": 5,
              "run.amp": "bf16", "run.channels_last": True},
         cpu_images=CIFAR_IMAGES,
         cpu_runs={"VGG-11": {"model.options": {"batch_norm": True, "width": 16}}},
-        measured="LeNet-5 52.8% ± 1.0, VGG-11 (width 16) 67.4% ± 0.6: +14.6 points (95% interval +12.5 to "
-        "+16.7), beyond seed noise",
+        measured=N_("LeNet-5 52.8% ± 1.0, VGG-11 (width 16) 67.4% ± 0.6: +14.6 points (95% interval +12.5 to "
+        "+16.7), beyond seed noise"),
         cpu_minutes=0.7,
         # On the shapes: 5,000 images, 3 epochs, batches of 32 at lr 0.02, no augmentation, VGG-11 at
         # width 8: LeNet 25%, VGG 87%, 12 s in all.
         shapes={"augment.train": [], "run.epochs": 3, "run.batch_size": 32, "optim.lr": 0.02},
         shapes_runs={"VGG-11": {"model.options": {"batch_norm": True, "width": 8}}},
-        shapes_measured="LeNet 25%, VGG-11 87% (one seed, 12 s)",
+        shapes_measured=N_("LeNet 25%, VGG-11 87% (one seed, 12 s)"),
     ),
     "mnist_mlp_cnn": Preset(
-        title="MNIST: fully connected vs CNN, with and without permuted pixels",
-        description="A two-layer fully connected network against LeNet-5 on handwritten digits, each on the "
+        title=N_("MNIST: fully connected vs CNN, with and without permuted pixels"),
+        description=N_("A two-layer fully connected network against LeNet-5 on handwritten digits, each on the "
         "plain images and on images whose pixel positions are shuffled by one fixed random permutation "
         "(the same for every image, train and test). On plain digits the CNN does as well with far fewer "
         "parameters, because its filters are shared across positions and look at neighbouring pixels. "
         "The permutation changes nothing for the MLP, which never knew which pixels were neighbours, "
-        "but it breaks the CNN's assumption that nearby pixels belong together: its advantage is gone.",
+        "but it breaks the CNN's assumption that nearby pixels belong together: its advantage is gone."),
         needs="mnist",
         course={
             "data.dataset": "mnist",
@@ -226,14 +229,14 @@ PRESETS: dict[str, Preset] = {
             "augment.train": [],
         },
         runs=(
-            ("fully connected (MLP 256-128)", {"model.name": "mlp", "model.options": {"hidden": [256, 128]}}),
-            ("CNN (LeNet-5)", {"model.name": "lenet", "model.options": {"activation": "relu"}}),
+            (N_("fully connected (MLP 256-128)"), {"model.name": "mlp", "model.options": {"hidden": [256, 128]}}),
+            (N_("CNN (LeNet-5)"), {"model.name": "lenet", "model.options": {"activation": "relu"}}),
             (
-                "MLP, permuted pixels",
+                N_("MLP, permuted pixels"),
                 {"model.name": "mlp", "model.options": {"hidden": [256, 128]}, "data.permute_pixels": True},
             ),
             (
-                "CNN, permuted pixels",
+                N_("CNN, permuted pixels"),
                 {"model.name": "lenet", "model.options": {"activation": "relu"}, "data.permute_pixels": True},
             ),
         ),
@@ -241,12 +244,12 @@ PRESETS: dict[str, Preset] = {
         cpu_images=5000,
         # scikit-learn's digits are 8x8: LeNet-5 needs its 28x28 input
         on_dataset={"digits": {"data.image_size": 28, "run.epochs": 20}},
-        measured="on the embedded 8x8 digits, plain: MLP 98.5% ± 0.6, LeNet 99.1% ± 0.3 (+0.6 points, 95% interval "
+        measured=N_("on the embedded 8x8 digits, plain: MLP 98.5% ± 0.6, LeNet 99.1% ± 0.3 (+0.6 points, 95% interval "
         "-0.8 to +1.9, within seed noise); permuted: MLP 98.4% ± 0.3 (unchanged), LeNet 68% ± 50 (one seed of three "
         "stayed at chance, the other two reached 97%). The digits are too small and too easy for the CNN's "
         "advantage to show. On Fashion-MNIST's real 28x28 images (chosen as the Data; 5,000 images, 10 epochs, "
         "2 minutes) all three show, beyond seed noise: LeNet 86.2% ± 0.2 against the MLP's 85.1% ± 0.1 (+1.1, "
-        "+0.6 to +1.5); permuted, LeNet falls to 81.9% ± 0.1 (-4.3, -4.8 to -3.9), the MLP stays at 85.1% ± 0.3",
+        "+0.6 to +1.5); permuted, LeNet falls to 81.9% ± 0.1 (-4.3, -4.8 to -3.9), the MLP stays at 85.1% ± 0.3"),
         shown=False,
         cpu_minutes=0.7,
         contrasts=(
@@ -255,110 +258,110 @@ PRESETS: dict[str, Preset] = {
             ("fully connected (MLP 256-128)", "MLP, permuted pixels", 0),
         ),
         shapes={"run.epochs": 3, "run.batch_size": 32},
-        shapes_measured="MLP 29% / 28%, LeNet 68% / 13% plain / permuted (one seed)",
+        shapes_measured=N_("MLP 29% / 28%, LeNet 68% / 13% plain / permuted (one seed)"),
     ),
     "label_smoothing": _cifar_trick(
-        "Label smoothing vs baseline",
-        "ResNet-18 on CIFAR-10 with flips and crops, trained on one-hot targets and on targets smoothed "
+        N_("Label smoothing vs baseline"),
+        N_("ResNet-18 on CIFAR-10 with flips and crops, trained on one-hot targets and on targets smoothed "
         "with epsilon 0.1 (Szegedy et al. 2016): less over-confident predictions, usually a small gain in "
-        "accuracy.",
-        "label smoothing 0.1", {"tricks.label_smoothing": 0.1},
-        measured="baseline 75.5% ± 0.2, label smoothing 75.3% ± 0.6: -0.1 points (95% interval -1.5 to +1.2), "
-        "within seed noise; on 2,500 images for 60 epochs -0.8 (-2.0 to +0.3), within",
+        "accuracy."),
+        N_("label smoothing 0.1"), {"tricks.label_smoothing": 0.1},
+        measured=N_("baseline 75.5% ± 0.2, label smoothing 75.3% ± 0.6: -0.1 points (95% interval -1.5 to +1.2), "
+        "within seed noise; on 2,500 images for 60 epochs -0.8 (-2.0 to +0.3), within"),
         shown=False, cpu_minutes=3,
-        longer_measured="Nor does twice the length: at 60 epochs baseline 76.1% ± 0.1, label smoothing 75.6% ± 0.4, "
-        "-0.5 points (95% interval -1.4 to +0.3), within seed noise",
+        longer_measured=N_("Nor does twice the length: at 60 epochs baseline 76.1% ± 0.1, label smoothing 75.6% ± 0.4, "
+        "-0.5 points (95% interval -1.4 to +0.3), within seed noise"),
     ),
     "mixup": _cifar_trick(
-        "Mixup vs baseline",
-        "ResNet-18 on CIFAR-10 with flips and crops, with and without Mixup (Zhang et al. 2018, alpha 0.2): "
+        N_("Mixup vs baseline"),
+        N_("ResNet-18 on CIFAR-10 with flips and crops, with and without Mixup (Zhang et al. 2018, alpha 0.2): "
         "every batch is blended with a shuffled copy of itself, labels too. Mixup regularises, so it pays "
-        "off in long runs; in short ones it can cost a little.",
-        "Mixup alpha 0.2", {"tricks.mixup_alpha": 0.2},
+        "off in long runs; in short ones it can cost a little."),
+        N_("Mixup alpha 0.2"), {"tricks.mixup_alpha": 0.2},
         cpu={**CIFAR_CPU, **SCARCE}, cpu_images=SCARCE_IMAGES,
-        measured="on 2,500 images for 60 epochs, baseline 68.3% ± 0.2; Mixup +1.3 points (95% interval "
+        measured=N_("on 2,500 images for 60 epochs, baseline 68.3% ± 0.2; Mixup +1.3 points (95% interval "
         "+0.2 to +2.3), beyond seed noise. On 5,000 images for 30 epochs (the same minutes) it did not show (75.5% "
         "± 0.2 against 75.7% ± 0.3, +0.2, -0.3 to +0.8); for 60 epochs it did (76.1% ± 0.1 against 77.3% ± 0.0, "
-        "+1.2, +0.9 to +1.5, 6.5 minutes)",
+        "+1.2, +0.9 to +1.5, 6.5 minutes)"),
         cpu_minutes=3.4,
     ),
     "cutout": _cifar_trick(
-        "Cutout vs baseline",
-        "ResNet-18 on CIFAR-10 with flips and crops, with and without Cutout (DeVries & Taylor 2017): a "
+        N_("Cutout vs baseline"),
+        N_("ResNet-18 on CIFAR-10 with flips and crops, with and without Cutout (DeVries & Taylor 2017): a "
         "square hole of half the image side, filled with the images' mean grey (what the paper's zero "
-        "after normalising is).",
-        "Cutout", _pipeline({"op": "cutout", "params": {"p": 1.0, "n_holes": 1, "size": 0.5, "fill": 0.47}}),
+        "after normalising is)."),
+        N_("Cutout"), _pipeline({"op": "cutout", "params": {"p": 1.0, "n_holes": 1, "size": 0.5, "fill": 0.47}}),
         cpu={**CIFAR_CPU, **SCARCE}, cpu_images=SCARCE_IMAGES,
-        measured="on 2,500 images for 60 epochs, baseline 68.3% ± 0.2; Cutout +0.7 points (95% interval "
+        measured=N_("on 2,500 images for 60 epochs, baseline 68.3% ± 0.2; Cutout +0.7 points (95% interval "
         "+0.3 to +1.2), beyond seed noise. On 5,000 images for 30 epochs (the same minutes) it did not show (75.5% "
         "± 0.2 against 75.3% ± 0.5, -0.2, -1.1 to +0.8); for 60 epochs it did (76.1% ± 0.1 against 77.5% ± 0.3, "
-        "+1.4, +0.7 to +2.1, 6.5 minutes)",
+        "+1.4, +0.7 to +2.1, 6.5 minutes)"),
         cpu_minutes=3.4,
     ),
     "cutmix": _cifar_trick(
-        "CutMix vs baseline",
-        "ResNet-18 on CIFAR-10 with flips and crops, with and without CutMix (Yun et al. 2019, alpha 1): a "
+        N_("CutMix vs baseline"),
+        N_("ResNet-18 on CIFAR-10 with flips and crops, with and without CutMix (Yun et al. 2019, alpha 1): a "
         "rectangle of each image is replaced by the same rectangle of another image of the batch, and the "
-        "labels are mixed by area.",
-        "CutMix alpha 1", {"tricks.cutmix_alpha": 1.0},
-        measured="baseline 75.5% ± 0.2, CutMix 72.7% ± 0.4: -2.8 points (95% interval -3.6 to -1.9), beyond seed "
+        "labels are mixed by area."),
+        N_("CutMix alpha 1"), {"tricks.cutmix_alpha": 1.0},
+        measured=N_("baseline 75.5% ± 0.2, CutMix 72.7% ± 0.4: -2.8 points (95% interval -3.6 to -1.9), beyond seed "
         "noise, the other way: in a short run the harder mixed images cost more than they regularise. On 2,500 images "
-        "for 60 epochs it turns the course's way, +1.3 (-0.5 to +3.0), but within seed noise",
+        "for 60 epochs it turns the course's way, +1.3 (-0.5 to +3.0), but within seed noise"),
         shown=False, cpu_minutes=3,
     ),
     "ricap": _cifar_trick(
-        "RICAP vs baseline",
-        "ResNet-18 on CIFAR-10 with flips and crops, with and without RICAP (Takahashi et al. 2018, beta "
-        "0.3): every training image is a collage of crops of four images, its label their areas' mix.",
-        "RICAP beta 0.3", {"tricks.ricap_beta": 0.3},
-        measured="baseline 75.5% ± 0.2, RICAP 73.8% ± 0.6: -1.7 points (95% interval -3.1 to -0.3), beyond seed "
+        N_("RICAP vs baseline"),
+        N_("ResNet-18 on CIFAR-10 with flips and crops, with and without RICAP (Takahashi et al. 2018, beta "
+        "0.3): every training image is a collage of crops of four images, its label their areas' mix."),
+        N_("RICAP beta 0.3"), {"tricks.ricap_beta": 0.3},
+        measured=N_("baseline 75.5% ± 0.2, RICAP 73.8% ± 0.6: -1.7 points (95% interval -3.1 to -0.3), beyond seed "
         "noise, the other way: in a short run the collages cost more than they regularise. On 2,500 images for 60 "
-        "epochs -0.1 (-1.3 to +1.1), within",
+        "epochs -0.1 (-1.3 to +1.1), within"),
         shown=False, cpu_minutes=3,
     ),
     "random_erasing": _cifar_trick(
-        "Random Erasing vs baseline",
-        "ResNet-18 on CIFAR-10 with flips and crops, with and without Random Erasing (Zhong et al. 2017, p "
-        "0.5): a random rectangle of random size and aspect is replaced by noise.",
-        "Random Erasing p 0.5", _pipeline({"op": "random_erasing", "params": {"p": 0.5, "value": "random"}}),
-        measured="baseline 75.5% ± 0.2, Random Erasing 75.8% ± 0.5: +0.3 points (95% interval -0.7 to +1.4), "
-        "within seed noise; on 2,500 images for 60 epochs +2.2 (-0.2 to +4.5), within",
+        N_("Random Erasing vs baseline"),
+        N_("ResNet-18 on CIFAR-10 with flips and crops, with and without Random Erasing (Zhong et al. 2017, p "
+        "0.5): a random rectangle of random size and aspect is replaced by noise."),
+        N_("Random Erasing p 0.5"), _pipeline({"op": "random_erasing", "params": {"p": 0.5, "value": "random"}}),
+        measured=N_("baseline 75.5% ± 0.2, Random Erasing 75.8% ± 0.5: +0.3 points (95% interval -0.7 to +1.4), "
+        "within seed noise; on 2,500 images for 60 epochs +2.2 (-0.2 to +4.5), within"),
         shown=False, cpu_minutes=3,
     ),
     "autoaugment": _cifar_trick(
-        "AutoAugment vs baseline",
-        "ResNet-18 on CIFAR-10 with flips and crops, with and without AutoAugment's CIFAR-10 policy (Cubuk "
-        "et al. 2019): 25 searched sub-policies of two image operations each.",
-        "AutoAugment (CIFAR-10 policy)", _pipeline({"op": "autoaugment", "params": {"policy": "cifar10"}}),
-        measured="baseline 75.5% ± 0.2, AutoAugment 76.5% ± 0.1: +1.1 points (95% interval +0.7 to +1.4), beyond "
-        "seed noise. AutoAugment runs image by image through torchvision, so its run takes about twice the baseline's",
+        N_("AutoAugment vs baseline"),
+        N_("ResNet-18 on CIFAR-10 with flips and crops, with and without AutoAugment's CIFAR-10 policy (Cubuk "
+        "et al. 2019): 25 searched sub-policies of two image operations each."),
+        N_("AutoAugment (CIFAR-10 policy)"), _pipeline({"op": "autoaugment", "params": {"policy": "cifar10"}}),
+        measured=N_("baseline 75.5% ± 0.2, AutoAugment 76.5% ± 0.1: +1.1 points (95% interval +0.7 to +1.4), beyond "
+        "seed noise. AutoAugment runs image by image through torchvision, so its run takes about twice the baseline's"),
         cpu_minutes=5,
     ),
     "warmup_cosine": Preset(
-        title="Warmup + cosine vs step decay",
-        description="ResNet-18 on CIFAR-10: the classic step decay (lr x0.1 at 50% and 75% of the run) "
+        title=N_("Warmup + cosine vs step decay"),
+        description=N_("ResNet-18 on CIFAR-10: the classic step decay (lr x0.1 at 50% and 75% of the run) "
         "against a linear warmup over the first 5 epochs (Goyal et al. 2017) followed by cosine decay, "
-        "both peaking at the same learning rate.",
+        "both peaking at the same learning rate."),
         needs="cifar10",
         course=RESNET_CIFAR,
         runs=(
-            ("step decay", {"schedule.name": "step", "schedule.milestones": [0.5, 0.75], "schedule.gamma": 0.1}),
-            ("warmup + cosine", {"schedule.name": "cosine", "schedule.warmup": 5, "schedule.warmup_unit": "epochs"}),
+            (N_("step decay"), {"schedule.name": "step", "schedule.milestones": [0.5, 0.75], "schedule.gamma": 0.1}),
+            (N_("warmup + cosine"), {"schedule.name": "cosine", "schedule.warmup": 5, "schedule.warmup_unit": "epochs"}),
         ),
         cpu=CIFAR_CPU,
         cpu_images=CIFAR_IMAGES,
-        measured="step decay 75.8% ± 0.3, warmup + cosine 75.6% ± 0.1: -0.3 points (95% interval -0.9 to +0.3), "
+        measured=N_("step decay 75.8% ± 0.3, warmup + cosine 75.6% ± 0.1: -0.3 points (95% interval -0.9 to +0.3), "
         "within seed noise. Warmup matters for large batches and learning rates (Goyal et al. trained with 8,192 "
         "images a batch); a small network with batch norm at batch 256 trains as well without. On 2,500 images for 60 "
-        "epochs step 68.8% ± 0.3, warmup + cosine 67.8% ± 0.5, -1.1 (-2.1 to -0.1), beyond seed noise the other way",
+        "epochs step 68.8% ± 0.3, warmup + cosine 67.8% ± 0.5, -1.1 (-2.1 to -0.1), beyond seed noise the other way"),
         shown=False, cpu_minutes=3,
     ),
     "finetune_imagenet": Preset(
-        title="Fine-tuning from ImageNet vs from scratch",
-        description="The course's transfer-learning experiment on a few classes of photos: the same network "
+        title=N_("Fine-tuning from ImageNet vs from scratch"),
+        description=N_("The course's transfer-learning experiment on a few classes of photos: the same network "
         "started from ImageNet weights (a new head that learns 10x faster) or from random weights, same "
         "schedule. The course reports 93% fine-tuned against 78-81% from scratch on a 2-class photo set. "
-        "On a CPU the network is MobileNetV2 at 128 px, whose ImageNet weights install offline.",
+        "On a CPU the network is MobileNetV2 at 128 px, whose ImageNet weights install offline."),
         needs="photos",
         # d2l's "Fine-Tuning": SGD, weight decay 1e-3, batch 128, 5 epochs at 224 px; the body at lr
         # 5e-5 and the new head at 10x that, the scratch network at 5e-4 everywhere. d2l sums the
@@ -374,8 +377,8 @@ PRESETS: dict[str, Preset] = {
             "augment.train": [{"op": "random_resized_crop", "params": {}}, *FLIP],
         },
         runs=(
-            ("fine-tuned, head lr x10", {"model.options": {"pretrained": True}, "optim.head_lr_mult": 10.0, "optim.lr": 0.0064}),
-            ("from scratch", {"model.options": {"pretrained": False}, "optim.lr": 0.064}),
+            (N_("fine-tuned, head lr x10"), {"model.options": {"pretrained": True}, "optim.head_lr_mult": 10.0, "optim.lr": 0.0064}),
+            (N_("from scratch"), {"model.options": {"pretrained": False}, "optim.lr": 0.064}),
         ),
         cpu={"model.name": "tv_mobilenet_v2", "data.image_size": 128, "run.epochs": 4, "run.batch_size": 32,
              "run.eval_every": 1, "run.channels_last": True},
@@ -385,21 +388,21 @@ PRESETS: dict[str, Preset] = {
         # a sixth of them trains (bench/presets_real.py --preset finetune_imagenet).
         cpu_runs={"fine-tuned, head lr x10": {"optim.lr": 0.001}, "from scratch": {"optim.lr": 0.01}},
         contrasts=(("from scratch", "fine-tuned, head lr x10", 1),),
-        measured="fine-tuned 64.8% ± 0.5, from scratch 46.2% ± 2.2: +18.6 points (95% interval +13.6 to +23.5), "
+        measured=N_("fine-tuned 64.8% ± 0.5, from scratch 46.2% ± 2.2: +18.6 points (95% interval +13.6 to +23.5), "
         "beyond seed noise (flowers5, 1,000 training photos at 128 px, 4 epochs). Below the course's 93%: "
         "a linear classifier on MobileNetV2's ImageNet features of these 128 px photos reaches only 67-71% "
-        "(scikit-learn's logistic regression, 1,000 photos), so the features, not the training, set the ceiling",
+        "(scikit-learn's logistic regression, 1,000 photos), so the features, not the training, set the ceiling"),
         cpu_minutes=3.4,
     ),
     "finetune": Preset(
-        title="Fine-tuning vs from scratch on the shapes (no weights needed)",
-        description="The transfer-learning recipe with a body pretrained on this machine. First a FastCNN is "
+        title=N_("Fine-tuning vs from scratch on the shapes (no weights needed)"),
+        description=N_("The transfer-learning recipe with a body pretrained on this machine. First a FastCNN is "
         "pretrained on the full shapes set (every colour). Then the target task: only 300 training "
         "images, all red or green (variant 'few_colours'), tested on shapes of every colour. One run "
         "starts from the pretrained body with a new head that learns 10x faster than the body; the other "
         "trains the same network from random weights. The fine-tuning run waits in the queue until the "
         "pretraining run has finished. The same works for your own images: pretrain on a large dataset, "
-        "then pick that run under 'Start from a finished run's weights' (Model tab).",
+        "then pick that run under 'Start from a finished run's weights' (Model tab)."),
         needs=SHAPES,
         course={
             "data.dataset": SHAPES,
@@ -412,13 +415,13 @@ PRESETS: dict[str, Preset] = {
             "augment.train": [],
         },
         runs=(
-            ("from scratch", {"optim.lr": 0.05}),
-            ("fine-tuned, head lr x10", {"model.init_from_run": PRETRAINED, "optim.lr": 0.01, "optim.head_lr_mult": 10.0}),
+            (N_("from scratch"), {"optim.lr": 0.05}),
+            (N_("fine-tuned, head lr x10"), {"model.init_from_run": PRETRAINED, "optim.lr": 0.01, "optim.head_lr_mult": 10.0}),
         ),
         cpu={"run.epochs": 6},
         cpu_images=2500,
         pretrain=(
-            "pretraining on all the shapes",
+            N_("pretraining on all the shapes"),
             {"data.variant": None, "data.subset": None, "run.epochs": 5, "run.batch_size": 64, "optim.lr": 0.05},
         ),
         pretrain_cpu={"run.epochs": 2},
@@ -432,7 +435,8 @@ PRESETS: dict[str, Preset] = {
 
 @dataclass(frozen=True)
 class PresetPlan:
-    """What launching a preset here would train, on which data, and why."""
+    """What launching a preset here would train, on which data, and why (its texts in the language
+    it was planned in: the title, the run names, the source, the notes and `blocked`)."""
 
     key: str
     title: str
@@ -488,15 +492,21 @@ def plan_preset(
     if budget is None:
         budget = budgets(name, device)[0]
     if budget not in budgets(name, device):
-        raise ValueError(f"preset {name!r} has no {budget!r} budget on {device}; choose one of {', '.join(budgets(name, device))}")
+        raise ValueError(_("preset {name!r} has no {budget!r} budget on {device}; choose one of {budgets}").format(
+            name=name,
+            budget=budget,
+            device=device,
+            budgets=", ".join(budgets(name, device)),
+        ))
     if not 1 <= seeds <= MAX_SEEDS:
-        raise ValueError(f"seeds must be 1..{MAX_SEEDS}, got {seeds}")
+        raise ValueError(_("seeds must be 1..{max_seeds}, got {seeds}").format(max_seeds=MAX_SEEDS, seeds=seeds))
 
     notes: list[str] = []
+    title = tr(preset.title)
     chosen, source, blocked = _choose_data(preset, dataset, resolve, notes)
     on_shapes = chosen == SHAPES and preset.needs != SHAPES
     if blocked is not None:
-        return PresetPlan(name, preset.title, None, "", budget, [], notes, seeds, blocked)
+        return PresetPlan(name, title, None, "", budget, [], notes, seeds, blocked)
 
     runs, scaling = [], {}
     for run_name, overrides in preset.runs:
@@ -504,22 +514,24 @@ def plan_preset(
         cfg = _configure(full, preset, run_name, overrides, chosen, budget, on_shapes)
         if budget != "course":
             scaling.update({k: v for k, v in diff(full, cfg).items() if k not in scaling and k not in overrides})
-        runs.append((f"{preset.title} · {run_name}", cfg))
+        runs.append((f"{title} · {tr(run_name)}", cfg))
     notes.append(_budget_note(preset, budget, scaling, chosen, on_shapes))
-    notes += _weights_notes(cfg for _, cfg in runs)
+    notes += _weights_notes(cfg for unused, cfg in runs)
     if seeds == 1:
-        notes.append("One seed a run shows one draw of the seed noise; launch 3 seeds for a verdict "
-                     "on whether the difference is larger than that noise.")
+        notes.append(_("One seed a run shows one draw of the seed noise; launch 3 seeds for a verdict "
+                       "on whether the difference is larger than that noise."))
 
     pretrain = None
     if preset.pretrain is not None:
         run_name, overrides = preset.pretrain
         full = apply_overrides(TrainConfig(), {**preset.course, **overrides})
         cfg = _subset(apply_overrides(full, {**preset.cpu, **preset.pretrain_cpu}), preset.cpu_images) if budget != "course" else full
-        pretrain = (f"{preset.title} · {run_name}", cfg)
+        pretrain = (f"{title} · {tr(run_name)}", cfg)
         if budget != "course":
-            notes.append(f"The pretraining run is shortened too: {'; '.join(_changes(diff(full, cfg), cfg.data.dataset))}.")
-    return PresetPlan(name, preset.title, chosen, source, budget, runs, notes, seeds, None, pretrain)
+            notes.append(_("The pretraining run is shortened too: {changes}.").format(
+                changes="; ".join(_changes(diff(full, cfg), cfg.data.dataset)),
+            ))
+    return PresetPlan(name, title, chosen, source, budget, runs, notes, seeds, None, pretrain)
 
 
 def _choose_data(
@@ -528,23 +540,28 @@ def _choose_data(
     """(dataset, where it comes from, why it cannot run); says which it took in `notes`."""
     if dataset is not None:
         source = sources.describe_source(dataset)
-        notes.append(f"On your choice of dataset, {source}; the figures measured for this preset are for "
-                     f"{_kind_label(preset.needs)}, so yours may differ.")
+        notes.append(_("On your choice of dataset, {source}; the figures measured for this preset are for "
+                       "{kind}, so yours may differ.").format(source=source, kind=_kind_label(preset.needs)))
         return dataset, source, None
     if preset.needs == SHAPES:
-        return SHAPES, "the generated shapes", None
+        return SHAPES, _("the generated shapes"), None
     found = resolve(preset.needs)
     if found is not None:
-        notes.append(f"Data: {_kind_label(preset.needs)} from {found.source} ({found.dataset}).")
+        notes.append(_("Data: {kind} from {source} ({dataset}).").format(
+            kind=_kind_label(preset.needs), source=found.source, dataset=found.dataset,
+        ))
         return found.dataset, found.source, None
-    how = sources.kind(preset.needs).how_to_get
+    how = tr(sources.kind(preset.needs).how_to_get)
     if preset.shapes is not None:
-        notes.append(f"{_kind_label(preset.needs)} is not on this machine, so the runs use the generated shapes, "
-                     f"where this experiment shows the course's direction too ({preset.shapes_measured or 'see its description'}). "
-                     f"For the real thing: {how}")
-        return SHAPES, "the generated shapes", None
-    blocked = (f"This experiment needs {_kind_label(preset.needs)}, which is not on this machine. It is not run "
-               f"on the generated shapes: {preset.not_on_shapes} {how}")
+        notes.append(_("{kind} is not on this machine, so the runs use the generated shapes, where this experiment "
+                       "shows the course's direction too ({measured}). For the real thing: {how}").format(
+            kind=_kind_label(preset.needs),
+            measured=tr(preset.shapes_measured) if preset.shapes_measured else _("see its description"),
+            how=how,
+        ))
+        return SHAPES, _("the generated shapes"), None
+    blocked = _("This experiment needs {kind}, which is not on this machine. It is not run on the generated "
+                "shapes: {reason} {how}").format(kind=_kind_label(preset.needs), reason=tr(preset.not_on_shapes), how=how)
     return None, "", blocked
 
 
@@ -601,20 +618,33 @@ def _keep_known_options(cfg: TrainConfig, overrides: Mapping[str, Any]) -> dict[
 
 def _budget_note(preset: Preset, budget: str, scaling: Mapping[str, tuple[Any, Any]], dataset: str, on_shapes: bool) -> str:
     if budget == "course":
-        return "The course's own recipe, unchanged, so the result can be held against the course's."
+        return _("The course's own recipe, unchanged, so the result can be held against the course's.")
+    changes = "; ".join(_changes(scaling, dataset))
     if on_shapes:
-        return "Budget for the shapes: " + "; ".join(_changes(scaling, dataset)) + "."
+        return _("Budget for the shapes: {changes}.").format(changes=changes)
     minutes = preset.longer_minutes if budget == "longer" else preset.cpu_minutes
-    when = f" about {_duration(minutes)} for the whole preset (one seed a run) on a 2-core laptop;" if minutes else ""
-    head = ("No CUDA GPU here, so the preset trains at a classroom budget found by measurement on the real data:"
-            if budget == "classroom" else "The longer CPU budget:")
-    said = f"{head}{when} " + "; ".join(_changes(scaling, dataset)) + "."
-    measured = preset.longer_measured if budget == "longer" else preset.measured
-    said += f" Measured over 3 seeds: {measured}."
+    measured = tr(preset.longer_measured if budget == "longer" else preset.measured)
+    if budget == "classroom":
+        said = (_("No CUDA GPU here, so the preset trains at a classroom budget found by measurement on the real "
+                  "data: about {duration} for the whole preset (one seed a run) on a 2-core laptop; {changes}. "
+                  "Measured over 3 seeds: {measured}.") if minutes else
+                _("No CUDA GPU here, so the preset trains at a classroom budget found by measurement on the real "
+                  "data: {changes}. Measured over 3 seeds: {measured}."))
+    else:
+        said = (_("The longer CPU budget: about {duration} for the whole preset (one seed a run) on a 2-core laptop; "
+                  "{changes}. Measured over 3 seeds: {measured}.") if minutes else
+                _("The longer CPU budget: {changes}. Measured over 3 seeds: {measured}."))
+    said = said.format(duration=_duration(minutes) if minutes else "", changes=changes, measured=measured)
     if budget == "classroom" and not preset.shown:
-        said += " At this budget the course's effect does not show"
-        said += (f"; the longer budget ({_duration(preset.longer_minutes)}) does: {preset.longer_measured}."
-                 if preset.longer is not None else f". {preset.longer_measured}" if preset.longer_measured else ".")
+        if preset.longer is not None:
+            said += " " + _("At this budget the course's effect does not show; the longer budget ({duration}) does: "
+                            "{measured}.").format(duration=_duration(preset.longer_minutes),
+                                                  measured=tr(preset.longer_measured))
+        elif preset.longer_measured:
+            said += " " + _("At this budget the course's effect does not show. {measured}").format(
+                measured=tr(preset.longer_measured))
+        else:
+            said += " " + _("At this budget the course's effect does not show.")
     return said
 
 
@@ -625,16 +655,18 @@ def _weights_notes(configs: Iterable[TrainConfig]) -> list[str]:
 
     archs = {MODELS[c.model.name].pretrained for c in configs if c.model.options.get("pretrained")}
     missing = [weights.availability(arch) for arch in sorted(a for a in archs if a)]
-    return [f"{a.message} Online, torchvision downloads them when the fine-tuned run starts; offline that run fails "
-            "with this message." for a in missing if not a.present]
+    return [_("{message} Online, torchvision downloads them when the fine-tuned run starts; offline that run fails "
+              "with this message.").format(message=a.message) for a in missing if not a.present]
 
 
 def _duration(minutes: float) -> str:
-    return f"{round(minutes * 60)} seconds" if minutes < 1 else f"{minutes:g} minutes"
+    if minutes < 1:
+        return _("{seconds} seconds").format(seconds=round(minutes * 60))
+    return _("{minutes:g} minutes").format(minutes=minutes)
 
 
 def _kind_label(kind_key: str) -> str:
-    return sources.kind(kind_key).label if kind_key in sources.KINDS else kind_key
+    return tr(sources.kind(kind_key).label) if kind_key in sources.KINDS else kind_key
 
 
 def launch_plan(plan: PresetPlan) -> list[str]:
@@ -656,7 +688,7 @@ def launch_plan(plan: PresetPlan) -> list[str]:
     for name, cfg in plan.runs:
         if cfg.model.init_from_run == PRETRAINED:
             if pretrain_id is None:
-                raise ValueError(f"{name} starts from the pretraining run, but preset {plan.key} has none")
+                raise ValueError(_("{name} starts from the pretraining run, but preset {key} has none").format(name=name, key=plan.key))
             cfg = apply_overrides(cfg, {"model.init_from_run": pretrain_id})
         for seed_cfg in seeded(cfg, plan.seeds):
             ids.append(runner.launch(seed_cfg, seed_run_name(name, seed_cfg.run.seed) if plan.seeds > 1 else name))
@@ -681,7 +713,9 @@ def _changes(changes: Mapping[str, tuple[Any, Any]], dataset: str) -> list[str]:
         if key == "data.dataset" or key in _DETAILS or (model_changed and key.startswith("model.options")):
             continue  # said in the data note, a detail of the recipe, or another model's options
         if key == "data.subset" and size:
-            said.append(f"{round((after or 1.0) * size):,} training images instead of {round((before or 1.0) * size):,}")
+            said.append(_("{after:,} training images instead of {before:,}").format(
+                after=round((after or 1.0) * size), before=round((before or 1.0) * size),
+            ))
         else:
             said.append(f"{key} {_show(before)} → {_show(after)}")
     return said
@@ -690,10 +724,10 @@ def _changes(changes: Mapping[str, tuple[Any, Any]], dataset: str) -> list[str]:
 def _show(value: Any) -> str:
     if isinstance(value, (list, tuple)) and all(isinstance(v, Mapping) and "op" in v for v in value):
         # an augmentation pipeline: "hflip (p 0.5), cutout (p 1, size 0.25)", or none
-        return ", ".join(f"{step['op']} ({_show(step.get('params', {}))})" for step in value) or "none"
+        return ", ".join(f"{step['op']} ({_show(step.get('params', {}))})" for step in value) or _("none")
     if isinstance(value, Mapping):
         return ", ".join(f"{k} {_show(v)}" for k, v in value.items()) or "{}"
-    return "auto" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+    return _("auto") if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def contrasts(name: str) -> list[tuple[str, str, int]]:
@@ -702,7 +736,7 @@ def contrasts(name: str) -> list[tuple[str, str, int]]:
     if preset.contrasts:
         return list(preset.contrasts)
     first = preset.runs[0][0]
-    return [(first, run_name, 1) for run_name, _ in preset.runs[1:]]
+    return [(first, run_name, 1) for run_name, unused in preset.runs[1:]]
 
 
 def available_for(names: Iterable[str] | None = None) -> dict[str, bool]:

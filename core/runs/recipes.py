@@ -22,11 +22,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from core.i18n import N_, _, tr
 from core.training.config import ConfigError, TrainConfig, apply_overrides
 
 
 @dataclass(frozen=True)
 class Recipe:
+    # Both marked with N_ where declared: show them with core.i18n.tr.
     title: str
     description: str  # what it is for and what it reaches, shown next to its name
     config: dict[str, Any]  # a full TrainConfig tree (TrainConfig.from_dict input)
@@ -124,14 +126,14 @@ _CPU_FAST_CIFAR: dict[str, Any] = {
 
 RECIPES: dict[str, Recipe] = {
     "cpu_fast_cifar": Recipe(
-        title="CIFAR-10 in 5 minutes on a laptop CPU",
-        description="FastCNN with a whitening stem, one-cycle Nesterov SGD, label smoothing 0.2, flips and "
-        "2-px shifts, bfloat16: about 86% test accuracy after 4.6 minutes of training on 2 cores.",
+        title=N_("CIFAR-10 in 5 minutes on a laptop CPU"),
+        description=N_("FastCNN with a whitening stem, one-cycle Nesterov SGD, label smoothing 0.2, flips and "
+                       "2-px shifts, bfloat16: about 86% test accuracy after 4.6 minutes of training on 2 cores."),
         config=_CPU_FAST_CIFAR,
     ),
     "cpu_fast_cifar_1min": Recipe(
-        title="CIFAR-10 in 1 minute on a laptop CPU",
-        description="The same recipe cut to 2 epochs: about 78% after 50 s of training on 2 cores.",
+        title=N_("CIFAR-10 in 1 minute on a laptop CPU"),
+        description=N_("The same recipe cut to 2 epochs: about 78% after 50 s of training on 2 cores."),
         config={**_CPU_FAST_CIFAR, "run": {**_CPU_FAST_CIFAR["run"], "epochs": 2, "eval_every": 1}},
     ),
 }
@@ -144,7 +146,7 @@ def recipe(name: str, *, dataset: str | None = None, overrides: Mapping[str, Any
     overrides: dotted keys to change, as core.training.config.apply_overrides takes them, e.g. {"run.epochs": 4}.
     """
     if name not in RECIPES:
-        raise ConfigError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
+        raise ConfigError(_("unknown recipe {name!r}; choose one of {recipes}").format(name=name, recipes=", ".join(RECIPES)))
     cfg = TrainConfig.from_dict(RECIPES[name].config)
     changes = dict(overrides or {})
     if dataset is not None:
@@ -153,18 +155,19 @@ def recipe(name: str, *, dataset: str | None = None, overrides: Mapping[str, Any
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.runs.recipes", description="List the tuned recipes or print one as JSON.")
-    parser.add_argument("name", nargs="?", help="the recipe to print as a TrainConfig JSON")
-    parser.add_argument("--dataset", help="train on this dataset instead, e.g. zip:/data/cifar10.zip")
+    parser = argparse.ArgumentParser(prog="python -m core.runs.recipes",
+                                     description=_("List the tuned recipes or print one as JSON."))
+    parser.add_argument("name", nargs="?", help=_("the recipe to print as a TrainConfig JSON"))
+    parser.add_argument("--dataset", help=_("train on this dataset instead, e.g. zip:/data/cifar10.zip"))
     args = parser.parse_args(argv)
     if args.name is None:
         for key, r in RECIPES.items():
-            print(f"{key:<22} {r.title}\n{'':<22} {r.description}")
+            print(f"{key:<22} {tr(r.title)}\n{'':<22} {tr(r.description)}")
         return 0
     try:
         cfg = recipe(args.name, dataset=args.dataset)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(_("error: {message}").format(message=exc), file=sys.stderr)
         return 2
     print(json.dumps(cfg.to_dict(), indent=2))
     return 0

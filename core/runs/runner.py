@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from core.i18n import _
 from core.paths import HOME_ENV, home
 from core.runs import store
 from core.training.config import TrainConfig
@@ -51,7 +52,7 @@ def max_concurrent() -> int:
 def set_max_concurrent(n: int) -> None:
     """Stored, so that every process that ticks the queue (pages, trainers, CLI) agrees."""
     if n < 1:
-        raise ValueError(f"max_concurrent must be at least 1, got {n}")
+        raise ValueError(_("max_concurrent must be at least 1, got {n}").format(n=n))
     store.set_setting(_MAX_CONCURRENT_KEY, str(n))
     tick()
 
@@ -92,7 +93,7 @@ def _spawn(run_id: str) -> None:
             **({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt" else {"start_new_session": True}),
         )
     except OSError as exc:
-        store.set_status(run_id, "failed", message=f"could not start the training process: {exc}")
+        store.set_status(run_id, "failed", message=_("could not start the training process: {error}").format(error=exc))
         return
     finally:
         log.close()  # the child holds its own descriptor
@@ -114,5 +115,9 @@ def wait(run_id: str, timeout: float = 60.0, poll_s: float = 0.1) -> store.RunRe
             tick()  # reap our child now rather than at the next launch
             return record
         if time.monotonic() > deadline:
-            raise TimeoutError(f"run {run_id} is still {record.status} after {timeout:g} s")
+            raise TimeoutError(_("run {run_id} is still {status} after {timeout:g} s").format(
+                run_id=run_id,
+                status=record.status,
+                timeout=timeout,
+            ))
         time.sleep(poll_s)

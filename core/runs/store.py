@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from core.data.uploads import dataset_title
+from core.i18n import _
 from core.paths import home
 from core.training.config import TrainConfig
 from core.training.events import Eval, Event, Failed, Finished, Started, Step, Stopped
@@ -158,7 +159,7 @@ def create_run(config: TrainConfig | Mapping[str, Any], name: str | None = None,
     """Record a new run (validating its config) and return its id."""
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
     if status not in ("queued", "running"):
-        raise ValueError(f"a new run is queued or running, not {status!r}")
+        raise ValueError(_("a new run is queued or running, not {status!r}").format(status=status))
     run_id = _new_id()
     name = name or default_run_name(cfg)
     now = time.time()
@@ -179,7 +180,7 @@ def default_run_name(cfg: TrainConfig) -> str:
     """The name of a run launched without one, for the page and the CLI alike: "fastcnn on shapes".
     An upload goes by the name it was uploaded under ("fastcnn on pets.zip"), not by the path it is
     stored at (".../uploads/86b4e9df41ac25b3.zip"); a zip or folder by its file name."""
-    return f"{cfg.model.name} on {dataset_title(cfg.data.dataset)}"
+    return _("{model} on {dataset}").format(model=cfg.model.name, dataset=dataset_title(cfg.data.dataset))
 
 
 def _record(row: sqlite3.Row) -> RunRecord:
@@ -206,7 +207,7 @@ def get_run(run_id: str) -> RunRecord:
     with _connection() as conn:
         row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
     if row is None:
-        raise UnknownRunError(f"no run with id {run_id!r} in {db_path()}")
+        raise UnknownRunError(_("no run with id {run_id!r} in {db_path}").format(run_id=run_id, db_path=db_path()))
     return _record(row)
 
 
@@ -242,7 +243,7 @@ def metrics(run_id: str, kind: str = "epoch", after_step: int | None = None) -> 
     after_step: only the rows of later steps, for a live view that already holds the earlier ones.
     """
     if kind not in ("step", "epoch"):
-        raise ValueError(f"kind must be 'step' or 'epoch', not {kind!r}")
+        raise ValueError(_("kind must be 'step' or 'epoch', not {kind!r}").format(kind=kind))
     columns = ", ".join(("step", "epoch") + METRIC_COLUMNS)
     query = f"SELECT {columns} FROM metrics WHERE run_id = ? AND kind = ?"
     params: tuple[Any, ...] = (run_id, kind)
@@ -262,7 +263,7 @@ def set_status(
 ) -> None:
     """Move a run to `status`; final statuses stamp `ended`, "running" stamps `started` and the host."""
     if status not in STATUSES:
-        raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+        raise ValueError(_("status must be one of {statuses}, not {status!r}").format(statuses=", ".join(STATUSES), status=status))
     now = time.time()
     fields: dict[str, Any] = {"status": status}
     if message is not None:
@@ -279,7 +280,7 @@ def set_status(
         if status == "running":
             conn.execute("UPDATE runs SET started = ? WHERE id = ? AND started IS NULL", (now, run_id))
     if cur.rowcount == 0:
-        raise UnknownRunError(f"no run with id {run_id!r}")
+        raise UnknownRunError(_("no run with id {run_id!r}").format(run_id=run_id))
 
 
 def record_pid(run_id: str, pid: int) -> None:
@@ -291,7 +292,7 @@ def record_pid(run_id: str, pid: int) -> None:
 def _merge_summary(conn: sqlite3.Connection, run_id: str, parts: Mapping[str, Any]) -> None:
     row = conn.execute("SELECT summary FROM runs WHERE id = ?", (run_id,)).fetchone()
     if row is None:
-        raise UnknownRunError(f"no run with id {run_id!r}")
+        raise UnknownRunError(_("no run with id {run_id!r}").format(run_id=run_id))
     summary = json.loads(row["summary"]) | dict(parts)
     conn.execute("UPDATE runs SET summary = ? WHERE id = ?", (json.dumps(summary), run_id))
 
@@ -301,12 +302,12 @@ def request_stop(run_id: str) -> None:
     with _connection() as conn, transaction(conn):
         row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
-            raise UnknownRunError(f"no run with id {run_id!r}")
+            raise UnknownRunError(_("no run with id {run_id!r}").format(run_id=run_id))
         conn.execute("UPDATE runs SET stop_requested = 1 WHERE id = ?", (run_id,))
         if row["status"] == "queued":
             conn.execute(
-                "UPDATE runs SET status = 'stopped', message = 'stopped before it started', ended = ? WHERE id = ?",
-                (time.time(), run_id),
+                "UPDATE runs SET status = 'stopped', message = ?, ended = ? WHERE id = ?",
+                (_("stopped before it started"), time.time(), run_id),
             )
 
 
@@ -318,17 +319,17 @@ def stop_requested(run_id: str) -> bool:
 
 def rename(run_id: str, name: str) -> None:
     if not name.strip():
-        raise ValueError("a run name must not be empty")
+        raise ValueError(_("a run name must not be empty"))
     with _connection() as conn:
         cur = conn.execute("UPDATE runs SET name = ? WHERE id = ?", (name.strip(), run_id))
     if cur.rowcount == 0:
-        raise UnknownRunError(f"no run with id {run_id!r}")
+        raise UnknownRunError(_("no run with id {run_id!r}").format(run_id=run_id))
 
 
 def delete(run_id: str) -> None:
     """Remove the run, its metrics and its folder. A running run must be stopped first."""
     if get_run(run_id).status == "running":
-        raise ValueError(f"run {run_id} is still running: stop it before deleting it")
+        raise ValueError(_("run {run_id} is still running: stop it before deleting it").format(run_id=run_id))
     with _connection() as conn:
         conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
     shutil.rmtree(home() / "runs" / run_id, ignore_errors=True)
@@ -442,15 +443,17 @@ def refresh_statuses(run_ids: list[str] | None = None) -> list[str]:
         rows = conn.execute(query, params).fetchall()
         dead = [(row["id"], row["pid"]) for row in rows if row["pid"] is None or not pid_alive(row["pid"])]
         for run_id, pid in dead:
-            message = f"the training process (pid {pid}) ended without recording a result"
             log = home() / "runs" / run_id / "log.txt"
-            if log.exists():
-                message += f"; its output is in {log}"
+            message = (
+                _("the training process (pid {pid}) ended without recording a result; its output is in {log}")
+                if log.exists()
+                else _("the training process (pid {pid}) ended without recording a result")
+            ).format(pid=pid, log=log)
             conn.execute(
                 "UPDATE runs SET status = 'interrupted', ended = ?, message = ? WHERE id = ? AND status = 'running'",
                 (time.time(), message, run_id),
             )
-    return [run_id for run_id, _ in dead]
+    return [run_id for run_id, unused in dead]
 
 
 # --------------------------------------------------------------------------------- settings

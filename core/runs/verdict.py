@@ -33,10 +33,11 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from core.i18n import N_, _, tr
 from core.runs import compare, store
 from core.training.config import ConfigError, flatten
 
-METHOD = "Welch's t-interval"
+METHOD = N_("Welch's t-interval")  # shown through tr(), as Verdict.method holds it
 CONFIDENCE = 0.95
 SEED_KEY = "run.seed"  # the one key allowed to differ inside a group
 SEEDS_FOR_A_VERDICT = 3  # how many seeds "repeat over seeds" brings a group up to
@@ -47,56 +48,65 @@ NO_SPREAD = 1e-9
 KINDS = ("beyond", "within", "one_seed", "no_spread")
 ACTIVE = ("queued", "running")  # runs that may still count once they finish
 
-# Everything a person reads, in one place. {label} is the comparison's name, {diff}, {low} and
-# {high} are signed percentage points, {seeds} is "seeds_each" or "seeds_apart".
+# Everything a person reads, in one place: English, marked for the catalog with N_; whoever shows
+# one translates it with core.i18n.tr (text() does both). {label} is the comparison's name, {diff},
+# {low} and {high} are signed percentage points, {seeds} is "seeds_each" or "seeds_apart".
 TEXT = {
-    "beyond": "{label}: {diff} points ({level} interval {low} to {high}, {seeds}): beyond seed noise",
-    "within": "{label}: {diff} points ({level} interval {low} to {high}, {seeds}): within seed noise",
-    "one_seed_each": "{label}: {diff} points with one seed a side: one seed cannot tell a difference from "
-                     "seed noise; repeat over seeds.",
-    "one_seed_side": "{label}: {diff} points ({seeds}): one seed cannot tell a difference from seed noise; "
-                     "repeat the one-seed side over seeds.",
-    "no_spread": "{label}: {diff} points ({seeds}): every seed gave the same accuracy on both sides, so there "
-                 "is no seed noise to measure and no interval; check that run.seed changes these runs.",
-    "seeds_each": "{n} seeds each",
-    "seeds_apart": "{n_b} and {n_a} seeds",  # the compared group's count first, then the baseline's
-    "key_label": "{key} = {value}",
-    "pair_label": "{other} vs {base}",
+    "beyond": N_("{label}: {diff} points ({level} interval {low} to {high}, {seeds}): beyond seed noise"),
+    "within": N_("{label}: {diff} points ({level} interval {low} to {high}, {seeds}): within seed noise"),
+    "one_seed_each": N_("{label}: {diff} points with one seed a side: one seed cannot tell a difference from "
+                        "seed noise; repeat over seeds."),
+    "one_seed_side": N_("{label}: {diff} points ({seeds}): one seed cannot tell a difference from seed noise; "
+                        "repeat the one-seed side over seeds."),
+    "no_spread": N_("{label}: {diff} points ({seeds}): every seed gave the same accuracy on both sides, so there "
+                    "is no seed noise to measure and no interval; check that run.seed changes these runs."),
+    "seeds_each": N_("{n} seeds each"),
+    "seeds_apart": N_("{n_b} and {n_a} seeds"),  # the compared group's count first, then the baseline's
+    "key_label": "{key} = {value}",  # no words: not for the catalog
+    "pair_label": N_("{other} vs {base}"),
     # for the page
-    "title": "Verdict",
-    "method": f"{METHOD} over seeds, {CONFIDENCE:.0%}",
-    "method_plain": (
+    "title": N_("Verdict"),
+    # METHOD over seeds at CONFIDENCE, written out so that the catalog holds it (checked below)
+    "method": N_("Welch's t-interval over seeds, 95%"),
+    "method_plain": N_(
         "Runs of one config that differ only in their seed show how much the accuracy moves by chance. "
         "Built from that, the interval holds the real difference in mean final test accuracy 95 times out of "
         "100: when it excludes 0 the difference is beyond seed noise; when it includes 0 chance alone could "
         "explain it."
     ),
-    "method_help": (
+    "method_help": N_(
         "Each config's runs with different training seeds (run.seed) are its sample of final test accuracies. "
         "The interval is for the difference in mean accuracy (compared minus baseline), from Welch's t-interval, "
         "which allows the two configs different seed noise (Welch–Satterthwaite degrees of freedom). "
         "Only configs that differ in exactly one setting are compared; finished runs count, once per seed. "
         "With one seed on a side there is nothing to measure the noise by."
     ),
-    "baseline": "Against “{label}” ({n} finished seed(s)); pick another baseline above.",
-    "none": "No two selected configs differ in exactly one setting (run.seed aside), so there is nothing to judge. "
-            "Use “Run again with one change” to make a pair.",
-    "waiting": "Waiting for a finished run of: {labels}.",
-    "unmatched": "Not judged, as they differ from every other selected config in more than one setting: {labels}.",
-    "pending": "Still queued or training, not counted yet: {n} run(s). The verdict updates when they finish.",
-    "excluded": "Left out: {n} run(s) that failed, were stopped or interrupted, or were never evaluated.",
-    "repeats": "Runs repeating a seed already in their group are counted once: {n} run(s) left out.",
-    "repeat_button": "Repeat over seeds",
-    "repeat_plan": "Queues {runs}, so that each side has {total} seeds.",
-    "repeat_group": "“{name}” seeds {first}..{last}",
-    "repeat_training": "More seeds of the one-seed configs are already queued or training.",
-    "repeat_queued": "Queued {n} run(s) for the verdict: {groups}.",
+    "baseline": N_("Against “{label}” ({n} finished seed(s)); pick another baseline above."),
+    "none": N_("No two selected configs differ in exactly one setting (run.seed aside), so there is nothing to "
+               "judge. Use “Run again with one change” to make a pair."),
+    "waiting": N_("Waiting for a finished run of: {labels}."),
+    "unmatched": N_("Not judged, as they differ from every other selected config in more than one setting: "
+                    "{labels}."),
+    "pending": N_("Still queued or training, not counted yet: {n} run(s). The verdict updates when they finish."),
+    "excluded": N_("Left out: {n} run(s) that failed, were stopped or interrupted, or were never evaluated."),
+    "repeats": N_("Runs repeating a seed already in their group are counted once: {n} run(s) left out."),
+    "repeat_button": N_("Repeat over seeds"),
+    "repeat_plan": N_("Queues {runs}, so that each side has {total} seeds."),
+    "repeat_group": N_("“{name}” seeds {first}..{last}"),
+    "repeat_training": N_("More seeds of the one-seed configs are already queued or training."),
+    "repeat_queued": N_("Queued {n} run(s) for the verdict: {groups}."),
 }
+assert TEXT["method"] == f"{METHOD} over seeds, {CONFIDENCE:.0%}", "TEXT['method'] must follow METHOD and CONFIDENCE"
+
+
+def text(key: str) -> str:
+    """TEXT[key] in the current language (a template: format it as TEXT describes)."""
+    return tr(TEXT[key])
 
 
 def _signed(points: float, decimals: int) -> str:
-    text = f"{points:+.{decimals}f}"
-    return "+" + text[1:] if float(text) == 0.0 else text  # no "-0.0"
+    shown = f"{points:+.{decimals}f}"
+    return "+" + shown[1:] if float(shown) == 0.0 else shown  # no "-0.0"
 
 
 def _decimals(*points: float) -> int:
@@ -151,16 +161,16 @@ def welch(a: Iterable[float], b: Iterable[float], label: str, confidence: float 
     NaN and None accuracies (runs never evaluated) are dropped. Raises ValueError when a side is empty.
     """
     if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+        raise ValueError(_("confidence must be in (0, 1), got {confidence!r}").format(confidence=confidence))
     xa, xb = _clean(a), _clean(b)
     if not len(xa) or not len(xb):
-        raise ValueError("each side needs at least one accuracy")
+        raise ValueError(_("each side needs at least one accuracy"))
     n_a, n_b = len(xa), len(xb)
     mean_a, mean_b = float(xa.mean()), float(xb.mean())
     std_a = float(xa.std(ddof=1)) if n_a > 1 else None
     std_b = float(xb.std(ddof=1)) if n_b > 1 else None
     difference = mean_b - mean_a
-    seeds = TEXT["seeds_each"].format(n=n_a) if n_a == n_b else TEXT["seeds_apart"].format(n_a=n_a, n_b=n_b)
+    seeds = text("seeds_each").format(n=n_a) if n_a == n_b else text("seeds_apart").format(n_a=n_a, n_b=n_b)
     common = dict(label=label, difference=difference, n_a=n_a, n_b=n_b, mean_a=mean_a, mean_b=mean_b, std_a=std_a,
                   std_b=std_b, confidence=confidence)
     diff = _signed(100 * difference, _decimals(100 * difference))
@@ -168,10 +178,10 @@ def welch(a: Iterable[float], b: Iterable[float], label: str, confidence: float 
     if n_a < 2 or n_b < 2:
         key = "one_seed_each" if n_a == n_b == 1 else "one_seed_side"
         return Verdict(**common, low=None, high=None, df=None, beyond_noise=False, kind="one_seed",
-                       sentence=TEXT[key].format(label=label, diff=diff, seeds=seeds))
+                       sentence=text(key).format(label=label, diff=diff, seeds=seeds))
     if std_a <= NO_SPREAD and std_b <= NO_SPREAD:
         return Verdict(**common, low=difference, high=difference, df=None, beyond_noise=False, kind="no_spread",
-                       sentence=TEXT["no_spread"].format(label=label, diff=diff, seeds=seeds))
+                       sentence=text("no_spread").format(label=label, diff=diff, seeds=seeds))
 
     # mean difference ± t(df) * sqrt(s_a²/n_a + s_b²/n_b), df from Welch–Satterthwaite: scipy's
     # ttest_ind(equal_var=False) computes exactly this (tests/test_verdict.py checks it by hand).
@@ -184,7 +194,7 @@ def welch(a: Iterable[float], b: Iterable[float], label: str, confidence: float 
     beyond = low > 0.0 or high < 0.0
     decimals = _decimals(100 * difference, 100 * low, 100 * high)
     kind = "beyond" if beyond else "within"
-    sentence = TEXT[kind].format(
+    sentence = text(kind).format(
         label=label, diff=_signed(100 * difference, decimals), low=_signed(100 * low, decimals),
         high=_signed(100 * high, decimals), level=f"{confidence:.0%}", seeds=seeds,
     )
@@ -261,7 +271,7 @@ def _sample(ids: Sequence[str], records: Mapping[str, store.RunRecord], accuracy
 
 
 def _load(run_ids: Sequence[str]) -> tuple[dict[str, store.RunRecord], dict[str, float]]:
-    records, _ = compare.load_runs(run_ids)
+    records, unused = compare.load_runs(run_ids)
     accuracy = compare.accuracy_summary(list(records))["final_test_acc"].to_dict() if records else {}
     return records, accuracy
 
@@ -317,7 +327,7 @@ def pick_baseline(groups: Sequence[Group]) -> int:
     Where one group differs from every other in one key (a baseline and its variations), that is it.
     """
     if not groups:
-        raise ValueError("no groups to pick a baseline from")
+        raise ValueError(_("no groups to pick a baseline from"))
     neighbours = [sum(one_key_difference(g, h) is not None for h in groups if h is not g) for g in groups]
     return neighbours.index(max(neighbours))
 
@@ -390,13 +400,13 @@ def group_label(group: Group, key: str | None = None, baseline: Group | None = N
         return label
     if key is not None:
         return TEXT["key_label"].format(key=key, value=compare.format_value(group.config.get(key)))
-    return group.name or "baseline"
+    return group.name or _("baseline")
 
 
 def _compare(base: Group, other: Group, key: str, against_baseline: bool, confidence: float) -> Comparison:
     label = group_label(other, key, base)
     if not against_baseline:
-        label = TEXT["pair_label"].format(other=label, base=group_label(base, key, other))
+        label = text("pair_label").format(other=label, base=group_label(base, key, other))
     if not label.startswith(key):  # a name starts the sentence with a capital; a config key stays as written
         label = label[:1].upper() + label[1:]
     return Comparison(
@@ -423,7 +433,7 @@ def verdicts(run_ids: Sequence[str], baseline: str | None = None, confidence: fl
     else:
         base = next((g for g in groups if baseline in g.run_ids), None)
         if base is None:
-            raise ValueError(f"the baseline {baseline!r} is not one of the runs compared")
+            raise ValueError(_("the baseline {baseline!r} is not one of the runs compared").format(baseline=baseline))
     pairs = [(base, g) for g in groups if g is not base]
     others = [g for g in groups if g is not base]
     pairs += [(a, b) for i, a in enumerate(others) for b in others[i + 1:]]
@@ -491,7 +501,7 @@ class Repeat:
 
     @property
     def text(self) -> str:
-        return TEXT["repeat_group"].format(name=self.group.title, first=self.first_seed,
+        return text("repeat_group").format(name=self.group.title, first=self.first_seed,
                                            last=self.first_seed + self.n - 1)
 
 

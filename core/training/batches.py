@@ -14,6 +14,7 @@ import torch
 from core import data as datasets
 from core.augment import Pipeline, mixing
 from core.data.permute import permute_pixels, pixel_permutation
+from core.i18n import _
 from core.training import models
 from core.training.config import ConfigError, TrainConfig
 from core.training.seeds import generator
@@ -57,12 +58,14 @@ def load_data(cfg: TrainConfig, device: torch.device) -> TrainingData:
     )
     notes = [bundle.note]
     if d.image_size is None and size is not None:
-        notes.append(f"resized to {size} px, the pretrained {cfg.model.name}'s input size (data.image_size sets another)")
+        notes.append(_("resized to {size} px, the pretrained {model}'s input size (data.image_size sets another)").format(
+            size=size, model=cfg.model.name,
+        ))
     # Input normalisation follows the model: a pretrained one expects its pretraining data's
     # statistics, whatever the new dataset's are. The run records them, so predictions match.
     stats = models.input_normalisation(cfg.model.name, cfg.model.options, bundle.in_channels)
     if stats is not None:
-        notes.append("normalised with ImageNet's mean and std, as the pretrained weights expect")
+        notes.append(_("normalised with ImageNet's mean and std, as the pretrained weights expect"))
         bundle = dataclasses.replace(bundle, mean=stats[0], std=stats[1])
     bundle = dataclasses.replace(bundle, note="; ".join(filter(None, notes)))
     order = None
@@ -75,7 +78,7 @@ def load_data(cfg: TrainConfig, device: torch.device) -> TrainingData:
             bundle,
             train_x=permute_pixels(bundle.train_x, order),
             test_x=permute_pixels(bundle.test_x, order),
-            note="; ".join(filter(None, [bundle.note, f"pixels permuted (data seed {d.seed})"])),
+            note="; ".join(filter(None, [bundle.note, _("pixels permuted (data seed {seed})").format(seed=d.seed)])),
         )
     shape = (1, bundle.in_channels, 1, 1)
     return TrainingData(
@@ -110,16 +113,21 @@ class BatchMaker:
         y = self.data.train_y[idx]
         if self.pipeline.active:
             size = x.shape[-2:]
-            x, _ = self.pipeline.apply(x, self.augment_generator, self.augment_context)
+            x, unused = self.pipeline.apply(x, self.augment_generator, self.augment_context)
             if x.shape[-2:] != size:
                 raise ConfigError(
-                    f"the augmentation pipeline turns {tuple(size)} images into {tuple(x.shape[-2:])}; "
-                    "the model and the test split expect the dataset's size, so set crop sizes to it"
+                    _(
+                        "the augmentation pipeline turns {size} images into {new_size}; the model and the "
+                        "test split expect the dataset's size, so set crop sizes to it"
+                    ).format(
+                        size=tuple(size),
+                        new_size=tuple(x.shape[-2:]),
+                    )
                 )
         targets, labels = y, y
         mixed = self.mixer(x, y, self.num_classes, self.mix_generator)
         if mixed is not None:
-            x, targets, _ = mixed
+            x, targets, unused = mixed
             labels = targets.argmax(dim=1)
         model_input = self.data.normalise(x)
         if self.channels_last:

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Union, get_args, get_origin, get_type_hints
 
 from core.augment import Pipeline, mixing
 from core.data import DATASETS, IMAGE_SIZE_RANGE, PATH_PREFIXES
+from core.i18n import _
 from core.params import Param
 from core.training.models import INIT_SCHEMES, MODELS
 
@@ -69,10 +70,11 @@ class _Section:
     def _validate(self) -> None:
         """Checks across fields; each section may override this."""
 
-    def _check(self, ok: bool, name: str, requirement: str) -> None:
+    def _check(self, ok: bool, name: str, message: str, **values: Any) -> None:
+        """Raise ConfigError(message) unless ok; the message, already translated, is a whole sentence
+        with {key} (this field's dotted key) and {value} (its value), plus any `values`."""
         if not ok:
-            value = getattr(self, name)
-            raise ConfigError(f"{self.section}.{name} {requirement} (got {value!r})")
+            raise ConfigError(message.format(key=f"{self.section}.{name}", value=getattr(self, name), **values))
 
 
 _KIND_OF_TYPE = {float: "float", int: "int", bool: "bool", str: "text", dict: "object"}
@@ -112,11 +114,19 @@ def _check_declared(p: Param, value: Any, key: str) -> None:
     if value is None:
         return
     if p.kind == "choice" and value not in p.choices:
-        raise ConfigError(f"{key} must be one of {', '.join(map(str, p.choices))} (got {value!r})")
+        raise ConfigError(_("{key} must be one of {choices} (got {value!r})").format(
+            key=key,
+            choices=", ".join(map(str, p.choices)),
+            value=value,
+        ))
     items = value if p.kind.endswith("_list") else (value,) if p.kind in ("float", "int") else ()
     if any(not p.in_range(v) for v in items):
-        none = "None or " if p.optional else ""
-        raise ConfigError(f"{key} must be {none}{p.range_text()}{' each' if p.kind.endswith('_list') else ''} (got {value!r})")
+        if p.kind.endswith("_list"):
+            message = (_("{key} must be None or {range} each (got {value!r})") if p.optional
+                       else _("{key} must be {range} each (got {value!r})"))
+        else:
+            message = _("{key} must be None or {range} (got {value!r})") if p.optional else _("{key} must be {range} (got {value!r})")
+        raise ConfigError(message.format(key=key, range=p.range_text(), value=value))
 
 
 @dataclass(frozen=True)
@@ -174,13 +184,18 @@ class DataConfig(_Section):
         self._check(
             self.dataset in DATASETS or self.dataset.startswith(tuple(PATH_PREFIXES)),
             "dataset",
-            f"must be one of {', '.join(DATASETS)} or start with {' or '.join(PATH_PREFIXES)}",
+            _("{key} must be one of {datasets} or start with {prefixes} (got {value!r})"),
+            datasets=", ".join(DATASETS),
+            prefixes=_(" or ").join(PATH_PREFIXES),
         )
         variants = DATASETS[self.dataset].variants if self.dataset in DATASETS else ()
         self._check(
             self.variant is None or self.variant in variants,
             "variant",
-            f"must be None or one of {', '.join(variants)}" if variants else f"must be None for {self.dataset}",
+            _("{key} must be None or one of {variants} (got {value!r})") if variants
+            else _("{key} must be None for {dataset} (got {value!r})"),
+            variants=", ".join(variants),
+            dataset=self.dataset,
         )
 
 
@@ -212,15 +227,17 @@ class ModelConfig(_Section):
     )
 
     def _validate(self) -> None:
-        self._check(self.init_from_run is None or bool(self.init_from_run.strip()), "init_from_run", "must be None or a run id")
+        self._check(self.init_from_run is None or bool(self.init_from_run.strip()), "init_from_run",
+                    _("{key} must be None or a run id (got {value!r})"))
         try:
             MODELS[self.name].validate(self.name, self.options)
         except ValueError as exc:
-            raise ConfigError(f"model.options: {exc}") from None
+            raise ConfigError(_("model.options: {exc}").format(exc=exc)) from None
         self._check(
             self.init == "default" or not (MODELS[self.name].pretrained and self.options.get("pretrained")),
             "init",
-            "must be default when the model starts from ImageNet weights (any other scheme would overwrite them)",
+            _("{key} must be default when the model starts from ImageNet weights (any other scheme would "
+              "overwrite them) (got {value!r})"),
         )
 
 
@@ -296,12 +313,13 @@ class OptimConfig(_Section):
         self._check(
             not (self.name == "sgd" and self.nesterov and self.momentum == 0),
             "nesterov",
-            "needs momentum > 0 (set optim.nesterov to false or raise optim.momentum)",
+            _("{key} needs momentum > 0 (set optim.nesterov to false or raise optim.momentum) (got {value!r})"),
         )
         self._check(
             not (self.train_head_only and self.freeze_body_epochs),
             "freeze_body_epochs",
-            "must be 0 when optim.train_head_only is on (the body is then frozen for the whole run)",
+            _("{key} must be 0 when optim.train_head_only is on (the body is then frozen for the whole run) "
+              "(got {value!r})"),
         )
 
 
@@ -369,7 +387,8 @@ class ScheduleConfig(_Section):
     )
 
     def _validate(self) -> None:
-        self._check(list(self.milestones) == sorted(self.milestones), "milestones", "must be in increasing order")
+        self._check(list(self.milestones) == sorted(self.milestones), "milestones",
+                    _("{key} must be in increasing order (got {value!r})"))
 
 
 @dataclass(frozen=True)
@@ -386,7 +405,7 @@ class AugmentConfig(_Section):
         try:
             canonical = Pipeline.from_list(list(self.train)).to_list()
         except ValueError as exc:
-            raise ConfigError(f"augment.train: {exc}") from None
+            raise ConfigError(_("augment.train: {exc}").format(exc=exc)) from None
         # Store the canonical form (defaults filled in) so a JSON round trip is exact.
         object.__setattr__(self, "train", tuple(canonical))
 
@@ -432,7 +451,8 @@ class TricksConfig(_Section):
     )
 
     def _validate(self) -> None:
-        self._check(self.teacher_run_id is None or bool(self.teacher_run_id), "teacher_run_id", "must be None or a run id")
+        self._check(self.teacher_run_id is None or bool(self.teacher_run_id), "teacher_run_id",
+                    _("{key} must be None or a run id (got {value!r})"))
 
 
 @dataclass(frozen=True)
@@ -481,7 +501,7 @@ class RunConfig(_Section):
         self._check(
             base in DEVICES and (self.device == base or (base == "cuda" and self.device[5:].isdigit())),
             "device",
-            "must be auto, cpu, cuda, cuda:N or mps",
+            _("{key} must be auto, cpu, cuda, cuda:N or mps (got {value!r})"),
         )
 
 
@@ -501,12 +521,20 @@ class TrainConfig(_Section):
         s = self.schedule
         if s.warmup_unit == "epochs" and s.warmup >= self.run.epochs:
             raise ConfigError(
-                f"schedule.warmup ({s.warmup:g} epochs) must be shorter than run.epochs ({self.run.epochs})"
+                _("schedule.warmup ({warmup:g} epochs) must be shorter than run.epochs ({epochs})").format(
+                    warmup=s.warmup,
+                    epochs=self.run.epochs,
+                )
             )
         if self.optim.freeze_body_epochs > self.run.epochs:
             raise ConfigError(
-                f"optim.freeze_body_epochs ({self.optim.freeze_body_epochs}) "
-                f"must not exceed run.epochs ({self.run.epochs})"
+                _(
+                    "optim.freeze_body_epochs ({freeze_body_epochs}) must not exceed run.epochs "
+                    "({epochs})"
+                ).format(
+                    freeze_body_epochs=self.optim.freeze_body_epochs,
+                    epochs=self.run.epochs,
+                )
             )
 
     @classmethod
@@ -523,7 +551,7 @@ class TrainConfig(_Section):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"the config is not valid JSON: {exc}") from None
+            raise ConfigError(_("the config is not valid JSON: {exc}").format(exc=exc)) from None
         return cls.from_dict(data)
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -559,17 +587,19 @@ def json_schema() -> dict[str, Any]:
 
 
 def _from_dict(cls: type, data: Any, prefix: str) -> Any:
-    where = prefix or "the config"
+    where = prefix or _("the config")
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{where} must be a JSON object, got {type(data).__name__}")
+        raise ConfigError(_("{where} must be a JSON object, got {type}").format(where=where, type=type(data).__name__))
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [key for key in data if key not in fields]
     if unknown:
         key = unknown[0]
         dotted = f"{prefix}.{key}" if prefix else str(key)
         close = difflib.get_close_matches(str(key), list(fields), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ConfigError(f"unknown key '{dotted}'{hint}; allowed keys in {where}: {', '.join(fields)}")
+        message = (_("unknown key '{dotted}' (did you mean '{close}'?); allowed keys in {where}: {allowed}") if close
+                   else _("unknown key '{dotted}'; allowed keys in {where}: {allowed}"))
+        raise ConfigError(message.format(dotted=dotted, close=close[0] if close else "", where=where,
+                                         allowed=", ".join(fields)))
     hints = get_type_hints(cls)
     kwargs = {}
     for key, value in data.items():
@@ -600,36 +630,40 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return _coerce(value, args[0], key)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key} must be a list, got {value!r}")
-        (item_type, _) = get_args(tp)
+            raise ConfigError(_("{key} must be a list, got {value!r}").format(key=key, value=value))
+        (item_type, unused) = get_args(tp)
         return tuple(_coerce(v, item_type, f"{key}[{i}]") for i, v in enumerate(value))
     if isinstance(tp, type) and issubclass(tp, _Section):
         if isinstance(value, Mapping):
             return _from_dict(tp, value, key)
         if not isinstance(value, tp):
-            raise ConfigError(f"{key} must be a {tp.__name__} or a dict, got {type(value).__name__}")
+            raise ConfigError(_("{key} must be a {section} or a dict, got {type}").format(
+                key=key,
+                section=tp.__name__,
+                type=type(value).__name__,
+            ))
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key} must be true or false, got {value!r}")
+            raise ConfigError(_("{key} must be true or false, got {value!r}").format(key=key, value=value))
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key} must be an integer, got {value!r}")
+            raise ConfigError(_("{key} must be an integer, got {value!r}").format(key=key, value=value))
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key} must be a number, got {value!r}")
+            raise ConfigError(_("{key} must be a number, got {value!r}").format(key=key, value=value))
         if not math.isfinite(value):
-            raise ConfigError(f"{key} must be a finite number, got {value!r}")
+            raise ConfigError(_("{key} must be a finite number, got {value!r}").format(key=key, value=value))
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{key} must be a string, got {value!r}")
+            raise ConfigError(_("{key} must be a string, got {value!r}").format(key=key, value=value))
         return value
     if tp is dict:
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{key} must be a JSON object, got {value!r}")
+            raise ConfigError(_("{key} must be a JSON object, got {value!r}").format(key=key, value=value))
         return {str(k): _to_plain(v) for k, v in value.items()}
     raise TypeError(f"no coercion for {tp!r} at {key}")
 
@@ -675,7 +709,11 @@ def apply_overrides(config: TrainConfig, overrides: Mapping[str, Any]) -> TrainC
         for i, part in enumerate(parents):
             if not isinstance(node.get(part), dict):
                 head = ".".join(parents[: i + 1])
-                raise ConfigError(f"unknown key '{head}' in override '{dotted}'; sections: {', '.join(tree)}")
+                raise ConfigError(_("unknown key '{head}' in override '{dotted}'; sections: {sections}").format(
+                    head=head,
+                    dotted=dotted,
+                    sections=", ".join(tree),
+                ))
             node = node[part]
         node[leaf] = value
     return TrainConfig.from_dict(tree)

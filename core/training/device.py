@@ -7,6 +7,7 @@ from contextlib import nullcontext
 
 import torch
 
+from core.i18n import N_, _, tr
 from core.training.config import ConfigError
 
 
@@ -27,9 +28,12 @@ def pick_device(requested: str) -> torch.device:
         return torch.device("cpu")
     device = torch.device(requested)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("run.device is 'cuda' but PyTorch sees no CUDA GPU here; use 'auto' or 'cpu'")
+        raise ConfigError(_("run.device is 'cuda' but PyTorch sees no CUDA GPU here; use 'auto' or 'cpu'"))
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("run.device is 'mps' but Apple's Metal backend is not available here; use 'auto' or 'cpu'")
+        raise ConfigError(_(
+            "run.device is 'mps' but Apple's Metal backend is not available here; use 'auto' "
+            "or 'cpu'"
+        ))
     return device
 
 
@@ -43,7 +47,8 @@ def cpu_has_fast_bf16() -> bool:
         return torch.backends.cpu.get_cpu_capability() not in ("DEFAULT", "AVX2")
 
 
-BF16_EMULATED = "float32: this CPU has no native bfloat16, where bf16 autocast runs about 10x slower"
+# Marked for the catalog; describe_device shows it translated (tr).
+BF16_EMULATED = N_("float32: this CPU has no native bfloat16, where bf16 autocast runs about 10x slower")
 
 
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
@@ -59,7 +64,7 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if amp == "fp16" and device.type != "cuda":
-        raise ConfigError("run.amp 'fp16' needs a CUDA GPU (it relies on loss scaling); use 'bf16' or 'off'")
+        raise ConfigError(_("run.amp 'fp16' needs a CUDA GPU (it relies on loss scaling); use 'bf16' or 'off'"))
     return torch.bfloat16 if amp == "bf16" else torch.float16
 
 
@@ -72,12 +77,14 @@ def describe_device(device: torch.device, threads: int, amp: torch.dtype | None,
         index = device.index if device.index is not None else torch.cuda.current_device()
         text = f"cuda:{index} ({torch.cuda.get_device_name(index)})"
     elif device.type == "cpu":
-        text = f"cpu ({threads} thread{'s' if threads != 1 else ''})"
+        text = (_("cpu ({threads} thread)") if threads == 1 else _("cpu ({threads} threads)")).format(threads=threads)
     else:
         text = device.type
     if amp is None and requested == "bf16" and device.type == "cpu":
-        return f"{text}, {BF16_EMULATED}"
-    return text + (f", {str(amp).removeprefix('torch.')} autocast" if amp else "")
+        return f"{text}, {tr(BF16_EMULATED)}"
+    if amp:
+        return _("{device}, {dtype} autocast").format(device=text, dtype=str(amp).removeprefix("torch."))
+    return text
 
 
 def planned_device(requested: str, threads: int | None, amp: str) -> tuple[torch.device, str]:

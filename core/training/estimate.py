@@ -16,6 +16,7 @@ import functools
 import json
 from dataclasses import dataclass
 
+from core.i18n import _
 from core.training.config import TrainConfig
 from core.training.events import Failed, Started, Step
 from core.training.loop import train_events
@@ -126,7 +127,7 @@ def _measure(cfg: TrainConfig, steps: int, budget_s: float) -> StepTiming:
         elif isinstance(event, Failed):
             raise EstimateError(event.message)
     if started is None or len(walls) < 2:
-        raise EstimateError("the timing run ended before two steps were done")  # epochs >= 3: never
+        raise EstimateError(_("the timing run ended before two steps were done"))  # epochs >= 3: never
     per_step = (walls[-1] - walls[0]) / (len(walls) - 1)
     # The first step's wall clock includes loading the data and building the model.
     setup = max(0.0, walls[0] - per_step)
@@ -156,10 +157,12 @@ def format_duration(seconds: float) -> str:
     """'45 s', '3 min 20 s', '2 h 05 min': rounded the way a person reads an estimate."""
     seconds = max(0.0, seconds)
     if seconds < 90:
-        return f"{seconds:.0f} s"
+        return _("{seconds:.0f} s").format(seconds=seconds)
     minutes = seconds / 60
     if minutes < 60:
         whole = int(seconds // 60)
-        return f"{whole} min {int(seconds - whole * 60):02d} s" if minutes < 10 else f"{minutes:.0f} min"
+        if minutes < 10:
+            return _("{minutes} min {seconds:02d} s").format(minutes=whole, seconds=int(seconds - whole * 60))
+        return _("{minutes:.0f} min").format(minutes=minutes)
     hours = int(minutes // 60)
-    return f"{hours} h {int(minutes - hours * 60):02d} min"
+    return _("{hours} h {minutes:02d} min").format(hours=hours, minutes=int(minutes - hours * 60))

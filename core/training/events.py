@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from core.i18n import _
+
 
 @dataclass(frozen=True)
 class Started:
@@ -71,7 +73,7 @@ class Stopped:
     step: int
     epoch: float
     wall: float
-    message: str = "stopped on request"
+    message: str = field(default_factory=lambda: _("stopped on request"))
     weights_path: str | None = None
 
 
@@ -103,28 +105,44 @@ class ConsoleSink:
     def format(self, event: Event) -> str | None:
         if isinstance(event, Started):
             self.total_steps = event.total_steps
-            name = f"run {event.run_id}: " if event.run_id else ""
-            return (
-                f"{name}{event.config['model']['name']} on {event.config['data']['dataset']} "
-                f"({event.train_size} train / {event.test_size} test images, {event.n_params:,} parameters) "
-                f"on {event.device}, {event.total_steps} steps"
+            values = dict(
+                run_id=event.run_id, model=event.config["model"]["name"], dataset=event.config["data"]["dataset"],
+                train_size=event.train_size, test_size=event.test_size, n_params=event.n_params,
+                device=event.device, total_steps=event.total_steps,
             )
+            if event.run_id:
+                return _(
+                    "run {run_id}: {model} on {dataset} ({train_size} train / {test_size} test images, "
+                    "{n_params:,} parameters) on {device}, {total_steps} steps"
+                ).format(**values)
+            return _(
+                "{model} on {dataset} ({train_size} train / {test_size} test images, {n_params:,} parameters) "
+                "on {device}, {total_steps} steps"
+            ).format(**values)
         if isinstance(event, Step):
             if event.step % self.every and event.step != self.total_steps:
                 return None
-            return (
-                f"step {event.step:>6}/{self.total_steps}  epoch {event.epoch:6.2f}  loss {event.loss:.4f}  "
-                f"acc {event.acc:.3f}  lr {event.lr:.3g}  {event.images_per_s:,.0f} img/s"
+            return _(
+                "step {step:>6}/{total_steps}  epoch {epoch:6.2f}  loss {loss:.4f}  acc {acc:.3f}  lr {lr:.3g}  "
+                "{images_per_s:,.0f} img/s"
+            ).format(
+                step=event.step, total_steps=self.total_steps, epoch=event.epoch, loss=event.loss, acc=event.acc,
+                lr=event.lr, images_per_s=event.images_per_s,
             )
         if isinstance(event, Eval):
-            return (
-                f"epoch {event.epoch}: train loss {event.train_loss:.4f} acc {event.train_acc:.3f} | "
-                f"test loss {event.test_loss:.4f} acc {event.test_acc:.3f}  ({event.wall:.1f} s)"
+            return _(
+                "epoch {epoch}: train loss {train_loss:.4f} acc {train_acc:.3f} | test loss {test_loss:.4f} "
+                "acc {test_acc:.3f}  ({wall:.1f} s)"
+            ).format(
+                epoch=event.epoch, train_loss=event.train_loss, train_acc=event.train_acc,
+                test_loss=event.test_loss, test_acc=event.test_acc, wall=event.wall,
             )
         if isinstance(event, Finished):
-            return f"finished: test acc {event.metrics['test_acc']:.4f} in {event.metrics['wall']:.1f} s"
+            return _("finished: test acc {test_acc:.4f} in {wall:.1f} s").format(
+                test_acc=event.metrics["test_acc"], wall=event.metrics["wall"],
+            )
         if isinstance(event, Stopped):
-            return f"stopped at step {event.step} ({event.message})"
+            return _("stopped at step {step} ({message})").format(step=event.step, message=event.message)
         if isinstance(event, Failed):
-            return f"failed: {event.message}"
+            return _("failed: {message}").format(message=event.message)
         return None

@@ -10,6 +10,7 @@ import torch
 
 from core import data as datasets
 from core.data.permute import unpermute_pixels
+from core.i18n import _
 from core.runs import store
 from core.runs.predict import load_run_model
 from core.training import models
@@ -47,21 +48,41 @@ def init_source(run_id: str, model_name: str) -> tuple[store.RunRecord, Path]:
     try:
         record = store.get_run(run_id)
     except store.UnknownRunError:
-        raise ConfigError(f"model.init_from_run: there is no run {run_id!r} in the store ({store.db_path()})") from None
+        raise ConfigError(_("model.init_from_run: there is no run {run_id!r} in the store ({db_path})").format(
+            run_id=run_id,
+            db_path=store.db_path(),
+        )) from None
     if record.status != "finished":
         raise ConfigError(
-            f"model.init_from_run: run {run_id} ({record.name}) is {record.status}; "
-            "only a finished run's weights can start another run"
+            _(
+                "model.init_from_run: run {run_id} ({name}) is {status}; only a finished run's "
+                "weights can start another run"
+            ).format(
+                run_id=run_id,
+                name=record.name,
+                status=record.status,
+            )
         )
     trained = record.config["model"]["name"]
     if trained != model_name:
         raise ConfigError(
-            f"model.init_from_run: run {run_id} ({record.name}) trained a {trained}, not a {model_name}; "
-            f"set model.name to {trained} to start from its weights"
+            _(
+                "model.init_from_run: run {run_id} ({name}) trained a {trained}, not a "
+                "{model_name}; set model.name to {trained} to start from its weights"
+            ).format(
+                run_id=run_id,
+                name=record.name,
+                trained=trained,
+                model_name=model_name,
+            )
         )
     weights = record.folder / (record.summary.get("weights") or "weights.pt")
     if not weights.exists():
-        raise ConfigError(f"model.init_from_run: run {run_id} ({record.name}) has no saved weights ({weights})")
+        raise ConfigError(_("model.init_from_run: run {run_id} ({name}) has no saved weights ({weights})").format(
+            run_id=run_id,
+            name=record.name,
+            weights=weights,
+        ))
     return record, weights
 
 
@@ -81,17 +102,39 @@ def load_body(model: torch.nn.Module, cfg: TrainConfig, bundle: datasets.Dataset
     body = {k: v for k, v in model.state_dict().items() if not k.startswith(head_name + ".")}
     for key, value in body.items():
         if key not in stored or stored[key].shape != value.shape:
-            theirs = "has no such weight" if key not in stored else f"has shape {tuple(stored[key].shape)}"
             data = record.summary.get("data", {})
             side = data.get("image_size")
-            raise ConfigError(
-                f"model.init_from_run: run {run_id} ({record.name}) has another architecture: its {key} {theirs}, "
-                f"this run's has shape {tuple(value.shape)}. That run trained {cfg.model.name} with options "
-                f"{record.config['model']['options'] or 'at their defaults'} on {data.get('in_channels')}-channel "
-                f"{side}x{side} images; this one has options {cfg.model.options or 'at their defaults'} and "
-                f"{bundle.in_channels}-channel {bundle.image_size}x{bundle.image_size} images"
+            message = _(
+                "model.init_from_run: run {run_id} ({name}) has another architecture: its {key} has no such "
+                "weight, this run's has shape {shape}. That run trained {model} with options {their_options} on "
+                "{their_channels}-channel {side}x{side} images; this one has options {options} and "
+                "{in_channels}-channel {image_size}x{image_size} images"
+            ) if key not in stored else _(
+                "model.init_from_run: run {run_id} ({name}) has another architecture: its {key} has shape "
+                "{their_shape}, this run's has shape {shape}. That run trained {model} with options "
+                "{their_options} on {their_channels}-channel {side}x{side} images; this one has options "
+                "{options} and {in_channels}-channel {image_size}x{image_size} images"
             )
+            raise ConfigError(message.format(
+                run_id=run_id,
+                name=record.name,
+                key=key,
+                their_shape=tuple(stored[key].shape) if key in stored else "",
+                shape=tuple(value.shape),
+                model=cfg.model.name,
+                their_options=_options_text(record.config["model"]["options"]),
+                their_channels=data.get("in_channels"),
+                side=side,
+                options=_options_text(cfg.model.options),
+                in_channels=bundle.in_channels,
+                image_size=bundle.image_size,
+            ))
     model.load_state_dict({k: stored[k] for k in body}, strict=False)
+
+
+def _options_text(options: dict) -> str:
+    """A model's options as an error message shows them."""
+    return str(options) if options else _("at their defaults")
 
 
 def apply_freezing(model: torch.nn.Module, body_params: list[torch.nn.Parameter], cfg: TrainConfig, epoch: int) -> None:
@@ -116,11 +159,16 @@ def check_finetune_options(model: torch.nn.Module, optimizer: torch.optim.Optimi
     o = cfg.optim
     if (o.freeze_body_epochs or o.train_head_only) and len(optimizer.param_groups) < 2:
         key = "optim.train_head_only" if o.train_head_only else "optim.freeze_body_epochs"
-        raise ConfigError(f"{key} needs a model with a separate head; {cfg.model.name} has none")
+        raise ConfigError(_("{key} needs a model with a separate head; {model} has none").format(key=key, model=cfg.model.name))
     if o.freeze_bn_stats and not models.body_batchnorms(model):
         raise ConfigError(
-            f"optim.freeze_bn_stats needs batch-norm layers, and {cfg.model.name} with options "
-            f"{cfg.model.options or 'at their defaults'} has none; switch it off"
+            _(
+                "optim.freeze_bn_stats needs batch-norm layers, and {model} with options {options} "
+                "has none; switch it off"
+            ).format(
+                model=cfg.model.name,
+                options=_options_text(cfg.model.options),
+            )
         )
 
 
@@ -137,8 +185,16 @@ def load_teacher(
     loaded = load_run_model(run_id, device)
     if loaded.num_classes != bundle.num_classes or loaded.in_channels != bundle.in_channels:
         raise ConfigError(
-            f"teacher run {run_id} predicts {loaded.num_classes} classes from {loaded.in_channels}-channel images, "
-            f"but this dataset has {bundle.num_classes} classes and {bundle.in_channels} channels"
+            _(
+                "teacher run {run_id} predicts {num_classes} classes from {in_channels}-channel "
+                "images, but this dataset has {dataset_classes} classes and {dataset_channels} channels"
+            ).format(
+                run_id=run_id,
+                num_classes=loaded.num_classes,
+                in_channels=loaded.in_channels,
+                dataset_classes=bundle.num_classes,
+                dataset_channels=bundle.in_channels,
+            )
         )
     if pixel_order is None:
         return loaded.logits

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from core import versions
+from core.i18n import _
 from core.training import models
 from core.training.batches import BatchMaker, TrainingData, load_data, steps_per_epoch
 from core.training.config import TrainConfig
@@ -228,11 +229,12 @@ def train_events(
 
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
-                    kind = "NaN" if math.isnan(loss_value) else "infinite"
-                    yield Failed(
-                        f"loss became {kind} at step {step}: the learning rate {lr:g} is probably too high",
-                        step=step,
+                    message = (
+                        _("loss became NaN at step {step}: the learning rate {lr:g} is probably too high")
+                        if math.isnan(loss_value)
+                        else _("loss became infinite at step {step}: the learning rate {lr:g} is probably too high")
                     )
+                    yield Failed(message.format(step=step, lr=lr), step=step)
                     return
                 n = len(labels)
                 correct = (logits.argmax(dim=1) == labels).sum().item()

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from core.i18n import _
 from core.training.config import TrainConfig
 from core.training.finetune import apply_freezing
 from core.training.loop import setup
@@ -42,11 +43,11 @@ def lr_find(
     attrs: "suggested_lr" (by `method`), "steepest_lr" and "min_lr_div10".
     """
     if not 0 < start_lr < end_lr:
-        raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
+        raise ValueError(_("need 0 < start_lr < end_lr, got {start_lr} and {end_lr}").format(start_lr=start_lr, end_lr=end_lr))
     if num_steps < 2:
-        raise ValueError(f"num_steps must be at least 2, got {num_steps}")
+        raise ValueError(_("num_steps must be at least 2, got {num_steps}").format(num_steps=num_steps))
     if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+        raise ValueError(_("method must be one of {methods}, not {method!r}").format(methods=", ".join(METHODS), method=method))
 
     previous_threads = torch.get_num_threads()
     try:
@@ -65,7 +66,7 @@ def lr_find(
                 order = torch.randperm(n, generator=shuffle_generator).to(run.device)
             # Exponential ramp: equal steps in log(lr), so every decade gets the same number of steps.
             lr = start_lr * (end_lr / start_lr) ** (i / (num_steps - 1))
-            loss, _, _ = run.step(run.batch_indices(order, i % batches_per_pass), lr)
+            loss, unused, unused = run.step(run.batch_indices(order, i % batches_per_pass), lr)
 
             raw = loss.item()
             if not math.isfinite(raw):
@@ -82,7 +83,7 @@ def lr_find(
 
     df = pd.DataFrame(rows, columns=["lr", "loss", "raw_loss"])
     if df.empty:
-        raise ValueError(f"the loss was not finite even at lr {start_lr:g}; lower start_lr")
+        raise ValueError(_("the loss was not finite even at lr {start_lr:g}; lower start_lr").format(start_lr=start_lr))
     df.attrs["steepest_lr"] = suggest_lr(df, "steepest")
     df.attrs["min_lr_div10"] = suggest_lr(df, "min/10")
     df.attrs["suggested_lr"] = df.attrs["steepest_lr" if method == "steepest" else "min_lr_div10"]
@@ -101,7 +102,7 @@ def suggest_lr(df: pd.DataFrame, method: str = "steepest") -> float:
     if method == "min/10":
         return float(lrs[lowest] / 10)
     if method != "steepest":
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+        raise ValueError(_("method must be one of {methods}, not {method!r}").format(methods=", ".join(METHODS), method=method))
     if lowest < 2:
         return float(lrs[lowest] / 10)
     slopes = np.gradient(losses[: lowest + 1], np.log10(lrs[: lowest + 1]))

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.i18n import _
 from core.params import Param, ParamError
 
 
@@ -48,7 +49,11 @@ class ModelInfo:
         known = {o.name: o for o in self.options}
         unknown = sorted(set(options) - set(known))
         if unknown:
-            raise ModelError(f"{name}: unknown option(s) {unknown}; allowed: {sorted(known) or 'none'}")
+            raise ModelError(_("{name}: unknown option(s) {unknown}; allowed: {allowed}").format(
+                name=name,
+                unknown=unknown,
+                allowed=sorted(known) or _("none"),
+            ))
         return {o.name: o.validate(options.get(o.name, o.default), f"{name}.{o.name}", ModelError) for o in self.options}
 
 
@@ -280,7 +285,7 @@ class FastCNN(nn.Module):
         layers: list[nn.Module] = []
         for w in widths:
             layers += conv_bn(c, w, pool=True)
-            for _ in range(depth - 1):
+            for unused in range(depth - 1):
                 layers += conv_bn(w, w, pool=False)
             c = w
         layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten()]
@@ -303,7 +308,7 @@ _TV_LAYERS = {"resnet18": ("conv1", "fc"), "mobilenet_v2": ("features.0.0", "cla
 
 
 def _replace(model: nn.Module, path: str, module: nn.Module) -> None:
-    parent, _, name = path.rpartition(".")
+    parent, unused, name = path.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, name, module)
 
 
@@ -319,7 +324,7 @@ def _torchvision_model(arch: str, in_channels: int, num_classes: int, pretrained
         try:
             model.load_state_dict(weights.load_state_dict(arch))
         except weights.WeightsError as exc:
-            raise ModelError(f"{exc}, or train with pretrained off.") from exc
+            raise ModelError(_("{exc}, or train with pretrained off.").format(exc=exc)) from exc
     conv_path, head_path = _TV_LAYERS[arch]
     if in_channels != 3:
         old = model.get_submodule(conv_path)
@@ -501,12 +506,17 @@ INIT_SCHEMES = ("default", "xavier", "kaiming")
 def build_model(name: str, *, in_channels: int, num_classes: int, image_size: int = 32, **options) -> nn.Module:
     """The model `name` for images [N, in_channels, image_size, image_size]; options per MODELS[name]."""
     if name not in MODELS:
-        raise ModelError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+        raise ModelError(_("unknown model {name!r}; choose one of {models}").format(name=name, models=", ".join(MODELS)))
     info = MODELS[name]
     checks = (("in_channels", in_channels, 1), ("num_classes", num_classes, 2), ("image_size", image_size, info.min_image_size))
     for what, value, low in checks:
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ModelError(f"{name}: {what} must be a whole number of at least {low}, got {value!r}")
+            raise ModelError(_("{name}: {what} must be a whole number of at least {low}, got {value!r}").format(
+                name=name,
+                what=what,
+                low=low,
+                value=value,
+            ))
     return info.build(in_channels, num_classes, image_size, **info.validate(name, options))
 
 
@@ -531,7 +541,7 @@ def head_module(model: nn.Module) -> nn.Module:
             return inner[-1] if inner else module
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
-        raise ModelError(f"{type(model).__name__} has no linear layer to treat as its head")
+        raise ModelError(_("{model} has no linear layer to treat as its head").format(model=type(model).__name__))
     return linears[-1]
 
 
@@ -561,7 +571,10 @@ def init_weights(model: nn.Module, scheme: str = "default") -> nn.Module:
     Batch norm layers go back to weight 1, bias 0 in every scheme.
     """
     if scheme not in INIT_SCHEMES:
-        raise ModelError(f"unknown init scheme {scheme!r}; choose one of {', '.join(INIT_SCHEMES)}")
+        raise ModelError(_("unknown init scheme {scheme!r}; choose one of {schemes}").format(
+            scheme=scheme,
+            schemes=", ".join(INIT_SCHEMES),
+        ))
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             if scheme == "default":

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 import torch
 
+from core.i18n import _
 from core.training.config import TrainConfig
 
 
@@ -42,9 +43,9 @@ class AdaBound(torch.optim.Optimizer):
         weight_decay: float = 0.0,
     ) -> None:
         if lr <= 0 or final_lr <= 0 or gamma <= 0 or eps <= 0 or weight_decay < 0:
-            raise ValueError("AdaBound needs lr, final_lr, gamma, eps > 0 and weight_decay >= 0")
+            raise ValueError(_("AdaBound needs lr, final_lr, gamma, eps > 0 and weight_decay >= 0"))
         if not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"AdaBound betas must be in [0, 1), got {betas}")
+            raise ValueError(_("AdaBound betas must be in [0, 1), got {betas}").format(betas=betas))
         defaults = dict(lr=lr, betas=betas, final_lr=final_lr, gamma=gamma, eps=eps, weight_decay=weight_decay)
         super().__init__(params, defaults)
         for group in self.param_groups:
@@ -63,7 +64,7 @@ class AdaBound(torch.optim.Optimizer):
                     continue
                 grad = p.grad
                 if grad.is_sparse:
-                    raise RuntimeError("AdaBound does not support sparse gradients")
+                    raise RuntimeError(_("AdaBound does not support sparse gradients"))
                 state = self.state[p]
                 if not state:
                     state["step"] = 0
@@ -118,4 +119,4 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opt
             groups, lr=o.lr, betas=betas, final_lr=o.final_lr, gamma=o.adabound_gamma, eps=o.eps,
             weight_decay=o.weight_decay,
         )
-    raise ValueError(f"unknown optimiser {o.name!r}")
+    raise ValueError(_("unknown optimiser {name!r}").format(name=o.name))

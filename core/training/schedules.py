@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 
+from core.i18n import _
 from core.training.config import TrainConfig
-
 
 # Goyal et al. 2017's linear scaling rule: optim.lr is the lr for this many images per batch.
 REFERENCE_BATCH = 256
@@ -63,7 +63,7 @@ def lr_at(step: int, total_steps: int, cfg: TrainConfig, *, steps_per_epoch: flo
     Lengths given in epochs are converted with `steps_per_epoch`, by default total_steps / epochs.
     """
     if total_steps < 1:
-        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+        raise ValueError(_("total_steps must be >= 1, got {total_steps}").format(total_steps=total_steps))
     spe = steps_per_epoch if steps_per_epoch is not None else total_steps / cfg.run.epochs
     step = min(max(step, 0), total_steps - 1)
     lr = peak_lr(cfg)
@@ -100,7 +100,7 @@ def _main_schedule(t: int, total: int, lr: float, cfg: TrainConfig, spe: float) 
         return _cosine(t, period, lr, s.min_lr)
     if s.name == "onecycle":
         return _one_cycle(t, total, lr, s.pct_start, s.div_factor, s.final_div_factor)
-    raise ValueError(f"unknown schedule {s.name!r}")
+    raise ValueError(_("unknown schedule {name!r}").format(name=s.name))
 
 
 def _cosine(t: float, period: float, high: float, low: float) -> float:

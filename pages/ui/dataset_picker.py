@@ -14,6 +14,7 @@ import streamlit as st
 
 from core.data import DatasetError, sources
 from core.data.uploads import Upload, dataset_title
+from core.i18n import _, tr
 from pages.ui.messages import flash
 from pages.ui.state import init_state
 
@@ -27,6 +28,9 @@ BATCH_KEY = "tr_run.batch_size"
 EPOCHS_KEY = "tr_run.epochs"
 
 # This module's session state is declared with every page's in pages/ui/state.py (STATE).
+# Icons and an example path: the same in every language, kept out of the messages.
+MISSING_ICON, PRESENT_ICON, BUDGET_ICON = ":material/cancel:", ":material/check_circle:", ":material/tune:"
+PATH_EXAMPLE = "/data/cifar10.zip"
 SIZE_STATE = "tr_dl_size."  # + kind: ("size", bytes or None) or ("error", message) from asking the server
 
 
@@ -54,9 +58,9 @@ def label(name: str, upload: Upload | None) -> str:
         kind = sources.registered_kind(name)
     except Exception:
         kind = None
-    as_kind = f" · used as {sources.KINDS[kind].label}" if kind else ""
+    as_kind = _(" · used as {label}").format(label=tr(sources.KINDS[kind].label)) if kind else ""
     if upload is not None:
-        return f"Upload: {upload.summary}{as_kind}"
+        return _("Upload: {summary}").format(summary=upload.summary) + as_kind
     if name.startswith(("zip:", "folder:")):
         source = sources.describe_source(name)  # "your zip cifar10.zip"
         return f"{source[:1].upper()}{source[1:]}{as_kind}"
@@ -77,8 +81,12 @@ def dataset_chosen(dataset: str, *, new: bool = False) -> None:
         except Exception:
             kind = None
         if kind is not None:
-            flash("info", f"Recognised as {sources.KINDS[kind].label} by its class names: the presets for "
-                  f"{sources.KINDS[kind].label} train on it now (Real datasets, below, can change that).")
+            flash("info", _(
+                "Recognised as {label} by its class names: the presets for {label} train on it "
+                "now (Real datasets, below, can change that)."
+            ).format(
+                label=tr(sources.KINDS[kind].label),
+            ))
     try:
         previous = state["tr_budget"]
         if previous and (state.get(BATCH_KEY), state.get(EPOCHS_KEY)) == tuple(previous["after"]):
@@ -94,9 +102,14 @@ def dataset_chosen(dataset: str, *, new: bool = False) -> None:
             return
         state[BATCH_KEY], state[EPOCHS_KEY] = batch, epochs
         state["tr_budget"] = {"dataset": dataset, "before": before, "after": (batch, epochs), "note": note}
-        flash("info", f"{note} (Run tab.)")
+        flash("info", _("{note} (Run tab.)").format(note=note))
     except Exception as exc:  # the dataset is chosen all the same
-        flash("warning", f"Could not size the training budget for this dataset ({_error_text(exc)}); the Run tab keeps its values.")
+        flash("warning", _(
+            "Could not size the training budget for this dataset ({error_text}); the Run tab "
+            "keeps its values."
+        ).format(
+            error_text=_error_text(exc),
+        ))
 
 
 def on_dataset_selected() -> None:
@@ -108,7 +121,7 @@ def budget_note(dataset: str) -> None:
     """The budget chosen for the selected dataset, while it is still the one in the Run tab."""
     chosen = state.get("tr_budget")
     if chosen and chosen["dataset"] == dataset and (state.get(BATCH_KEY), state.get(EPOCHS_KEY)) == tuple(chosen["after"]):
-        st.caption(f":material/tune: {chosen['note']}")
+        st.caption(f"{BUDGET_ICON} {chosen['note']}")
 
 
 # ============================================================================ the panel
@@ -117,32 +130,39 @@ def budget_note(dataset: str) -> None:
 def sources_panel() -> None:
     """Where CIFAR-10, MNIST, Fashion-MNIST and photos come from here, and how to get the missing ones."""
     init_state(only_missing=True)
-    with st.expander("Real datasets for the presets: where they come from", icon=":material/database:"):
+    with st.expander(_("Real datasets for the presets: where they come from"), icon=":material/database:"):
         st.caption(
-            "The presets train on these when they are here (torchvision's files first, then a zip or folder "
-            "used as that kind, then an embedded stand-in), and on the generated shapes otherwise."
+            _(
+                "The presets train on these when they are here (torchvision's files first, then "
+                "a zip or folder used as that kind, then an embedded stand-in), and on the "
+                "generated shapes otherwise."
+            )
         )
         for key, kind in sources.KINDS.items():
             try:
                 _kind_row(key, kind)
             except Exception as exc:  # one kind failing leaves the others and the page alone
-                st.error(f"{kind.label}: {_error_text(exc)}")
+                st.error(f"{tr(kind.label)}: {_error_text(exc)}")
         st.divider()
         try:
             _use_as_choice(state.get(DATASET_KEY, ""))
         except Exception as exc:
-            st.error(f"Could not read which kind this dataset is used as: {_error_text(exc)}")
+            st.error(_("Could not read which kind this dataset is used as: {error_text}").format(error_text=_error_text(exc)))
         _point_box()
 
 
 def _kind_row(key: str, kind: sources.Kind) -> None:
     found = sources.resolve(key)
     if found is None:
-        st.markdown(f":material/cancel: **{kind.label}**: missing")
-        st.caption(kind.how_to_get)
+        st.markdown(f"{MISSING_ICON} " + _("**{label}**: missing").format(label=tr(kind.label)))
+        st.caption(tr(kind.how_to_get))
     else:
-        st.markdown(f":material/check_circle: **{kind.label}**: {found.source} (`{found.dataset}`)")
-    if kind.torchvision is not None and (found is None or found.source != "torchvision files"):
+        st.markdown(f"{PRESENT_ICON} " + _("**{label}**: {source} (`{dataset}`)").format(
+            label=tr(kind.label),
+            source=found.source,
+            dataset=found.dataset,
+        ))
+    if kind.torchvision is not None and (found is None or found.source != _("torchvision files")):
         _download_controls(key, kind)
 
 
@@ -160,23 +180,26 @@ def _download_controls(key: str, kind: sources.Kind) -> None:
         _check_size(key)
     checked = state.get(SIZE_STATE + key)
     if checked is None:
-        st.button(f"Check the {kind.label} download", key=f"tr-dl-check-{key}", on_click=_check_size, args=(key,),
-                  icon=":material/cloud_download:", help="Asks the server how large torchvision's files are.")
+        st.button(_("Check the {label} download").format(label=tr(kind.label)), key=f"tr-dl-check-{key}", on_click=_check_size, args=(key,),
+                  icon=":material/cloud_download:", help=_("Asks the server how large torchvision's files are."))
         return
     if checked[0] == "error":
         st.warning(checked[1], icon=":material/cloud_off:")
-        st.button("Try again", key=f"tr-dl-check-{key}", on_click=_check_size, args=(key,), icon=":material/refresh:")
+        st.button(_("Try again"), key=f"tr-dl-check-{key}", on_click=_check_size, args=(key,), icon=":material/refresh:")
         return
     size = checked[1]
-    shown = f"{size / 1e6:,.1f} MB" if size is not None else "size unknown"
-    if st.button(f"Download {kind.label} ({shown})", key=f"tr-dl-{key}", icon=":material/download:",
-                 help="torchvision's own files, checked against torchvision's checksums and unpacked in the data "
-                 "folder; the page waits until it is done."):
+    shown = _("{megabytes:,.1f} MB").format(megabytes=size / 1e6) if size is not None else _("size unknown")
+    if st.button(_("Download {label} ({size})").format(label=tr(kind.label), size=shown), key=f"tr-dl-{key}", icon=":material/download:",
+                 help=_(
+                     "torchvision's own files, checked against torchvision's checksums and unpacked "
+                     "in the data folder; the page waits until it is done."
+                 )):
         _download(key, kind)
 
 
 def _download(key: str, kind: sources.Kind) -> None:
-    bar = st.progress(0.0, text=f"Downloading {kind.label} ...")
+    kind_label = tr(kind.label)
+    bar = st.progress(0.0, text=_("Downloading {label} ...").format(label=kind_label))
     last = [0.0]
 
     def progress(done: int, total: int | None) -> None:
@@ -184,17 +207,24 @@ def _download(key: str, kind: sources.Kind) -> None:
         if now - last[0] < 0.25 and done != total:
             return  # a bar update a quarter of a second is smooth; one per chunk floods the browser
         last[0] = now
-        text = f"Downloading {kind.label}: {done / 1e6:,.1f}" + (f" of {total / 1e6:,.1f} MB" if total else " MB")
+        text = (_("Downloading {label}: {done:,.1f} of {total:,.1f} MB").format(label=kind_label, done=done / 1e6, total=total / 1e6)
+                if total else _("Downloading {label}: {done:,.1f} MB").format(label=kind_label, done=done / 1e6))
         bar.progress(min(1.0, done / total) if total else 0.0, text=text)
 
     try:
         folder = sources.download(key, progress)
     except Exception as exc:
         bar.empty()
-        st.error(f"{kind.label} was not downloaded: {_error_text(exc)}", icon=":material/error:")
+        st.error(_("{label} was not downloaded: {error_text}").format(label=kind_label, error_text=_error_text(exc)), icon=":material/error:")
         return
-    bar.progress(1.0, text=f"{kind.label} downloaded")
-    flash("success", f"{kind.label} downloaded and unpacked into {folder}; the presets and the dataset list use it now.")
+    bar.progress(1.0, text=_("{label} downloaded").format(label=kind_label))
+    flash("success", _(
+        "{label} downloaded and unpacked into {folder}; the presets and the dataset list "
+        "use it now."
+    ).format(
+        label=kind_label,
+        folder=folder,
+    ))
     st.rerun()
 
 
@@ -207,16 +237,21 @@ def _use_as_key(dataset: str) -> str:
 
 def _use_as_choice(dataset: str) -> None:
     if not dataset.startswith(("zip:", "folder:")):
-        st.caption("Select an uploaded zip (or a folder) above to choose which kind of dataset it is.")
+        st.caption(_(
+            "Select an uploaded zip (or a folder) above to choose which kind of dataset it "
+            "is."
+        ))
         return
     key = _use_as_key(dataset)
     state[key] = sources.registered_kind(dataset) or ""  # the registry is the truth, whatever the widget held
     st.selectbox(
-        f"Use {dataset_title(dataset)} as", ["", *sources.KINDS], key=key,
-        format_func=lambda k: sources.KINDS[k].label if k else "none of these: just my own dataset",
+        _("Use {dataset_title} as").format(dataset_title=dataset_title(dataset)), ["", *sources.KINDS], key=key,
+        format_func=lambda k: tr(sources.KINDS[k].label) if k else _("none of these: just my own dataset"),
         on_change=_use_as, args=(dataset, key),
-        help="The presets written for that kind then train on this dataset (unless torchvision's files are here). "
-        "Remembered in the data folder.",
+        help=_(
+            "The presets written for that kind then train on this dataset (unless "
+            "torchvision's files are here). Remembered in the data folder."
+        ),
     )
 
 
@@ -229,13 +264,16 @@ def _use_as(dataset: str, key: str) -> None:
         if chosen:
             sources.register(chosen, dataset)
     except Exception as exc:
-        flash("error", f"Not changed: {_error_text(exc)}")
+        flash("error", _("Not changed: {error_text}").format(error_text=_error_text(exc)))
         return
     name = dataset_title(dataset)
     if chosen:
-        flash("success", f"{name} is used as {sources.KINDS[chosen].label}: the presets for it train on it now.")
+        flash("success", _("{name} is used as {label}: the presets for it train on it now.").format(
+            name=name,
+            label=tr(sources.KINDS[chosen].label),
+        ))
     else:
-        flash("info", f"{name} is no longer used as {sources.KINDS[current].label}." if current else f"{name} is your own dataset.")
+        flash("info", _("{name} is no longer used as {label}.").format(name=name, label=tr(sources.KINDS[current].label)) if current else _("{name} is your own dataset.").format(name=name))
 
 
 # ---- a zip or folder on this machine -------------------------------------------------------------
@@ -244,29 +282,49 @@ def _use_as(dataset: str, key: str) -> None:
 def _point_box() -> None:
     cols = st.columns([3, 1], vertical_alignment="bottom")
     cols[0].text_input(
-        "Or use a zip or folder on this machine", key="tr_point_path", placeholder="/data/cifar10.zip",
-        help="A zip or folder of class folders, read where it is (not copied). Recognised by its class names "
-        "(CIFAR-10's airplane ... truck) or chosen above once selected.",
+        _("Or use a zip or folder on this machine"), key="tr_point_path", placeholder=PATH_EXAMPLE,
+        help=_(
+            "A zip or folder of class folders, read where it is (not copied). Recognised by "
+            "its class names (CIFAR-10's airplane ... truck) or chosen above once selected."
+        ),
     )
-    cols[1].button("Use it", key="tr-point", on_click=_point, icon=":material/folder_open:")
+    cols[1].button(_("Use it"), key="tr-point", on_click=_point, icon=":material/folder_open:")
 
 
 def _point() -> None:
     path = state.get("tr_point_path", "").strip()
     if not path:
-        flash("warning", "Type the path of a zip or folder first.")
+        flash("warning", _("Type the path of a zip or folder first."))
         return
     try:
         pointed = sources.point_to(path)
     except Exception as exc:
-        flash("error", f"{path} cannot be used as a dataset: {_error_text(exc)} The selected dataset is unchanged.")
+        flash("error", _(
+            "{path} cannot be used as a dataset: {error_text} The selected dataset is "
+            "unchanged."
+        ).format(
+            path=path,
+            error_text=_error_text(exc),
+        ))
         return
     overview = pointed.overview
     state["tr_pointed"] = [*dict.fromkeys([*state["tr_pointed"], pointed.dataset])]
     state[DATASET_KEY] = pointed.dataset
-    split = f"{overview.train_files:,} train / {overview.test_files:,} test images" if overview.split else (
-        f"{overview.train_files:,} images (a test split is held out)")
-    kind = f" Recognised as {sources.KINDS[pointed.kind].label} by its class names: the presets for it train on it now." if pointed.kind else ""
-    flash("success", f"Selected {pointed.dataset.partition(':')[2]}: {len(overview.classes)} classes, {split}, "
-          f"about {overview.typical_size} px.{kind}")
+    split = (
+        _("{n_train:,} train / {n_test:,} test images").format(n_train=overview.train_files, n_test=overview.test_files)
+        if overview.split
+        else _("{n_train:,} images (a test split is held out)").format(n_train=overview.train_files)
+    )
+    kind = (
+        _(" Recognised as {label} by its class names: the presets for it train on it now.").format(
+            label=tr(sources.KINDS[pointed.kind].label))
+        if pointed.kind else ""
+    )
+    flash("success", _("Selected {path}: {n_classes} classes, {split}, about {typical_size} px.{kind}").format(
+        path=pointed.dataset.partition(':')[2],
+        n_classes=len(overview.classes),
+        split=split,
+        typical_size=overview.typical_size,
+        kind=kind,
+    ))
     dataset_chosen(pointed.dataset)

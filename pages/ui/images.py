@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.data.images import LoadedImage, load_image, to_png_bytes
 from core.data.samples import sample_bytes
+from core.i18n import _, language
 from pages.ui.state import PREVIEW_SIDE
 
 # ---- images ------------------------------------------------------------------------------------
@@ -25,16 +26,19 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
-@st.cache_data(max_entries=32, show_spinner="Decoding the image…")
-def _decode(key: str, _data: bytes, max_side: int) -> LoadedImage:
-    # keyed by the bytes' digest (computed once by the caller) rather than by hashing the bytes again
+@st.cache_data(max_entries=32, show_spinner=False)  # load_bytes shows a spinner in the session's language
+def _decode(key: str, _data: bytes, max_side: int, lang: str) -> LoadedImage:
+    # keyed by the bytes' digest (computed once by the caller) rather than by hashing the bytes again,
+    # and by the language: the image's notes are text for the user
     return load_image(_data, max_side)
 
 
 def load_bytes(name: str, data: bytes, max_side: int = PREVIEW_SIDE, is_sample: bool = False) -> WorkingImage:
     """Decode uploaded bytes (cached by their digest); raises ImageError with a message for the user."""
     key = digest(data)
-    return WorkingImage(name, key, _decode(key, data, max_side), is_sample)
+    with st.spinner(_("Decoding the image…")):
+        image = _decode(key, data, max_side, language())
+    return WorkingImage(name, key, image, is_sample)
 
 
 def load_sample_image(name: str, max_side: int = PREVIEW_SIDE) -> WorkingImage:

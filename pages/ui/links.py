@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import streamlit as st
 
 from core.augment import AugmentError, Pipeline, load_json
+from core.i18n import _
 from pages.ui.messages import explain, flash
 from pages.ui.state import MAX_SEED
 
@@ -29,9 +30,12 @@ def read_pipeline_upload(key: str) -> tuple[Pipeline, int | None] | None:
     try:
         pipeline, seed = load_json(file.getvalue())
         if seed is not None and seed > MAX_SEED:
-            raise AugmentError(f"'seed' must be at most {MAX_SEED}, got {seed}")
+            raise AugmentError(_("'seed' must be at most {max_seed}, got {seed}").format(max_seed=MAX_SEED, seed=seed))
     except Exception as e:  # anything in an uploaded file is the file's fault: say so, keep the page
-        flash("error", f"Could not load {file.name}: {explain(e)}. The pipeline is unchanged.")
+        flash("error", _("Could not load {name}: {explain}. The pipeline is unchanged.").format(
+            name=file.name,
+            explain=explain(e),
+        ))
         return None
     return pipeline, seed
 
@@ -48,17 +52,17 @@ def pipeline_from_param(value: str) -> Pipeline:
     try:
         text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
     except (binascii.Error, ValueError):
-        raise AugmentError("the link's pipeline is damaged (not URL-safe base64)") from None
+        raise AugmentError(_("the link's pipeline is damaged (not URL-safe base64)")) from None
     try:
         items = json.loads(text)
     except ValueError as e:
-        raise AugmentError(f"the link's pipeline is not valid JSON ({e})") from None
+        raise AugmentError(_("the link's pipeline is not valid JSON ({e})").format(e=e)) from None
     return Pipeline.from_list(items)
 
 
 def seed_from_param(value: str) -> int:
     if not value.isdigit() or int(value) > MAX_SEED:
-        raise AugmentError(f"the link's seed must be a non-negative whole number, got {value!r}")
+        raise AugmentError(_("the link's seed must be a non-negative whole number, got {value!r}").format(value=value))
     return int(value)
 
 
@@ -68,6 +72,6 @@ def pipeline_param_from_link(text: str) -> str:
     if "?" in text or text.startswith(("http://", "https://")):
         values = parse_qs(urlsplit(text).query).get("p")
         if not values:
-            raise AugmentError("the link carries no pipeline (no p=… in it)")
+            raise AugmentError(_("the link carries no pipeline (no p=… in it)"))
         return values[0]
     return text.removeprefix("p=")

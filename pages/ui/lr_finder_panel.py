@@ -7,6 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.i18n import _
 from core.runs import store
 from core.training.config import ConfigError, TrainConfig, apply_overrides
 from core.training.lr_finder import lr_find
@@ -51,42 +52,52 @@ def lr_finder_figure(curve: pd.DataFrame, suggested: float) -> go.Figure:
 
 def _use_found_lr(value: float) -> None:
     state[field("optim.lr").widget_key] = value
-    flash("success", f"Peak learning rate set to {value:g}.")
+    flash("success", _("Peak learning rate set to {value:g}.").format(value=value))
 
 
 def lr_finder_panel() -> None:
     """Smith's LR range test on the editor's config, in this process, then one click to use its lr."""
-    with st.expander("Find a learning rate", icon=":material/query_stats:"):
+    with st.expander(_("Find a learning rate"), icon=":material/query_stats:"):
         st.caption(
-            f"Trains a fresh model of this config for {LR_FINDER_STEPS} steps while the learning rate grows from "
-            f"{LR_FINDER_RANGE[0]:g} to {LR_FINDER_RANGE[1]:g} (Smith 2015), and suggests the lr where the loss "
-            "falls fastest. Nothing is recorded as a run. It takes a few seconds to a minute, depending on the model."
+            _(
+                "Trains a fresh model of this config for {lr_finder_steps} steps while the "
+                "learning rate grows from {start_lr:g} to {end_lr:g} (Smith 2015), and suggests the "
+                "lr where the loss falls fastest. Nothing is recorded as a run. It takes a few "
+                "seconds to a minute, depending on the model."
+            ).format(
+                lr_finder_steps=LR_FINDER_STEPS,
+                start_lr=LR_FINDER_RANGE[0],
+                end_lr=LR_FINDER_RANGE[1],
+            )
         )
         try:
             cfg = current_config()
         except ConfigError:
-            st.caption("Fix the config first: it cannot run as it is.")
+            st.caption(_("Fix the config first: it cannot run as it is."))
             return
-        if st.button("Find a learning rate", key="tr-lr-find", icon=":material/play_arrow:"):
+        if st.button(_("Find a learning rate"), key="tr-lr-find", icon=":material/play_arrow:"):
             # Next to a training run, threads for every core would fight it for them: measured on a
             # busy 2-core machine, the default config's test took 15 s on one thread and 76 s on two.
             busy = (store.list_runs()["status"] == "running").any()
             finder_cfg = apply_overrides(cfg, {"run.threads": 1}) if busy else cfg
             try:
-                with st.spinner(f"Training {LR_FINDER_STEPS} steps at growing learning rates…"):
+                with st.spinner(_("Training {lr_finder_steps} steps at growing learning rates…").format(lr_finder_steps=LR_FINDER_STEPS)):
                     curve = lr_find(finder_cfg, start_lr=LR_FINDER_RANGE[0], end_lr=LR_FINDER_RANGE[1],
                                     num_steps=LR_FINDER_STEPS, smoothing=LR_FINDER_SMOOTHING)
             except (ValueError, RuntimeError) as exc:
-                st.error(f"The learning-rate finder failed: {exc}")
+                st.error(_("The learning-rate finder failed: {exc}").format(exc=exc))
                 return
             state["tr_lr_found"] = {"curve": curve, "lr": curve.attrs["suggested_lr"], "key": _lr_finder_key(cfg)}
         found = state["tr_lr_found"]
         if found is None:
             return
         if found["key"] != _lr_finder_key(cfg):
-            st.caption("This curve was measured for an earlier config; run the finder again for the current one.")
+            st.caption(_(
+                "This curve was measured for an earlier config; run the finder again for the "
+                "current one."
+            ))
         st.plotly_chart(lr_finder_figure(found["curve"], found["lr"]), key="tr-lr-finder-chart")
         value = lr_setting(cfg, found["lr"])
-        per = " (per 256 images, as the linear scaling rule is on)" if cfg.schedule.linear_scaling else ""
-        st.button(f"Use this LR: {value:g}{per}", key="tr-lr-use", on_click=_use_found_lr, args=(value,),
+        per = _(" (per 256 images, as the linear scaling rule is on)") if cfg.schedule.linear_scaling else ""
+        st.button(_("Use this LR: {value:g}{per}").format(value=value, per=per), key="tr-lr-use", on_click=_use_found_lr, args=(value,),
                   icon=":material/check:", disabled=value == cfg.optim.lr)

@@ -9,6 +9,8 @@ import streamlit as st
 
 from core.augment import AugmentError
 from core.data.images import ImageError
+from core.i18n import _
+
 
 def flash(kind: str, text: str) -> None:
     assert kind in ("error", "warning", "info", "success"), kind
@@ -29,4 +31,5 @@ def explain(error: BaseException) -> str:
 
 
 def show_error(message: str, error: BaseException | None = None) -> None:
-    st.error(f"{message}: {explain(error)}" if error is not None else message, icon=":material/error:")
+    text = _("{message}: {reason}").format(message=message, reason=explain(error)) if error is not None else message
+    st.error(text, icon=":material/error:")

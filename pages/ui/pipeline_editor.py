@@ -13,6 +13,7 @@ from typing import Any
 import streamlit as st
 
 from core.augment import GROUPS, REGISTRY, AugmentError, Pipeline, get_op
+from core.i18n import _, tr
 from pages.ui.messages import show_error
 from pages.ui.widgets import param_widget
 
@@ -84,7 +85,7 @@ class PipelineEditor:
                 try:
                     edited = edited.updated(i, params=params, enabled=enabled)
                 except AugmentError as e:
-                    show_error(f"Step {i + 1} keeps its previous settings", e)
+                    show_error(_("Step {number} keeps its previous settings").format(number=i + 1), e)
         state[self.key] = edited
         self._add_row()
         return edited
@@ -94,18 +95,18 @@ class PipelineEditor:
         op = get_op(step.op)
         prefix = f"{self.prefix}-step{step_id}-{step.op}"
         with st.container(border=True):
-            st.markdown(f"**{index + 1}. {op.label}**", help=op.help)
+            st.markdown(f"**{index + 1}. {tr(op.label)}**", help=tr(op.help))
             with st.container(horizontal=True, vertical_alignment="center", gap="medium"):
                 if f"{prefix}-enabled" not in state:
                     state[f"{prefix}-enabled"] = step.enabled
-                enabled = st.toggle("on", key=f"{prefix}-enabled")
-                for name, icon, action, args, disabled in (
-                    ("up", "arrow_upward", self.move, (step_id, -1), index == 0),
-                    ("down", "arrow_downward", self.move, (step_id, 1), index == count - 1),
-                    ("remove", "delete", self.remove, (step_id,), False),
+                enabled = st.toggle(_("on"), key=f"{prefix}-enabled")
+                for name, label, icon, action, args, disabled in (
+                    ("up", _("Up"), "arrow_upward", self.move, (step_id, -1), index == 0),
+                    ("down", _("Down"), "arrow_downward", self.move, (step_id, 1), index == count - 1),
+                    ("remove", _("Remove"), "delete", self.remove, (step_id,), False),
                 ):
                     st.button(
-                        "", icon=f":material/{icon}:", key=f"{prefix}-{name}", type="tertiary", help=name.capitalize(),
+                        "", icon=f":material/{icon}:", key=f"{prefix}-{name}", type="tertiary", help=label,
                         on_click=action, args=args, disabled=disabled,
                     )
             if not op.params:
@@ -113,7 +114,7 @@ class PipelineEditor:
             if self.folded:
                 summary = st.empty()  # filled below, once this run's widget values are known
                 # A fixed label: an expander whose label changed would be a new one, closed after every edit.
-                with st.expander("Settings"):
+                with st.expander(_("Settings")):
                     params = self._param_widgets(op, step, prefix, enabled)
                 summary.caption(", ".join(f"{k} = {short(v)}" for k, v in params.items()))
             else:
@@ -128,10 +129,11 @@ class PipelineEditor:
         ops = sorted(REGISTRY.values(), key=lambda op: (GROUPS.index(op.group), op.label))
         row = st.columns([3, 1], vertical_alignment="bottom") if self.folded else (st.container(), st.container())
         row[0].selectbox(
-            "Augmentation to add", [op.name for op in ops], key=f"{self.prefix}_add_op",
-            format_func=lambda name: f"{get_op(name).group} · {get_op(name).label}",
+            _("Augmentation to add"), [op.name for op in ops], key=f"{self.prefix}_add_op",
+            format_func=lambda name: f"{tr(get_op(name).group)} · {tr(get_op(name).label)}",
         )
         if not self.folded:
             chosen = get_op(state[f"{self.prefix}_add_op"])
-            row[0].caption(chosen.help + (f" [paper]({chosen.paper})" if chosen.paper else ""))
-        row[1].button("Add", icon=":material/add:", key=f"{self.prefix}-add", on_click=self.add, type="primary")
+            paper = " " + _("[paper]({url})").format(url=chosen.paper) if chosen.paper else ""
+            row[0].caption(tr(chosen.help) + paper)
+        row[1].button(_("Add"), icon=":material/add:", key=f"{self.prefix}-add", on_click=self.add, type="primary")

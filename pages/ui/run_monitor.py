@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from core import versions
+from core.i18n import _
 from core.runs import runner, store
 from pages.ui import run_view
 from pages.ui.config_form import load_into_editor
@@ -52,26 +53,36 @@ def _pick_run(key: str) -> None:
     st.query_params["run"] = state[key]
 
 
+def _queue_status(status: str, position: float, waits: bool) -> str:
+    """"queued #2 (waits for a run it needs)": the status, the place in the queue, what it waits for."""
+    text = run_view.status_text(status)
+    if pd.notna(position):
+        text = _("{status} #{position}").format(status=text, position=int(position))
+    return _("{status} (waits for a run it needs)").format(status=text) if waits else text
+
+
 def queue_table(runs: pd.DataFrame) -> None:
     live = runs[runs["status"].isin(["running", "queued"])].sort_values("created")
     if live.empty:
-        st.caption("Nothing is training or waiting.")
+        st.caption(_("Nothing is training or waiting."))
         return
     position = (live["status"] == "queued").cumsum().where(live["status"] == "queued")
     waiting = {run_id for run_id in live.loc[live["status"] == "queued", "id"] if store.waiting_for(run_id)}
+    # the column names are what a person reads: st.table has no separate labels
+    status = _("status")
     table = pd.DataFrame({
-        "status": [
-            s + (f" #{int(p)}" if pd.notna(p) else "") + (" (waits for a run it needs)" if i in waiting else "")
-            for s, p, i in zip(live["status"], position, live["id"])
+        status: [_queue_status(s, p, i in waiting) for s, p, i in zip(live["status"], position, live["id"])],
+        _("name"): live["name"],
+        _("model"): live["model"],
+        _("dataset"): live["dataset"].map(run_view.dataset_name),
+        _("progress"): [
+            _("{step:,} / {total:,} steps").format(step=int(s or 0), total=int(t)) if pd.notna(t) else "—"
+            for s, t in zip(live["step"].fillna(0), live["total_steps"])
         ],
-        "name": live["name"],
-        "model": live["model"],
-        "dataset": live["dataset"].map(run_view.dataset_name),
-        "progress": [f"{int(s or 0):,} / {int(t):,} steps" if pd.notna(t) else "—" for s, t in zip(live["step"].fillna(0), live["total_steps"])],
-        "id": live["id"],
+        _("id"): live["id"],
     })
     # st.table: static HTML. A dataframe grid redrawn every few seconds cost the browser 0.07 of a core.
-    st.table(table.set_index("status"))
+    st.table(table.set_index(status))
 
 
 def queue_panel(drawn_active: bool) -> pd.DataFrame:
@@ -82,7 +93,7 @@ def queue_panel(drawn_active: bool) -> pd.DataFrame:
     active = bool(runs["status"].isin(["running", "queued"]).any())
     if active != drawn_active:
         st.rerun()  # start or stop the page's refresh timer
-    st.markdown("**Training and waiting**")
+    st.markdown(_("**Training and waiting**"))
     queue_table(runs)
     return runs
 
@@ -98,7 +109,7 @@ def run_panel(run_id: str, drawn_status: str, runs: pd.DataFrame) -> None:
     try:
         record = store.get_run(run_id)
     except store.UnknownRunError:
-        st.warning(f"Run {run_id} is no longer in the store.")
+        st.warning(_("Run {run_id} is no longer in the store.").format(run_id=run_id))
         return
     if record.is_final and record.status != drawn_status:
         st.rerun()  # an ended run gets its report, drawn once outside this fragment
@@ -107,12 +118,15 @@ def run_panel(run_id: str, drawn_status: str, runs: pd.DataFrame) -> None:
     head[0].caption(f"{run_view.status_label(record.status)} · {record.id}" + (f" · {record.device}" if record.device else ""))
     if not record.is_final:
         head[1].button(
-            "Stop" if record.status == "running" else "Remove from queue", key="tr-stop", icon=":material/stop:",
+            _("Stop") if record.status == "running" else _("Remove from queue"), key="tr-stop", icon=":material/stop:",
             on_click=runner.stop, args=(record.id,),
-            help="A running run stops cleanly at its next step and keeps what it learned; a queued one never starts.",
+            help=_(
+                "A running run stops cleanly at its next step and keeps what it learned; a "
+                "queued one never starts."
+            ),
         )
         if record.stop_requested and record.status == "running":
-            st.caption("Stopping at the next step…")
+            st.caption(_("Stopping at the next step…"))
         curve = run_view.live_curve(record.id)
         run_view.show_progress(record, curve.tail(), queue_position(record.id, runs) if record.status == "queued" else None)
         run_view.show_curves(record, f"tr-live-{record.id}", curve)
@@ -120,7 +134,7 @@ def run_panel(run_id: str, drawn_status: str, runs: pd.DataFrame) -> None:
 
 def _edit_copy(run_id: str) -> None:
     load_into_editor(store.get_run(run_id).train_config())
-    flash("success", "The editor now holds that run's config: change what you want and launch.")
+    flash("success", _("The editor now holds that run's config: change what you want and launch."))
 
 
 def live_view(run_id: str, drawn_status: str, drawn_active: bool) -> None:
@@ -131,21 +145,21 @@ def live_view(run_id: str, drawn_status: str, drawn_active: bool) -> None:
 
 
 def monitor() -> None:
-    st.header("Runs")
+    st.header(_("Runs"))
     runs = store.list_runs()
     run_id = selected_run(runs)
     active = bool(runs["status"].isin(["running", "queued"]).any())
     if run_id is None:
         st.fragment(run_every=QUEUE_REFRESH_S if active else None)(queue_panel)(active)
-        st.info("No runs yet: configure one above and press Launch, or start a preset.")
+        st.info(_("No runs yet: configure one above and press Launch, or start a preset."))
         return
     choices = list(runs["id"].head(RUN_CHOICES))
     if run_id not in choices:
         choices.insert(0, run_id)
-    names = dict(zip(runs["id"], runs["name"] + " · " + runs["status"]))
+    names = dict(zip(runs["id"], runs["name"] + " · " + runs["status"].map(run_view.status_text)))
     pick_key = f"tr_pick_{run_id}"  # a new widget per selection, so it always shows the selected run
     state[pick_key] = run_id
-    st.selectbox("Show run", choices, format_func=lambda i: f"{names.get(i, i)} · {i}", key=pick_key,
+    st.selectbox(_("Show run"), choices, format_func=lambda i: f"{names.get(i, i)} · {i}", key=pick_key,
                  on_change=_pick_run, args=(pick_key,))
     record = store.get_run(run_id)
     if not record.is_final:
@@ -154,8 +168,8 @@ def monitor() -> None:
     st.fragment(run_every=QUEUE_REFRESH_S if active else None)(queue_panel)(active)
     run_panel(run_id, record.status, runs)
     run_view.show_final_report(record, f"tr-report-{run_id}")
-    with st.expander("Config of this run"):
-        st.button("Edit a copy in the editor above", key="tr-edit-copy", on_click=_edit_copy, args=(run_id,),
+    with st.expander(_("Config of this run")):
+        st.button(_("Edit a copy in the editor above"), key="tr-edit-copy", on_click=_edit_copy, args=(run_id,),
                   icon=":material/edit:")
         st.caption(versions.describe((record.summary or {}).get("versions")))
         st.json(record.config, expanded=False)

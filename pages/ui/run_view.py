@@ -20,6 +20,7 @@ from PIL import Image
 from core.data import DatasetBundle, DatasetError, load_dataset
 from core.data.images import UPLOAD_TYPES, ImageError, load_image, to_uint8
 from core.data.uploads import find_upload
+from core.i18n import N_, _, tr
 from core.runs import store
 from core.runs.curves import StepCurve
 from core.training.config import DataConfig
@@ -33,6 +34,15 @@ STATUS_ICONS = {
     "failed": ":material/error:",
     "interrupted": ":material/warning:",
 }
+# A run's status as a person reads it; the store keeps the English word, which stays the data.
+STATUS_TEXT = {
+    "queued": N_("queued"),
+    "running": N_("running"),
+    "finished": N_("finished"),
+    "stopped": N_("stopped"),
+    "failed": N_("failed"),
+    "interrupted": N_("interrupted"),
+}
 # Step curves longer than this are averaged in bins (core.runs.curves): a browser chart gains nothing
 # from 20,000 points, sending them every second would be the page's main cost, and a live view that
 # held every row would grow with the run.
@@ -41,29 +51,42 @@ GALLERY_TILE = 96  # pixels a misclassified test image is shown at (nearest-neig
 GALLERY_SIZE = 24  # misclassified images shown
 
 
+def status_text(status: str) -> str:
+    """The status word in the current language ("queued", "running", ...)."""
+    return tr(STATUS_TEXT[status]) if status in STATUS_TEXT else status
+
+
 def status_label(status: str) -> str:
-    return f"{STATUS_ICONS.get(status, '')} {status}"
+    return f"{STATUS_ICONS.get(status, '')} {status_text(status)}"
 
 
 def describe(record: store.RunRecord) -> str:
     """One line: name, model on dataset, status."""
     cfg = record.config
-    return f"{record.name} · {cfg['model']['name']} on {dataset_name(cfg['data']['dataset'])} · {record.status}"
+    return _("{name} · {model} on {dataset} · {status}").format(
+        name=record.name,
+        model=cfg["model"]["name"],
+        dataset=dataset_name(cfg["data"]["dataset"]),
+        status=status_text(record.status),
+    )
 
 
 def dataset_name(dataset: str) -> str:
     """How a config's dataset reads to a person: an upload by its file name, not its stored path."""
     upload = find_upload(dataset)
-    return f"upload {upload.name}" if upload else dataset
+    return _("upload {name}").format(name=upload.name) if upload else dataset
 
 
 def load_bundle(data: DataConfig | Mapping) -> DatasetBundle:
     """The dataset a data config describes, loaded once per server (the page's and the gallery's)."""
     tree = dataclasses.asdict(data) if isinstance(data, DataConfig) else dict(data)
-    return _bundle(json.dumps(tree, sort_keys=True))
+    # the spinner here rather than the cache's (a decorator's text is fixed at import, in one
+    # language); like the cache's, it shows only after half a second, so a cache hit shows nothing
+    with st.spinner(_("Loading the dataset…")):
+        return _bundle(json.dumps(tree, sort_keys=True))
 
 
-@st.cache_resource(max_entries=3, show_spinner="Loading the dataset…")
+@st.cache_resource(max_entries=3, show_spinner=False)
 def _bundle(data_config_json: str) -> DatasetBundle:
     d = json.loads(data_config_json)
     return load_dataset(
@@ -78,16 +101,20 @@ def _bundle(data_config_json: str) -> DatasetBundle:
 def show_status_message(record: store.RunRecord) -> None:
     """Why a run ended early, impossible to miss; finished and live runs show nothing here."""
     if record.status == "failed":
-        st.error(f"This run failed: {record.message or 'no message was recorded'}", icon=":material/error:")
+        st.error(_("This run failed: {message}").format(message=record.message or _("no message was recorded")),
+                 icon=":material/error:")
         if record.summary.get("traceback"):
-            with st.expander("Details for a bug report"):
+            with st.expander(_("Details for a bug report")):
                 st.code(record.summary["traceback"], language=None)
     elif record.status == "stopped":
-        st.warning(f"This run was stopped ({record.message or 'on request'}). What it recorded until then is kept below.", icon=":material/stop_circle:")
+        st.warning(_("This run was stopped ({message}). What it recorded until then is kept below.").format(
+            message=record.message or _("on request"),
+        ), icon=":material/stop_circle:")
     elif record.status == "interrupted":
         st.warning(
-            f"This run was interrupted: {record.message or 'its process ended without a result'}. "
-            "What it recorded until then is kept below.",
+            _("This run was interrupted: {message}. What it recorded until then is kept below.").format(
+                message=record.message or _("its process ended without a result"),
+            ),
             icon=":material/warning:",
         )
 
@@ -110,25 +137,39 @@ def show_progress(record: store.RunRecord, steps: pd.DataFrame, queue_position: 
         waiting = store.waiting_for(record.id)
         if waiting:
             names = ", ".join(store.get_run(run_id).name for run_id in waiting)
-            st.progress(0.0, text=f"Waiting for {names} to end: this run starts from its weights (or learns from it).")
+            st.progress(0.0, text=_(
+                "Waiting for {names} to end: this run starts from its weights (or learns from "
+                "it)."
+            ).format(
+                names=names,
+            ))
             return
-        where = f"position {queue_position} in the queue" if queue_position else "in the queue"
-        st.progress(0.0, text=f"Waiting to start: {where}. It starts when a running run ends.")
+        st.progress(0.0, text=_(
+            "Waiting to start: position {position} in the queue. It starts when a running run ends."
+        ).format(position=queue_position) if queue_position else _(
+            "Waiting to start: in the queue. It starts when a running run ends."
+        ))
         return
     total = record.summary.get("total_steps")
     if not total or steps.empty:
-        st.progress(0.0, text="Starting: loading the data and building the model…")
+        st.progress(0.0, text=_("Starting: loading the data and building the model…"))
         return
     step = int(steps["step"].iloc[-1])
     epochs = record.config["run"]["epochs"]
     epoch = float(steps["epoch"].iloc[-1])
     speed = steps["images_per_s"].tail(20).median()
     eta = eta_seconds(record, steps)
-    parts = [f"epoch {epoch:.2f} of {epochs}", f"step {step:,} of {total:,}"]
+    parts = [
+        _("epoch {epoch:.2f} of {epochs}").format(epoch=epoch, epochs=epochs),
+        _("step {step:,} of {total:,}").format(step=step, total=total),
+    ]
     if record.status == "running":
-        parts.append(f"about {format_duration(eta)} left" if eta is not None else "measuring the pace…")
+        parts.append(
+            _("about {duration} left").format(duration=format_duration(eta)) if eta is not None
+            else _("measuring the pace…")
+        )
     if pd.notna(speed):
-        parts.append(f"{speed:,.0f} images/s")
+        parts.append(_("{speed:,.0f} images/s").format(speed=speed))
     st.progress(min(1.0, step / total), text=" · ".join(parts))
 
 
@@ -197,7 +238,7 @@ def show_curves(record: store.RunRecord, key: str, curve: StepCurve | None = Non
     epochs = store.metrics(record.id, "epoch")
     if curve.rows == 0 and epochs.empty:
         if record.status in ("queued", "running"):
-            st.caption("The curves appear with the first training steps.")
+            st.caption(_("The curves appear with the first training steps."))
         return
     loss, acc = curve_figures(record, curve, epochs)
     left, right = st.columns(2)
@@ -213,11 +254,11 @@ def show_final_metrics(record: store.RunRecord) -> None:
     if not final:
         return
     cols = st.columns(5)
-    cols[0].metric("Test accuracy", f"{final['test_acc']:.2%}")
-    cols[1].metric("Test loss", f"{final['test_loss']:.4f}")
-    cols[2].metric("Train accuracy", f"{final['train_acc']:.2%}", help="On augmented (and possibly mixed) batches, as trained.")
-    cols[3].metric("Train loss", f"{final['train_loss']:.4f}")
-    cols[4].metric("Training time", format_duration(final.get("wall", 0.0)), help=f"on {record.device or 'an unknown device'}")
+    cols[0].metric(_("Test accuracy"), f"{final['test_acc']:.2%}")
+    cols[1].metric(_("Test loss"), f"{final['test_loss']:.4f}")
+    cols[2].metric(_("Train accuracy"), f"{final['train_acc']:.2%}", help=_("On augmented (and possibly mixed) batches, as trained."))
+    cols[3].metric(_("Train loss"), f"{final['train_loss']:.4f}")
+    cols[4].metric(_("Training time"), format_duration(final.get("wall", 0.0)), help=_("on {device}").format(device=record.device) if record.device else _("on an unknown device"))
 
 
 def confusion_figure(classes: list[str], confusion: list[list[int]]) -> go.Figure:
@@ -241,8 +282,8 @@ def confusion_figure(classes: list[str], confusion: list[list[int]]) -> go.Figur
 
 def per_class_figure(per_class: dict[str, float | None]) -> go.Figure:
     items = sorted(((name, acc) for name, acc in per_class.items() if acc is not None), key=lambda item: item[1])
-    fig = go.Figure(go.Bar(x=[acc for _, acc in items], y=[name for name, _ in items], orientation="h",
-                           text=[f"{acc:.0%}" for _, acc in items], textposition="auto"))
+    fig = go.Figure(go.Bar(x=[acc for unused, acc in items], y=[name for name, unused in items], orientation="h",
+                           text=[f"{acc:.0%}" for unused, acc in items], textposition="auto"))
     fig.update_layout(title="Accuracy per class (test split)", xaxis_range=[0, 1], xaxis_tickformat=".0%",
                       height=max(300, 26 * len(items) + 120), margin={"t": 40, "b": 40})
     return fig
@@ -256,23 +297,34 @@ def _tile(image: np.ndarray) -> Image.Image:
 def show_misclassified(record: store.RunRecord) -> None:
     wrong = record.summary.get("misclassified") or []
     classes = record.summary.get("classes") or []
-    st.subheader("Misclassified test images")
+    st.subheader(_("Misclassified test images"))
     if not wrong:
-        st.caption("No test image was misclassified." if record.summary.get("final") else "No gallery was recorded.")
+        st.caption(_("No test image was misclassified.") if record.summary.get("final") else _("No gallery was recorded."))
         return
     try:
         bundle = load_bundle(record.config["data"])
     except (DatasetError, OSError) as exc:
-        st.info(f"The test images cannot be shown: the dataset no longer loads ({exc}).")
+        st.info(_("The test images cannot be shown: the dataset no longer loads ({error}).").format(error=exc))
         return
     test_x = bundle.test_x
     if list(bundle.classes) != list(classes):
-        st.info("The test images cannot be shown: the dataset has changed since this run.")
+        st.info(_("The test images cannot be shown: the dataset has changed since this run."))
         return
     shown = [item for item in wrong if item["index"] < len(test_x)][:GALLERY_SIZE]
-    st.caption(f"The {len(shown)} most confidently wrong of {len(wrong)} recorded mistakes; the test split is never augmented.")
+    st.caption(_(
+        "The {n_shown} most confidently wrong of {n_wrong} recorded mistakes; the test "
+        "split is never augmented."
+    ).format(
+        n_shown=len(shown),
+        n_wrong=len(wrong),
+    ))
     tiles = [_tile(to_uint8(test_x[item["index"]].float() / 255)) for item in shown]
-    captions = [f"true: {classes[item['true']]} · predicted: {classes[item['predicted']]} ({item['confidence']:.0%})" for item in shown]
+    captions = [
+        _("true: {true} · predicted: {predicted} ({confidence:.0%})").format(
+            true=classes[item["true"]], predicted=classes[item["predicted"]], confidence=item["confidence"],
+        )
+        for item in shown
+    ]
     per_row = 6
     for start in range(0, len(tiles), per_row):
         for column, tile, caption in zip(st.columns(per_row), tiles[start:start + per_row], captions[start:start + per_row]):
@@ -285,11 +337,14 @@ def show_predict(record: store.RunRecord, key: str) -> None:
 
     if not record.summary.get("weights") or not record.summary.get("data"):
         return
-    st.subheader("Predict")
+    st.subheader(_("Predict"))
     file = st.file_uploader(
-        "Upload a picture to classify", type=list(UPLOAD_TYPES), key=f"{key}-predict",
-        help="It is converted the way the model was trained: resized to the training image size, "
-        "to colour or gray as needed, and normalised with the training set's statistics.",
+        _("Upload a picture to classify"), type=list(UPLOAD_TYPES), key=f"{key}-predict",
+        help=_(
+            "It is converted the way the model was trained: resized to the training image "
+            "size, to colour or gray as needed, and normalised with the training set's "
+            "statistics."
+        ),
     )
     if file is None:
         return
@@ -297,20 +352,29 @@ def show_predict(record: store.RunRecord, key: str) -> None:
         image = load_image(file.getvalue(), max_side=512)
         top = predict(record.id, image.tensor, k=5)
     except ImageError as exc:
-        st.error(f"Could not read {file.name}: {exc}.")
+        st.error(_("Could not read {name}: {error}.").format(name=file.name, error=exc))
         return
     except Exception as exc:  # a model that cannot be rebuilt must not take the page down
-        st.error(f"Could not classify {file.name} ({type(exc).__name__}: {exc}).")
+        st.error(_("Could not classify {name} ({error_type}: {error}).").format(
+            name=file.name,
+            error_type=type(exc).__name__,
+            error=exc,
+        ))
         return
     left, right = st.columns([1, 2])
     left.image(to_uint8(image.tensor), caption=file.name, width="stretch")
-    fig = go.Figure(go.Bar(x=[p for _, p in top][::-1], y=[name for name, _ in top][::-1], orientation="h",
-                           text=[f"{p:.1%}" for _, p in top][::-1], textposition="auto"))
+    fig = go.Figure(go.Bar(x=[p for unused, p in top][::-1], y=[name for name, unused in top][::-1], orientation="h",
+                           text=[f"{p:.1%}" for unused, p in top][::-1], textposition="auto"))
     fig.update_layout(title="Top 5 classes", xaxis_range=[0, 1], xaxis_tickformat=".0%", height=280, margin={"t": 40, "b": 30})
     right.plotly_chart(fig, key=f"{key}-predict-chart")
     right.dataframe(
         pd.DataFrame(top, columns=["class", "probability"]), hide_index=True,
-        column_config={"probability": st.column_config.ProgressColumn("probability", format="percent", min_value=0.0, max_value=1.0)},
+        column_config={
+            "class": st.column_config.TextColumn(_("class")),
+            "probability": st.column_config.ProgressColumn(
+                _("probability"), format="percent", min_value=0.0, max_value=1.0
+            ),
+        },
     )
 
 

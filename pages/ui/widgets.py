@@ -5,7 +5,9 @@ from typing import Any
 
 import streamlit as st
 
+from core.i18n import tr
 from core.params import Param
+
 
 def param_widget(param: Param, key: str, value: Any, disabled: bool) -> Any:
     """The widget an augmentation parameter's schema declares (checkbox, select box, slider, or a
@@ -14,7 +16,7 @@ def param_widget(param: Param, key: str, value: Any, disabled: bool) -> Any:
     The Lab and the Train page's pipeline editor both draw their steps with it."""
     if key not in st.session_state:
         st.session_state[key] = tuple(value) if param.kind.endswith("_range") else value
-    common = {"key": key, "help": param.help or None, "disabled": disabled}
+    common = {"key": key, "help": tr(param.help) or None, "disabled": disabled}
     if param.kind == "bool":
         return st.checkbox(param.name, **common)
     if param.kind == "choice":
