@@ -13,8 +13,8 @@ from pages.ui.state import freeze_startup_heap, init_state
 # the other cores to a training run in the background, which on a 2-core laptop matters more.
 torch.set_num_threads(1)
 
+init_state()  # first: the language comes from the session (?lang=, the browser, the switch)
 st.set_page_config(page_title=_("Augmentation Lab"), page_icon=":material/science:", layout="wide")
-init_state()
 page = st.navigation(
     [
         st.Page("pages/lab.py", title=_("Augmentation Lab"), icon=":material/science:", default=True),

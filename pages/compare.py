@@ -15,11 +15,12 @@ from typing import Any
 
 import streamlit as st
 
+from core import figures
 from core.i18n import _
-from core.runs import compare, runner, store, verdict
+from core.runs import compare, runner, store, transfer, verdict
 from core.training.config import ConfigError, flatten, parse_value
 from pages.ui.messages import flash, show_flashes
-from pages.ui.state import init_state
+from pages.ui.state import init_state, language_switch
 
 state = st.session_state
 REFRESH_S = 2.0  # live refresh of running runs: fast enough to watch, cheap for the server
@@ -28,6 +29,7 @@ ACTIVE = ("queued", "running")
 
 # This page's session state is declared with every page's in pages/ui/state.py (STATE).
 init_state()
+language_switch()
 
 
 # ---- the selection ------------------------------------------------------------------------------
@@ -209,10 +211,10 @@ def _draw_live(selection: list[str], metric: str, x: str, smoothing: float, grou
         st.info(_("No {metric} recorded yet for the selected runs.").format(metric=metric_label.lower()),
                 icon=":material/hourglass_empty:")
     else:
+        # the chart's camera button downloads it as a PNG (plotly's own export, in the browser)
         st.plotly_chart(
-            compare.figure(series, x_label=x_label, y_label=metric_label),
-            config={"toImageButtonOptions": {"filename": f"auglab_{metric}_by_{x}", "scale": 2}},
-            key="compare_chart",
+            figures.comparison(series, x_label=x_label, y_label=metric_label),
+            config=figures.export_config(f"auglab_{metric}_by_{x}"), key="compare_chart",
         )
     if grouped and x == "wall":
         st.caption(_(
@@ -296,12 +298,15 @@ def _draw_live(selection: list[str], metric: str, x: str, smoothing: float, grou
         mime="text/csv", icon=":material/download:", on_click="ignore", disabled=frame.empty,
     )
     exports.download_button(
-        _("Chart as PNG"),
-        # drawn only when clicked: a live refresh every few seconds should not redraw a PNG nobody asked for
-        lambda: compare.chart_png(series, title=title, x_label=x_label, y_label=metric_label),
-        file_name=f"auglab_{metric}_by_{x}.png", mime="image/png", icon=":material/image:", on_click="ignore",
-        disabled=frame.empty,
+        _("Chart as HTML"),
+        # written only when clicked: a live refresh every few seconds should not redraw a page nobody asked for
+        lambda: figures.to_html(figures.comparison(series, title=title, x_label=x_label, y_label=metric_label),
+                                config=figures.export_config(f"auglab_{metric}_by_{x}")),
+        file_name=f"auglab_{metric}_by_{x}.html", mime="text/html", icon=":material/image:", on_click="ignore",
+        disabled=frame.empty, help=_("An interactive copy of the chart that opens offline in any browser; "
+                                     "the chart's camera button saves it as a PNG."),
     )
+    export_button(exports, records)
     if refreshing and not any(records[i].status in ACTIVE for i in ids):
         st.rerun()  # the last run ended: redraw the whole page once, which turns the refresh off
 
@@ -433,11 +438,64 @@ def _manage(records: dict[str, store.RunRecord], labels: dict[str, str]) -> None
         )
 
 
+# ---- runs that travel ---------------------------------------------------------------------------
+
+
+def _import_file() -> None:
+    """The uploaded run file into the store (all its runs or, refused, none), then selected."""
+    file = state["compare_import"]
+    if file is None:
+        return
+    try:
+        result = transfer.import_runs(file.getvalue())
+    except transfer.TransferError as exc:
+        flash("error", _("{file} was not imported, and nothing changed: {reason}").format(file=file.name, reason=exc))
+        return
+    if result.added:
+        flash("success", _("Imported {n} runs from {file}.").format(n=len(result.added), file=file.name))
+    if result.skipped:
+        flash("info", _("{n} runs of {file} were here already and were left as they are.").format(
+            n=len(result.skipped), file=file.name))
+    state["compare_runs"] = [*result.added, *result.skipped]
+    state["compare_auto"] = None
+    state["compare_emptied"] = False
+
+
+def import_panel() -> None:
+    with st.expander(_("Import runs from a file"), icon=":material/upload_file:"):
+        st.file_uploader(
+            _("A run file exported from the Compare page ({suffix})").format(suffix=transfer.SUFFIX),
+            type=["zip"], key="compare_import", on_change=_import_file,
+            help=_("Its runs appear here with their curves, configs and verdicts, as on the machine that trained "
+                   "them. Every part of the file is checked first; a bad file is refused and changes nothing."),
+        )
+
+
+def export_button(container, records: dict[str, store.RunRecord]) -> None:
+    """The selected ended runs as one file, for another machine; weights included when asked."""
+    ended = [i for i, r in records.items() if r.is_final]
+    weights = state.get("compare_export_weights", False)
+    container.download_button(
+        _("Runs as a file"),
+        # packed only when clicked: a live refresh should not zip runs nobody asked for
+        lambda: transfer.export_runs(ended, weights=weights), file_name=transfer.export_name(
+            [records[i].name for i in ended] or ["runs"]),
+        mime="application/zip", icon=":material/archive:", on_click="ignore", disabled=not ended,
+        help=_("The selected ended runs (config, metrics, log{weights}) as one file that another machine imports "
+               "above: {n} of {total} selected.").format(
+            weights=_(", weights") if weights else "", n=len(ended), total=len(records)),
+    )
+    container.toggle(_("with weights"), key="compare_export_weights",
+                     help=_("Include each run's trained weights, so the other machine can predict with it or "
+                            "fine-tune from it (larger file)."))
+
+
 # ---- the page -----------------------------------------------------------------------------------
 
 st.title(_("Compare runs"))
 show_flashes()
 runner.tick()
+import_panel()
 runs = store.list_runs()
 if runs.empty:
     st.info(_("No runs yet. Start one on the Train page, then come back to compare."), icon=":material/info:")

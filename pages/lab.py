@@ -13,20 +13,20 @@ from typing import Callable
 from urllib.parse import urlencode
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 import torch
 
+from core import figures
 from core.augment import AugmentError, Pipeline, mixing
 from core.data.images import UPLOAD_TYPES, beta_density, crop_boxes, draw_boxes, make_grid_image, square_batch, to_uint8
 from core.data.samples import SAMPLES
 from core.i18n import _, language, tr
 from core.training import weights
-from pages.ui.images import WorkingImage, load_bytes, load_sample_image, png
+from pages.ui.images import WorkingImage, load_bytes, load_sample_image, picture_name, png
 from pages.ui.links import pipeline_from_param, pipeline_to_param, read_pipeline_upload, seed_from_param
 from pages.ui.messages import explain, flash, show_error, show_flashes
 from pages.ui.pipeline_editor import PipelineEditor
-from pages.ui.state import MAX_SEED, PREVIEW_SIDE, default_pipeline, init_state
+from pages.ui.state import MAX_SEED, PREVIEW_SIDE, default_pipeline, init_state, language_switch
 
 MIX_SIDE = 256  # mixing needs images of one size: each is centre-cropped and resized to this
 # photos on screen go as JPEG: a tenth of PNG's bytes and ~50x faster to encode, which keeps
@@ -70,7 +70,7 @@ def _use_sample() -> None:
     try:
         state["lab_image"] = load_sample_image(state["lab_sample"])
     except Exception as e:
-        flash("error", _("Could not load the sample {name}: {reason}").format(name=state["lab_sample"], reason=explain(e)))
+        flash("error", _("Could not load the sample {name}: {reason}").format(name=tr(state["lab_sample"]), reason=explain(e)))
 
 
 def _on_json_upload() -> None:
@@ -122,7 +122,7 @@ def _write_link(pipeline: Pipeline, seed: int) -> str:
 
 def image_source() -> WorkingImage | None:
     st.sidebar.header(_("Picture"))
-    st.sidebar.selectbox(_("Sample"), list(SAMPLES), key="lab_sample", on_change=_use_sample)
+    st.sidebar.selectbox(_("Sample"), list(SAMPLES), format_func=tr, key="lab_sample", on_change=_use_sample)
     st.sidebar.file_uploader(
         _("…or upload one"),
         type=list(UPLOAD_TYPES),
@@ -137,7 +137,7 @@ def image_source() -> WorkingImage | None:
         _use_sample()
     working = state["lab_image"]
     if working is not None and not working.is_sample:
-        st.sidebar.button(_("Back to the sample ({name})").format(name=state["lab_sample"]), on_click=_use_sample)
+        st.sidebar.button(_("Back to the sample ({name})").format(name=tr(state["lab_sample"])), on_click=_use_sample)
     return working
 
 
@@ -189,7 +189,7 @@ def preview_grid(working: WorkingImage, pipeline: Pipeline):
     left, right = st.columns([1, 3])
     with left:
         width, height = image.original_size
-        caption = _("Original: {name} ({width}x{height})").format(name=working.name, width=width, height=height)
+        caption = _("Original: {name} ({width}x{height})").format(name=picture_name(working), width=width, height=height)
         st.image(to_uint8(image.tensor), caption=caption, width="stretch", output_format=SHOWN_AS)
         for text in image.notes:
             st.info(text, icon=":material/info:")
@@ -217,14 +217,26 @@ def _mix(kind: str, image_keys: tuple[str, ...], _images: list[torch.Tensor], st
     return MIX_KINDS[kind](x, y, len(_images), strength, torch.Generator().manual_seed(seed))
 
 
+WORKING = "working picture"  # the mixing slots' id of the working picture (the others: sample names, "upload:" + name)
+
+
 def _mix_sources(working: WorkingImage) -> dict[str, Callable[[], WorkingImage]]:
-    """Pictures a mixing slot can take: the working one, the samples and extra uploads."""
-    sources = {_("{name} (working picture)").format(name=working.name): lambda: working}
+    """Pictures a mixing slot can take, by a stable id: the working one, the samples and extra uploads."""
+    sources = {WORKING: lambda: working}
     for name in SAMPLES:
         sources.setdefault(name, lambda name=name: load_sample_image(name))
     for file in state.get("lab_mix_uploads") or []:
-        sources[_("upload: {name}").format(name=file.name)] = lambda file=file: load_bytes(file.name, file.getvalue())
+        sources["upload:" + file.name] = lambda file=file: load_bytes(file.name, file.getvalue())
     return sources
+
+
+def _source_label(source: str, working: WorkingImage) -> str:
+    """A mixing slot's choice as shown, in the page's language."""
+    if source == WORKING:
+        return _("{name} (working picture)").format(name=picture_name(working))
+    if source.startswith("upload:"):
+        return _("upload: {name}").format(name=source.removeprefix("upload:"))
+    return tr(source)
 
 
 def mixing_preview(working: WorkingImage) -> None:
@@ -257,13 +269,14 @@ def mixing_preview(working: WorkingImage) -> None:
     count = mixer.pictures
     slots = st.columns(count)
     chosen = []
-    others = [name for name in names[1:] if name != working.name] or names
+    others = [name for name in names[1:] if not (working.is_sample and name == working.name)] or names
     for k in range(count):
         default = names[0] if k == 0 else others[(k - 1) % len(others)]
         _seed_widget(f"lab_mix_slot{k}", default)
         if state[f"lab_mix_slot{k}"] not in names:  # an upload that was removed
             state[f"lab_mix_slot{k}"] = default
-        chosen.append(slots[k].selectbox(_("Picture {number}").format(number=k + 1), names, key=f"lab_mix_slot{k}"))
+        chosen.append(slots[k].selectbox(_("Picture {number}").format(number=k + 1), names, key=f"lab_mix_slot{k}",
+                                         format_func=lambda source: _source_label(source, working)))
     try:
         pictures = [sources[name]() for name in chosen]
         keys, tensors = tuple(p.key for p in pictures), [p.image.tensor for p in pictures]
@@ -272,7 +285,7 @@ def mixing_preview(working: WorkingImage) -> None:
         show_error(_("These pictures could not be mixed"), e)
         return
 
-    labels = [f"{k + 1}: {picture.name}" for k, picture in enumerate(pictures)]
+    labels = [f"{k + 1}: {picture_name(picture)}" for k, picture in enumerate(pictures)]
     for i, column in enumerate(st.columns(count)):
         shown, caption = _mixed_view(kind, i, mixed, info, labels)
         column.image(shown, caption=_("mixed #{number}: {caption}").format(number=i + 1, caption=caption), output_format=SHOWN_AS)
@@ -291,33 +304,22 @@ def _mixed_view(kind: str, i: int, mixed: torch.Tensor, info: dict, labels: list
 
 
 def _mix_charts(kind: str, alpha: float, soft: torch.Tensor, info: dict, labels: list[str]) -> None:
-    count = len(labels)
     charts = st.columns(2)
-    rows = [f"mixed #{i + 1}" for i in range(count)]
-    bars = go.Figure([go.Bar(y=rows, x=soft[:, k].tolist(), name=labels[k], orientation="h") for k in range(count)])
-    bars.update_layout(
-        barmode="stack", title="Soft labels (each row sums to 1)", xaxis_range=[0, 1], height=260 + 20 * count,
-        yaxis_autorange="reversed", margin={"t": 50, "b": 30},
-    )
-    charts[0].plotly_chart(bars, key="lab-mix-labels")
-
+    charts[0].plotly_chart(figures.soft_labels(soft, labels), key="lab-mix-labels")
     x, density = beta_density(alpha)
-    curve = go.Figure(go.Scatter(x=x, y=density, fill="tozeroy", name=f"Beta({alpha:g}, {alpha:g})"))
     ricap = MIX_KINDS[kind].name == "ricap"
     if ricap:
         bh, bw = info["boundary"]
-        drawn = {"boundary x / width": bw / MIX_SIDE, "boundary y / height": bh / MIX_SIDE}
+        drawn = {_("boundary x / width"): bw / MIX_SIDE, _("boundary y / height"): bh / MIX_SIDE}
     else:
-        what = "λ" if MIX_KINDS[kind].name == "mixup" else "kept area"
+        what = "λ" if MIX_KINDS[kind].name == "mixup" else _("kept area")
         drawn = {f"{what} #{i + 1}": float(v) for i, v in enumerate(info["lam"])}
-    for name, value in drawn.items():
-        curve.add_vline(x=value, line_dash="dot", annotation_text=name, annotation_textangle=-90)
-    curve.update_layout(
-        title="Density of the boundary" if ricap else "Density λ is drawn from",
-        xaxis_title="fraction" if ricap else "λ",
-        yaxis_range=[0, min(float(density.max()), 6.0) * 1.05], height=300, margin={"t": 50, "b": 30}, showlegend=False,
+    charts[1].plotly_chart(
+        figures.beta_density(x, density, alpha, drawn,
+                             title=_("Density of the boundary") if ricap else _("Density λ is drawn from"),
+                             x_title=_("fraction") if ricap else "λ"),
+        key="lab-mix-beta",
     )
-    charts[1].plotly_chart(curve, key="lab-mix-beta")
     if MIX_KINDS[kind].name == "cutmix":
         st.caption(_(
             "CutMix draws λ from this density, then clips the box at the border; the label "
@@ -426,6 +428,7 @@ def exports(working: WorkingImage, pipeline: Pipeline, grid, link: str) -> None:
 # ---- page --------------------------------------------------------------------------------------
 
 init_state()
+language_switch()
 _read_link()
 st.title(_("Augmentation Lab"))
 working = image_source()

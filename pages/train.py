@@ -269,6 +269,7 @@ def launch_panel(cfg: TrainConfig | None) -> None:
 
 
 init_state()
+ui_state.language_switch()
 st.title(_("Train"))
 show_flashes()
 

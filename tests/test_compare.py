@@ -3,11 +3,10 @@ import io
 import math
 import re
 
-import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
+from core import figures
 from core.runs import compare, runner, store
 from core.training.config import ConfigError, TrainConfig
 from core.training.events import Eval, Step
@@ -273,12 +272,6 @@ def test_run_again_queues_a_copy_with_one_change():
 # ---- the chart and the exports ---------------------------------------------------------------
 
 
-def test_nice_ticks_are_round_and_cover_the_range():
-    assert compare.nice_ticks(0.0, 1.0) == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
-    assert compare.nice_ticks(0.42, 0.87) == pytest.approx([0.5, 0.6, 0.7, 0.8])
-    assert compare.nice_ticks(1, 1) == [1]
-
-
 def test_chart_series_turns_a_seed_group_into_a_mean_with_a_band():
     solo = make_run("solo", test_acc=(0.5, 0.6))
     group = [make_run(compare.seed_run_name("g", s), test_acc=(0.3 + 0.1 * s, 0.6)) for s in range(2)]
@@ -289,24 +282,19 @@ def test_chart_series_turns_a_seed_group_into_a_mean_with_a_band():
     # the band spans the smoothed curves: seed 0 is (0.3*0.3 + 0.6) / 1.3 at epoch 2, seed 1 (0.3*0.4 + 0.6) / 1.3
     assert series[1].lo.tolist() == pytest.approx([0.3, 0.69 / 1.3]) and series[1].runs == 2
     assert series[1].hi.tolist() == pytest.approx([0.4, 0.72 / 1.3])
-    fig = compare.figure(series)
+    fig = figures.comparison(series)
     assert [t.name for t in fig.data] == ["solo", "g (mean of 2, min–max) band", "g (mean of 2, min–max)"]
     assert fig.data[0].customdata.tolist() == pytest.approx([0.5, 0.6])
 
 
-def test_chart_png_draws_each_series_in_its_colour():
+def test_chart_series_gives_each_line_the_next_palette_colour_and_the_html_export_holds_them():
     a = make_run("a", test_acc=(0.2, 0.9))
     group = [make_run(compare.seed_run_name("g", s), test_acc=(0.3 + 0.2 * s, 0.5)) for s in range(2)]
     frame = compare.curves([a, *group], "test_acc")
     series = compare.chart_series(frame, {"g": group}, "minmax")
-    image = Image.open(io.BytesIO(compare.chart_png(series, title="Test accuracy", size=(800, 500))))
-    assert image.format == "PNG" and image.size == (800, 500)
-    pixels = np.asarray(image.convert("RGB")).reshape(-1, 3)
-    colours = {tuple(p) for p in np.unique(pixels, axis=0)}
-    for s in series:
-        assert tuple(int(s.color[i:i + 2], 16) for i in (1, 3, 5)) in colours, s.name
-    empty = Image.open(io.BytesIO(compare.chart_png([], size=(300, 200))))
-    assert empty.size == (300, 200)
+    assert [s.color for s in series] == list(figures.PALETTE[:2])
+    page = figures.to_html(figures.comparison(series, title="Test accuracy")).decode()
+    assert all(s.color in page for s in series) and "Test accuracy" in page
 
 
 def test_curves_csv_holds_every_point_with_its_smoothed_value():

@@ -117,10 +117,11 @@ def zh_catalog(tmp_path, monkeypatch):
         write_po(f, catalog)
     monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path)
     chosen = {"lang": "zh"}
+    before = i18n._source
     i18n.use_language_source(lambda: chosen["lang"])
     i18n.reload()
     yield chosen
-    i18n.use_language_source(None)
+    i18n.use_language_source(before)  # the UI's, where the pages registered it
     i18n.reload()
 
 
@@ -143,11 +144,12 @@ def test_a_failing_language_source_falls_back_instead_of_failing_the_message(mon
         raise RuntimeError("no session here")
 
     monkeypatch.delenv(i18n.LANGUAGE_ENV, raising=False)
+    before = i18n._source
     i18n.use_language_source(broken)
     try:
         assert i18n.language() == "en" and _("Launch") == "Launch"
     finally:
-        i18n.use_language_source(None)
+        i18n.use_language_source(before)
 
 
 def test_the_template_holds_the_codes_strings_and_the_declared_ones():

@@ -335,7 +335,10 @@ def test_the_csv_export_holds_the_plotted_curves(two_runs, monkeypatch):
     monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
     at = open_page(runs=[baseline, mixup])
     labels = [b.label for b in at.get("download_button")]
-    assert labels == ["Curves as CSV", "Chart as PNG"]
+    assert labels == ["Curves as CSV", "Chart as HTML", "Runs as a file"]
+    # the chart's own camera button saves the PNG, under the same name as the exports
+    (element,) = at.get("plotly_chart")
+    assert json.loads(element.proto.config)["toImageButtonOptions"]["filename"] == "auglab_test_acc_by_epoch"
     table = pd.read_csv(io.BytesIO(saved["auglab_test_acc_by_epoch.csv"]))
     assert table.columns.tolist() == ["run_id", "run", "epoch", "test_acc", "test_acc_smoothed"]
     assert table.groupby("run")["test_acc"].apply(list).to_dict() == {

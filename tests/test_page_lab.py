@@ -404,7 +404,7 @@ def test_mixup_lambda_matches_the_soft_label(at):
 def test_mixing_uses_extra_uploads(at):
     at.file_uploader(key="lab_mix_uploads").set_value([("extra.png", png_bytes(90, 90), "image/png")])
     run(at)
-    at.selectbox(key="lab_mix_slot1").set_value("upload: extra.png")
+    at.selectbox(key="lab_mix_slot1").set_value("upload:extra.png")
     run(at)
     assert any("2: extra.png" in c for c in mixed(at))
 

@@ -9,15 +9,13 @@ notebook user gets the same numbers:
     groups = compare.seed_groups(store.list_runs().set_index("id")["name"])
     band = compare.aggregate(compare.curves(groups["mixup"], "test_acc"), band="std")
 
-A chart is first described as a list of `Series` (lines and seed bands), then rendered either as
-an interactive plotly figure (`figure`) or as a PNG (`chart_png`). The PNG is drawn with Pillow
-rather than exported from plotly: plotly's exporter (kaleido) needs a Chrome on the machine and
-starts one per image, which a 2-core laptop without Chrome cannot afford.
+A chart is described here as a list of `core.figures.Series` (lines and seed bands, `chart_series`)
+and drawn by `core.figures.comparison`; exports (PNG from the chart's camera button, standalone
+HTML) are plotly's own.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import re
@@ -27,9 +25,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from PIL import Image, ImageDraw, ImageFont
 
+from core.figures import PALETTE, Series
 from core.i18n import N_, _, tr
 from core.runs import runner, store
 from core.training.config import ConfigError, TrainConfig, apply_overrides, flatten, parse_value
@@ -58,8 +55,6 @@ METRICS: dict[str, Metric] = {
 }
 X_AXES: dict[str, str] = {"epoch": N_("Epoch"), "step": N_("Step"), "wall": N_("Wall time (s)")}
 BANDS: dict[str, str] = {"minmax": N_("min–max"), "std": N_("±1 std")}
-# Plotly's default colours, so that the PNG shows each run in the colour it has on screen.
-PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880", "#FF97FF", "#FECB52")
 
 
 def metric_label(metric: str) -> str:
@@ -423,18 +418,6 @@ def run_again(run_id: str, key: str, value: str, name: str | None = None) -> str
 # ============================================================================ one chart, two renderers
 
 
-@dataclass(frozen=True)
-class Series:
-    name: str
-    color: str
-    x: np.ndarray
-    y: np.ndarray  # what is drawn (smoothed where smoothing is on)
-    raw: np.ndarray | None = None  # the recorded values, shown on hover when they differ from y
-    lo: np.ndarray | None = None  # a band around y (seed groups)
-    hi: np.ndarray | None = None
-    runs: int = 1  # runs behind the line: more than one for a seed group's mean
-
-
 def chart_series(
     frame: pd.DataFrame,
     groups: Mapping[str, Sequence[str]] | None = None,
@@ -458,169 +441,11 @@ def chart_series(
             agg = aggregate(members, band)
             n = members["run_id"].nunique()
             series.append(
-                Series(_("{group} (mean of {n}, {band})").format(group=prefix, n=n, band=band_label(band)), color, agg["x"].to_numpy(), agg["mean"].to_numpy(),
-                       lo=agg["lo"].to_numpy(), hi=agg["hi"].to_numpy(), runs=n)
+                Series(_("{group} (mean of {n}, {band})").format(group=prefix, n=n, band=band_label(band)), color,
+                       agg["x"].to_numpy(), agg["mean"].to_numpy(), lo=agg["lo"].to_numpy(), hi=agg["hi"].to_numpy(),
+                       runs=n)
             )
     return series
-
-
-def _rgba(color: str, alpha: float) -> str:
-    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({r},{g},{b},{alpha})"
-
-
-def figure(series: Sequence[Series], *, title: str = "", x_label: str = "", y_label: str = "") -> go.Figure:
-    """The interactive chart; hovering a point shows the exact recorded (and smoothed) values."""
-    fig = go.Figure()
-    for s in series:
-        if s.lo is not None and s.hi is not None:
-            # The band is one closed shape: along the top edge, then back along the bottom.
-            fig.add_trace(
-                go.Scatter(
-                    x=np.concatenate([s.x, s.x[::-1]]), y=np.concatenate([s.hi, s.lo[::-1]]), mode="lines",
-                    fill="toself", fillcolor=_rgba(s.color, 0.2), line={"width": 0}, hoverinfo="skip",
-                    showlegend=False, legendgroup=s.name, name=_("{name} band").format(name=s.name),
-                )
-            )
-            fig.add_trace(
-                go.Scatter(
-                    x=s.x, y=s.y, name=s.name, legendgroup=s.name, mode="lines+markers", line={"color": s.color},
-                    marker={"size": 4}, customdata=np.stack([s.lo, s.hi], axis=-1),
-                    hovertemplate="%{fullData.name}<br>x=%{x:.6g}<br>" + _("mean") + "=%{y:.6g}<br>" + _("band")
-                    + "=%{customdata[0]:.6g} … %{customdata[1]:.6g}<extra></extra>",
-                )
-            )
-            continue
-        hover = "%{fullData.name}<br>x=%{x:.6g}<br>"
-        if s.raw is not None:
-            hover += _("value") + "=%{customdata:.6g}<br>" + _("smoothed") + "=%{y:.6g}<extra></extra>"
-        else:
-            hover += _("value") + "=%{y:.6g}<extra></extra>"
-        fig.add_trace(
-            go.Scatter(
-                x=s.x, y=s.y, name=s.name, mode="lines+markers" if len(s.x) <= 60 else "lines",
-                line={"color": s.color}, marker={"size": 5}, customdata=s.raw, hovertemplate=hover,
-            )
-        )
-    fig.update_layout(
-        title=title or None, xaxis_title=x_label, yaxis_title=y_label, hovermode="closest",
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
-        margin={"l": 10, "r": 10, "t": 60 if title else 30, "b": 10},
-    )
-    return fig
-
-
-def nice_ticks(lo: float, hi: float, target: int = 6) -> list[float]:
-    """About `target` round tick values (steps of 1, 2 or 5 times a power of ten) covering [lo, hi]."""
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ValueError(_("the axis range must be finite, got {lo!r}..{hi!r}").format(lo=lo, hi=hi))
-    if hi <= lo:
-        return [lo]
-    raw = (hi - lo) / max(1, target - 1)
-    power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    first = math.ceil(lo / step - 1e-9) * step
-    ticks = []
-    value = first
-    while value <= hi + step * 1e-9:
-        ticks.append(round(value, 12))
-        value += step
-    return ticks
-
-
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except (OSError, ImportError, TypeError):  # Pillow without FreeType has only the small bitmap font
-        return ImageFont.load_default()
-
-
-def _label(value: float) -> str:
-    return f"{value:.4g}"
-
-
-def chart_png(
-    series: Sequence[Series],
-    *,
-    title: str = "",
-    x_label: str = "",
-    y_label: str = "",
-    size: tuple[int, int] = (1100, 650),
-) -> bytes:
-    """The same chart as `figure`, as PNG bytes drawn with Pillow (a static copy for slides and reports)."""
-    width, height = size
-    image = Image.new("RGB", size, "white")
-    draw = ImageDraw.Draw(image, "RGBA")
-    font, small, big = _font(15), _font(13), _font(20)
-    xs = [v for s in series for v in s.x[np.isfinite(s.x)]]
-    ys = [v for s in series for arr in (s.y, s.lo, s.hi) if arr is not None for v in arr[np.isfinite(arr)]]
-    if title:
-        draw.text((width / 2, 14), title, fill="black", font=big, anchor="mt")
-    # Legend above the plot, wrapped into as many rows as it needs.
-    legend_top, legend_x, row_height = 48, 70, 22
-    legend_rows = 1
-    for s in series:
-        text_width = draw.textlength(s.name, font=small)
-        if legend_x + 30 + text_width > width - 20 and legend_x > 70:
-            legend_x, legend_rows = 70, legend_rows + 1
-        y = legend_top + (legend_rows - 1) * row_height
-        draw.line([(legend_x, y + 8), (legend_x + 22, y + 8)], fill=s.color, width=4)
-        draw.text((legend_x + 28, y + 8), s.name, fill="black", font=small, anchor="lm")
-        legend_x += 28 + text_width + 24
-    left, right = 90, width - 30
-    top, bottom = legend_top + legend_rows * row_height + 16, height - 70
-    draw.rectangle([left, top, right, bottom], outline="#444444")
-    if not xs or not ys:
-        draw.text(((left + right) / 2, (top + bottom) / 2), _("no points yet"), fill="#666666", font=font, anchor="mm")
-        return _png_bytes(image)
-    x_lo, x_hi = min(xs), max(xs)
-    y_lo, y_hi = min(ys), max(ys)
-    if x_hi == x_lo:
-        x_lo, x_hi = x_lo - 0.5, x_hi + 0.5
-    pad = (y_hi - y_lo) * 0.05 or max(abs(y_lo) * 0.05, 1e-3)
-    y_lo, y_hi = y_lo - pad, y_hi + pad
-
-    def px(x: float) -> float:
-        return left + (x - x_lo) / (x_hi - x_lo) * (right - left)
-
-    def py(y: float) -> float:
-        return bottom - (y - y_lo) / (y_hi - y_lo) * (bottom - top)
-
-    for tick in nice_ticks(x_lo, x_hi):
-        draw.line([(px(tick), top), (px(tick), bottom)], fill="#e5e5e5")
-        draw.text((px(tick), bottom + 6), _label(tick), fill="black", font=small, anchor="mt")
-    for tick in nice_ticks(y_lo, y_hi):
-        draw.line([(left, py(tick)), (right, py(tick))], fill="#e5e5e5")
-        draw.text((left - 8, py(tick)), _label(tick), fill="black", font=small, anchor="rm")
-    draw.text(((left + right) / 2, height - 24), x_label, fill="black", font=font, anchor="mm")
-    vertical = Image.new("RGBA", (int(draw.textlength(y_label, font=font)) + 4, 22), (255, 255, 255, 0))
-    ImageDraw.Draw(vertical).text((2, 11), y_label, fill="black", font=font, anchor="lm")
-    vertical = vertical.rotate(90, expand=True)
-    image.paste(vertical, (14, int((top + bottom) / 2 - vertical.height / 2)), vertical)
-    draw.rectangle([left, top, right, bottom], outline="#444444")
-
-    for s in series:
-        color = tuple(int(s.color[i:i + 2], 16) for i in (1, 3, 5))
-        if s.lo is not None and s.hi is not None and len(s.x) > 1:
-            ok = np.isfinite(s.lo) & np.isfinite(s.hi)
-            outline = [(px(a), py(b)) for a, b in zip(s.x[ok], s.hi[ok])]
-            outline += [(px(a), py(b)) for a, b in zip(s.x[ok][::-1], s.lo[ok][::-1])]
-            if len(outline) >= 3:
-                draw.polygon(outline, fill=(*color, 60))
-        ok = np.isfinite(s.y)
-        points = [(px(a), py(b)) for a, b in zip(s.x[ok], s.y[ok])]
-        if len(points) > 1:
-            draw.line(points, fill=color, width=3, joint="curve")
-        if len(points) <= 60:
-            for a, b in points:
-                draw.ellipse([a - 3, b - 3, a + 3, b + 3], fill=color)
-    return _png_bytes(image)
-
-
-def _png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def curves_csv(frame: pd.DataFrame, metric: str, x: str) -> bytes:

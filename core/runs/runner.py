@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from core.i18n import _
+from core.i18n import LANGUAGE_ENV, _, language
 from core.paths import HOME_ENV, home
 from core.runs import store
 from core.training.config import TrainConfig
@@ -81,6 +81,8 @@ def _spawn(run_id: str) -> None:
     env = dict(os.environ)
     env[HOME_ENV] = str(home())  # the child must write to the store this process reads
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PROJECT_ROOT), env.get("PYTHONPATH")]))
+    # the run's messages (a stop, an error) in the language of the session that started it
+    env[LANGUAGE_ENV] = language()
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "core.cli", "--run-id", run_id],

@@ -18,7 +18,7 @@ import shutil
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -471,6 +471,42 @@ def set_setting(key: str, value: str) -> None:
 
 
 # ----------------------------------------------------------------------------- the sink
+
+
+def add_ended_runs(runs: Sequence[tuple[RunRecord, pd.DataFrame]]) -> None:
+    """Record runs made elsewhere (an import), each with its metric rows, in one transaction: all
+    of them or, on any error, none. The records must be ended and their ids new to this store."""
+    columns = ("kind", "step", "epoch", *METRIC_COLUMNS)
+    with _connection() as conn, transaction(conn):
+        for record, rows in runs:
+            if record.status not in FINAL_STATUSES:
+                raise ValueError(_("only an ended run can be added, not a {status} one").format(status=record.status))
+            conn.execute(
+                "INSERT INTO runs (id, name, config, status, message, device, created, started, ended, summary) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (record.id, record.name, json.dumps(record.config), record.status, record.message, record.device,
+                 record.created, record.started, record.ended, json.dumps(record.summary)),
+            )
+            values = rows.reindex(columns=list(columns))
+            values = values.astype(object).where(values.notna(), None)
+            conn.executemany(
+                f"INSERT INTO metrics (run_id, {', '.join(columns)}) VALUES ({','.join('?' * (len(columns) + 1))})",
+                [(record.id, *row) for row in values.itertuples(index=False, name=None)],
+            )
+
+
+def has_run(run_id: str) -> bool:
+    with _connection() as conn:
+        return conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None
+
+
+def all_metrics(run_id: str) -> pd.DataFrame:
+    """Every metric row of a run, steps and evaluations, as stored (kind, step, epoch, the metrics)."""
+    with _connection() as conn:
+        return pd.read_sql_query(
+            f"SELECT kind, step, epoch, {', '.join(METRIC_COLUMNS)} FROM metrics WHERE run_id = ? "
+            "ORDER BY kind, step, rowid", conn, params=(run_id,),
+        )
 
 
 def _file_name(path: str | None) -> str | None:

@@ -340,6 +340,15 @@ def _torchvision_model(arch: str, in_channels: int, num_classes: int, pretrained
     return model
 
 
+def _torchvision_info(arch: str, *, label: str, help: str, pretrained_help: str) -> "ModelInfo":
+    """A torchvision ImageNet architecture as a model of this project: one option, `pretrained`."""
+    return ModelInfo(
+        label=label, help=help, options=(Param("pretrained", "bool", False, help=pretrained_help),),
+        build=lambda c, k, s, pretrained: _torchvision_model(arch, c, k, pretrained),
+        min_image_size=16, input_size=224, pretrained=arch,
+    )
+
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # what torchvision's ImageNet weights were trained with
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -467,36 +476,26 @@ MODELS: dict[str, ModelInfo] = {
         build=lambda c, k, s, **options: FastCNN(c, k, **options),
         min_image_size=10,  # the 2x2 whitening stem loses a pixel, then three poolings halve the side
     ),
-    "tv_resnet18": ModelInfo(
+    "tv_resnet18": _torchvision_info(
+        "resnet18",
         label="ResNet-18 (torchvision, ImageNet form)",
         help="torchvision's ResNet-18 (11.7M parameters) with a new final layer; optionally starts from "
         "ImageNet weights for fine-tuning (give the head a higher learning rate). Pretrained, images are "
         "normalised with ImageNet's mean and std and resized to 224 px unless the image size is set "
         "(160 or 128 px cost about a half or a third of the compute).",
-        options=(
-            Param("pretrained", "bool", False, help="Start from ImageNet weights (downloaded on first use; offline, "
-                   "the file must be in torch's cache: see `python -m core.training.weights status`)."),
-        ),
-        build=lambda c, k, s, pretrained: _torchvision_model("resnet18", c, k, pretrained),
-        min_image_size=16,
-        input_size=224,
-        pretrained="resnet18",
+        pretrained_help="Start from ImageNet weights (downloaded on first use; offline, "
+        "the file must be in torch's cache: see `python -m core.training.weights status`).",
     ),
-    "tv_mobilenet_v2": ModelInfo(
+    "tv_mobilenet_v2": _torchvision_info(
+        "mobilenet_v2",
         label="MobileNetV2 (torchvision, ImageNet form)",
         help="torchvision's MobileNetV2 (Sandler et al. 2018; 3.5M parameters, about a sixth of ResNet-18's "
         "compute) with a new final layer; optionally starts from ImageNet weights, which work offline "
         "once installed (`python -m core.training.weights install`). Pretrained, images are normalised with "
         "ImageNet's mean and std and resized to 224 px unless the image size is set (160 or 128 px cost "
         "about a half or a third of the compute).",
-        options=(
-            Param("pretrained", "bool", False, help="Start from ImageNet weights (from torch's cache, put there "
-                   "offline by `python -m core.training.weights install`, or downloaded when online)."),
-        ),
-        build=lambda c, k, s, pretrained: _torchvision_model("mobilenet_v2", c, k, pretrained),
-        min_image_size=16,
-        input_size=224,
-        pretrained="mobilenet_v2",
+        pretrained_help="Start from ImageNet weights (from torch's cache, put there "
+        "offline by `python -m core.training.weights install`, or downloaded when online).",
     ),
 }
 

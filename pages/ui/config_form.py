@@ -25,6 +25,7 @@ from core.training.models import MODELS
 from pages.ui import run_view
 from pages.ui.pipeline_editor import PipelineEditor
 from pages.ui.state import MAX_SEED
+from pages.ui.widgets import choice_text
 
 state = st.session_state
 PIPELINE = PipelineEditor("tr", folded=True)  # the augmentation the next run trains with
@@ -245,7 +246,7 @@ def draw_field(f: Field, values: Mapping[str, Any]) -> None:
     if f.kind == "bool":
         st.checkbox(f.label, **common)
     elif f.kind == "choice":
-        st.selectbox(f.label, list(f.choices), format_func=lambda c: c or _("standard"), **common)
+        st.selectbox(f.label, list(f.choices), format_func=lambda c: choice_text(c) if c else _("standard"), **common)
     elif f.kind == "floats":
         st.text_input(f.label, **common)
     elif f.kind in ("slider", "fraction"):
@@ -283,7 +284,7 @@ def draw_model_options(name: str) -> None:
             if option.kind == "bool":
                 st.checkbox(option.name, **common)
             elif option.kind == "choice":
-                st.selectbox(option.name, list(option.choices), **common)
+                st.selectbox(option.name, list(option.choices), format_func=choice_text, **common)
             elif option.kind == "int_list":
                 st.text_input(_("{name} (comma-separated)").format(name=option.name), **common)
             else:

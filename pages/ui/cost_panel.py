@@ -8,6 +8,7 @@ from collections.abc import Callable
 import plotly.graph_objects as go
 import streamlit as st
 
+from core import figures
 from core.data import DatasetError
 from core.i18n import _
 from core.runs import store
@@ -30,18 +31,8 @@ def _parameter_count(model: str, options_json: str, in_channels: int, num_classe
 
 def schedule_figure(cfg: TrainConfig, per_epoch: int) -> go.Figure:
     steps, lrs = schedule_curve(cfg, per_epoch)
-    fig = go.Figure(go.Scatter(x=[s / per_epoch for s in steps], y=lrs, mode="lines", name="lr"))
-    head = cfg.optim.head_lr_mult
-    if head != 1.0:
-        fig.add_scatter(x=[s / per_epoch for s in steps], y=[lr * head for lr in lrs], mode="lines",
-                        name=f"head (×{head:g})", line={"dash": "dot"})
-    fig.update_layout(title="Learning rate", xaxis_title="epoch", height=260, margin={"t": 40, "b": 40, "l": 50, "r": 10},
-                      showlegend=head != 1.0, legend={"orientation": "h", "y": -0.3})
     frozen = cfg.run.epochs if cfg.optim.train_head_only else cfg.optim.freeze_body_epochs
-    if frozen:
-        fig.add_vrect(x0=0, x1=frozen, fillcolor="grey", opacity=0.15, line_width=0,
-                      annotation_text="body frozen", annotation_position="top left")
-    return fig
+    return figures.schedule([s / per_epoch for s in steps], lrs, cfg.optim.head_lr_mult, frozen)
 
 
 def cost_panel(cfg: TrainConfig) -> Callable[[], None] | None:

@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.data.images import LoadedImage, load_image, to_png_bytes
 from core.data.samples import sample_bytes
-from core.i18n import _, language
+from core.i18n import _, language, tr
 from pages.ui.state import PREVIEW_SIDE
 
 # ---- images ------------------------------------------------------------------------------------
@@ -31,6 +31,11 @@ def _decode(key: str, _data: bytes, max_side: int, lang: str) -> LoadedImage:
     # keyed by the bytes' digest (computed once by the caller) rather than by hashing the bytes again,
     # and by the language: the image's notes are text for the user
     return load_image(_data, max_side)
+
+
+def picture_name(picture: WorkingImage) -> str:
+    """The picture's name as shown: a sample's in the page's language, a file's as uploaded."""
+    return tr(picture.name) if picture.is_sample else picture.name
 
 
 def load_bytes(name: str, data: bytes, max_side: int = PREVIEW_SIDE, is_sample: bool = False) -> WorkingImage:

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
+from core import figures
 from core.i18n import _
 from core.runs import store
 from core.training.config import ConfigError, TrainConfig, apply_overrides
@@ -32,22 +31,6 @@ def _lr_finder_key(cfg: TrainConfig) -> str:
     tree = cfg.to_dict()
     del tree["schedule"], tree["optim"]["lr"]
     return json.dumps(tree, sort_keys=True)
-
-
-def lr_finder_figure(curve: pd.DataFrame, suggested: float) -> go.Figure:
-    fig = go.Figure()
-    lrs = curve["lr"].tolist()
-    fig.add_scatter(x=lrs, y=curve["raw_loss"].tolist(), mode="lines", name="loss of each batch",
-                    line={"width": 1, "color": "rgba(99,110,250,0.35)"})
-    fig.add_scatter(x=lrs, y=curve["loss"].tolist(), mode="lines", name="smoothed", line={"color": "#636EFA", "width": 2})
-    at = curve.iloc[(curve["lr"] - suggested).abs().argmin()]
-    fig.add_scatter(x=[suggested], y=[float(at["loss"])], mode="markers", name=f"suggested lr {suggested:.2g}",
-                    marker={"size": 12, "color": "#EF553B", "symbol": "x"})
-    fig.add_vline(x=suggested, line={"dash": "dot", "color": "#EF553B"})
-    fig.update_xaxes(type="log", title="learning rate")
-    fig.update_layout(title="Learning-rate finder", yaxis_title="training loss", height=320,
-                      margin={"t": 40, "b": 40, "l": 50, "r": 10}, legend={"orientation": "h", "y": -0.3})
-    return fig
 
 
 def _use_found_lr(value: float) -> None:
@@ -96,7 +79,7 @@ def lr_finder_panel() -> None:
                 "This curve was measured for an earlier config; run the finder again for the "
                 "current one."
             ))
-        st.plotly_chart(lr_finder_figure(found["curve"], found["lr"]), key="tr-lr-finder-chart")
+        st.plotly_chart(figures.lr_finder(found["curve"], found["lr"]), key="tr-lr-finder-chart")
         value = lr_setting(cfg, found["lr"])
         per = _(" (per 256 images, as the linear scaling rule is on)") if cfg.schedule.linear_scaling else ""
         st.button(_("Use this LR: {value:g}{per}").format(value=value, per=per), key="tr-lr-use", on_click=_use_found_lr, args=(value,),

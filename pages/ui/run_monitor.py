@@ -15,6 +15,7 @@ from core.runs import runner, store
 from pages.ui import run_view
 from pages.ui.config_form import load_into_editor
 from pages.ui.messages import flash
+from pages.ui.replay_panel import replay_panel
 
 state = st.session_state
 
@@ -167,6 +168,7 @@ def monitor() -> None:
         return
     st.fragment(run_every=QUEUE_REFRESH_S if active else None)(queue_panel)(active)
     run_panel(run_id, record.status, runs)
+    replay_panel(record)
     run_view.show_final_report(record, f"tr-report-{run_id}")
     with st.expander(_("Config of this run")):
         st.button(_("Edit a copy in the editor above"), key="tr-edit-copy", on_click=_edit_copy, args=(run_id,),

@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
+from core import figures
 from core.data import DatasetBundle, DatasetError, load_dataset
 from core.data.images import UPLOAD_TYPES, ImageError, load_image, to_uint8
 from core.data.uploads import find_upload
@@ -177,38 +178,10 @@ def show_progress(record: store.RunRecord, steps: pd.DataFrame, queue_position: 
 
 
 def curve_figures(record: store.RunRecord, curve: StepCurve, epochs: pd.DataFrame) -> tuple[go.Figure, go.Figure]:
-    """(loss, accuracy) against epochs: the training batches (light; averaged in bins of consecutive
-    steps once a run has more than MAX_CURVE_POINTS), a running mean over a quarter epoch, then the
-    epoch means of training and the test evaluations (with markers)."""
-    smooth = curve.frame()
+    """(loss, accuracy): the training batches (averaged in bins of consecutive steps once a run has
+    more than MAX_CURVE_POINTS), a running mean over a quarter epoch, the epoch means and the tests."""
     window = curve.window_in_bins(max(1, int(record.summary.get("steps_per_epoch") or 1) // 4))
-    # A line needs two points: the first step of a run is drawn as a dot rather than nothing.
-    step_mode = "lines" if len(smooth) > 1 else "markers"
-    figures = []
-    for column, title in (("loss", "Loss"), ("acc", "Accuracy")):
-        fig = go.Figure()
-        if not smooth.empty:
-            fig.add_scatter(
-                x=smooth["epoch"], y=smooth[f"train_{column}"], name="train (each batch)", mode=step_mode,
-                line={"width": 1, "color": "rgba(99,110,250,0.35)"},
-            )
-            fig.add_scatter(
-                x=smooth["epoch"], y=smooth[f"train_{column}"].rolling(window, min_periods=1).mean(),
-                name="train (running mean)", mode=step_mode, line={"width": 2, "color": "#636EFA"},
-            )
-        if not epochs.empty:
-            fig.add_scatter(x=epochs["epoch"], y=epochs[f"train_{column}"], name="train (epoch)", mode="lines+markers",
-                            line={"color": "#636EFA", "dash": "dot"})
-            fig.add_scatter(x=epochs["epoch"], y=epochs[f"test_{column}"], name="test", mode="lines+markers",
-                            line={"color": "#EF553B", "width": 3})
-        fig.update_layout(
-            title=title, xaxis_title="epoch", height=320, margin={"t": 40, "b": 40, "l": 50, "r": 10},
-            legend={"orientation": "h", "y": -0.25},
-        )
-        if column == "acc":
-            fig.update_yaxes(range=[0, 1], tickformat=".0%")
-        figures.append(fig)
-    return figures[0], figures[1]
+    return figures.run_curves(curve.frame(), epochs, window)
 
 
 _LIVE_CURVE = "_runs_live_curve"  # session state: (run id, StepCurve) of the run watched live
@@ -259,34 +232,6 @@ def show_final_metrics(record: store.RunRecord) -> None:
     cols[2].metric(_("Train accuracy"), f"{final['train_acc']:.2%}", help=_("On augmented (and possibly mixed) batches, as trained."))
     cols[3].metric(_("Train loss"), f"{final['train_loss']:.4f}")
     cols[4].metric(_("Training time"), format_duration(final.get("wall", 0.0)), help=_("on {device}").format(device=record.device) if record.device else _("on an unknown device"))
-
-
-def confusion_figure(classes: list[str], confusion: list[list[int]]) -> go.Figure:
-    z = np.asarray(confusion, dtype=float)
-    rows = z.sum(axis=1, keepdims=True)
-    # Colour by the share of each true class, so a small class's mistakes are as visible as a large one's.
-    share = np.divide(z, rows, out=np.zeros_like(z), where=rows > 0)
-    fig = go.Figure(
-        go.Heatmap(
-            z=share.tolist(), x=classes, y=classes, text=confusion, texttemplate="%{text}",
-            colorscale="Blues", zmin=0, zmax=1, colorbar={"title": "share of<br>true class", "tickformat": ".0%"},
-            hovertemplate="true %{y}<br>predicted %{x}<br>%{text} images (%{z:.1%})<extra></extra>",
-        )
-    )
-    side = max(360, 40 * len(classes) + 160)
-    fig.update_layout(title="Confusion matrix (test split)", xaxis_title="predicted", yaxis_title="true",
-                      height=side, margin={"t": 40, "b": 40})
-    fig.update_yaxes(autorange="reversed")
-    return fig
-
-
-def per_class_figure(per_class: dict[str, float | None]) -> go.Figure:
-    items = sorted(((name, acc) for name, acc in per_class.items() if acc is not None), key=lambda item: item[1])
-    fig = go.Figure(go.Bar(x=[acc for unused, acc in items], y=[name for name, unused in items], orientation="h",
-                           text=[f"{acc:.0%}" for unused, acc in items], textposition="auto"))
-    fig.update_layout(title="Accuracy per class (test split)", xaxis_range=[0, 1], xaxis_tickformat=".0%",
-                      height=max(300, 26 * len(items) + 120), margin={"t": 40, "b": 40})
-    return fig
 
 
 def _tile(image: np.ndarray) -> Image.Image:
@@ -363,10 +308,7 @@ def show_predict(record: store.RunRecord, key: str) -> None:
         return
     left, right = st.columns([1, 2])
     left.image(to_uint8(image.tensor), caption=file.name, width="stretch")
-    fig = go.Figure(go.Bar(x=[p for unused, p in top][::-1], y=[name for name, unused in top][::-1], orientation="h",
-                           text=[f"{p:.1%}" for unused, p in top][::-1], textposition="auto"))
-    fig.update_layout(title="Top 5 classes", xaxis_range=[0, 1], xaxis_tickformat=".0%", height=280, margin={"t": 40, "b": 30})
-    right.plotly_chart(fig, key=f"{key}-predict-chart")
+    right.plotly_chart(figures.top_classes(top), key=f"{key}-predict-chart")
     right.dataframe(
         pd.DataFrame(top, columns=["class", "probability"]), hide_index=True,
         column_config={
@@ -387,7 +329,7 @@ def show_final_report(record: store.RunRecord, key: str) -> None:
     classes = record.summary.get("classes")
     if confusion and classes:
         left, right = st.columns([3, 2])
-        left.plotly_chart(confusion_figure(classes, confusion), key=f"{key}-confusion")
-        right.plotly_chart(per_class_figure(record.summary.get("per_class_acc") or {}), key=f"{key}-per-class")
+        left.plotly_chart(figures.confusion(classes, confusion), key=f"{key}-confusion")
+        right.plotly_chart(figures.per_class(record.summary.get("per_class_acc") or {}), key=f"{key}-per-class")
         show_misclassified(record)
     show_predict(record, key)

@@ -15,6 +15,7 @@ import streamlit as st
 
 from core.augment import Pipeline
 from core.data.samples import default_sample
+from core.i18n import DEFAULT, LANGUAGES, _, use_language_source
 
 # Long side of the working image in pixels: large enough to judge an augmentation, small enough
 # that a grid of 24 tiles stays interactive on a 2-core laptop.
@@ -50,8 +51,35 @@ def default_pipeline() -> Pipeline:
     return Pipeline.of("hflip", "random_resized_crop", "color_jitter")
 
 
+LANG = "lang"  # session state and URL parameter: the language the pages speak
+
+
+def browser_locale() -> str | None:
+    """The browser's preferred language, e.g. "zh-CN" (None where unknown)."""
+    return st.context.locale
+
+
+def initial_language() -> str:
+    """`?lang=en|zh` in the URL, else the browser's language, else English."""
+    asked = st.query_params.get(LANG)
+    if asked in LANGUAGES:
+        return asked
+    if asked is not None:
+        # a link is validated like any input: a message, and the page opens in the browser's language
+        st.session_state.setdefault("flash", []).append(
+            ("warning", _("The link asks for an unknown language ({value}); known: {known}.").format(
+                value=asked[:20], known=", ".join(LANGUAGES)))
+        )
+    browser = (browser_locale() or "").lower()
+    for code in LANGUAGES:
+        if browser == code or browser.startswith(code + "-"):
+            return code
+    return DEFAULT
+
+
 # key -> function giving its initial value (a function, so that mutable values are never shared)
 STATE: dict[str, Callable[[], Any]] = {
+    LANG: initial_language,  # widget: the sidebar's language switch (language_switch)
     # the lab's pipeline and one stable id per step: widget keys use the id, so a step keeps its
     # widgets when it moves and a replaced pipeline gets fresh widgets seeded from its values
     "lab_pipeline": default_pipeline,
@@ -75,6 +103,8 @@ STATE: dict[str, Callable[[], Any]] = {
     "tr_add_op": lambda: "hflip",  # widget: the augmentation the "Add" button adds
     "tr_seeded": lambda: False,  # whether the editor's widgets hold a config yet
     "tr_auto_estimate": lambda: True,  # widget: time a few steps to estimate each config's duration
+    "tr_replay": lambda: None,  # the replay playing (core.runs.replay.Replay), if any
+    "tr_replay_speed": lambda: 5,  # widget: 1, 5 or 20 times as fast as the run trained
     "tr_lr_found": lambda: None,  # the LR finder's last result: {"curve": DataFrame, "lr": float, "key": str}
     # ---- the Train page's datasets section (pages/dataset_picker.py)
     "tr_pointed": lambda: [],  # zip:/folder: datasets pointed to in this session, offered in the list
@@ -88,6 +118,7 @@ STATE: dict[str, Callable[[], Any]] = {
     "compare_grouped": lambda: True,  # widget: seed groups drawn as mean and band
     "compare_auto": lambda: None,  # the newest group the page opened on, while the user has not picked
     "compare_emptied": lambda: False,  # the user emptied the picker: do not fill it again
+    "compare_export_weights": lambda: False,  # widget: the exported run file holds the weights
 }
 
 
@@ -100,3 +131,45 @@ def init_state(only_missing: bool = False) -> None:
             st.session_state[key] = initial()
         elif not only_missing:
             st.session_state[key] = st.session_state[key]  # keeps widget values across pages
+
+
+def session_language() -> str | None:
+    """The session's language, for core.i18n (None outside a session's run)."""
+    return st.session_state.get(LANG)
+
+
+# in both languages, on purpose: whoever cannot read the current one still finds the switch
+SWITCH_LABEL = "Language · 语言"
+
+
+use_language_source(session_language)  # every message of a session's run in the session's language
+
+
+def _plain(value: Any) -> bool:
+    """A value a choice widget holds (text, a number, a list of them); not a button's or an upload's."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return isinstance(value, (str, int, float))
+
+
+def _keep_widget_values() -> None:
+    """Before the first run in a new language: every choice keeps its value. A select box tells its
+    choice by the text it showed, which the new language changes; setting each value through the
+    session state (read here with the old texts) makes the widgets start from it instead.
+    Buttons, uploads and checkboxes are left alone: their state does not depend on texts, and
+    Streamlit forbids setting some of them."""
+    for key in list(st.session_state):
+        if key != LANG and _plain(st.session_state[key]):
+            st.session_state[key] = st.session_state[key]
+
+
+def language_switch() -> None:
+    """The sidebar's language switch, drawn by each page after init_state; the URL keeps the
+    language, so a shared link opens in it."""
+    use_language_source(session_language)  # again on every run: whatever else registered one since
+    st.sidebar.segmented_control(SWITCH_LABEL, list(LANGUAGES), format_func=LANGUAGES.get, key=LANG,
+                                 required=True, on_change=_keep_widget_values)
+    if st.query_params.get(LANG) != st.session_state[LANG]:
+        st.query_params[LANG] = st.session_state[LANG]

@@ -9,6 +9,11 @@ from core.i18n import tr
 from core.params import Param
 
 
+def choice_text(choice: Any) -> str:
+    """A choice as shown: translated where the catalog has it ("auto", "epochs"), else as declared."""
+    return tr(choice) if isinstance(choice, str) else str(choice)
+
+
 def param_widget(param: Param, key: str, value: Any, disabled: bool) -> Any:
     """The widget an augmentation parameter's schema declares (checkbox, select box, slider, or a
     number box when it has no bounds), started at `value` the first time; returns the schema value.
@@ -20,7 +25,7 @@ def param_widget(param: Param, key: str, value: Any, disabled: bool) -> Any:
     if param.kind == "bool":
         return st.checkbox(param.name, **common)
     if param.kind == "choice":
-        return st.selectbox(param.name, list(param.choices), **common)
+        return st.selectbox(param.name, list(param.choices), format_func=choice_text, **common)
     number = int if param.kind.startswith("int") else float
     step = number(param.step or (1 if number is int else 0.01))
     if param.low is None or param.high is None:
