@@ -221,3 +221,22 @@ def test_build_a_pipeline_launch_a_preset_watch_it_train_and_compare(server, pag
             time.sleep(2)
     page.evaluate("(s) => document.querySelector(s).scrollIntoView({block: 'center'})", COMPARE_CHART)
     screenshot(page, shots, "5_compare", "screenshot_compare.png")
+
+
+def test_a_chinese_link_opens_in_chinese_and_the_switch_goes_back_to_english(server, page, shots):
+    page.goto(f"{server}/?lang=zh")
+    page.get_by_role("heading", name="增广实验室").first.wait_for()
+    idle(page)
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_text("要添加的增广操作").wait_for()  # the sidebar's labels, in Chinese too
+    screenshot(page, shots, "6_lab_zh", "screenshot_lab_zh.png")
+    assert "lang=zh" in page.url
+    # another page keeps the language, in the page and in the URL
+    page.get_by_test_id("stSidebarNav").get_by_text("对比").click()
+    page.get_by_role("heading", name="对比训练运行").wait_for()
+    assert "lang=zh" in page.url
+    # the switch, labelled in both languages, brings English back
+    sidebar.get_by_role("radio", name="English").click()
+    page.get_by_role("heading", name="Compare runs").wait_for()
+    idle(page)
+    assert "lang=en" in page.url

@@ -8,13 +8,13 @@ from collections.abc import Sequence
 
 import pytest
 from babel.messages.pofile import read_po
-from streamlit.testing.v1 import AppTest
-
 from conftest import ROOT, run
+from streamlit.testing.v1 import AppTest
+from test_compare import make_run
+
 from core import i18n
 from core.runs import compare
 from pages.ui import state as ui_state
-from test_compare import make_run
 
 PAGES = ("pages/lab.py", "pages/train.py", "pages/compare.py")
 PLOTLY = re.compile(r"%\{[^}]*\}")
@@ -101,7 +101,7 @@ def untranslated_patterns() -> list[tuple[str, re.Pattern]]:
         if not text or text == msgid or not re.search(r"[A-Za-z]{3,}", msgid):
             continue
         parts = re.split(r"\{[^{}]*\}", msgid)
-        patterns.append((msgid, re.compile(".+?".join(map(re.escape, parts)) + r"\Z", re.S)))
+        patterns.append((msgid, re.compile(".+?".join(map(re.escape, parts)) + r"\Z", re.DOTALL)))
     return patterns
 
 

@@ -1,12 +1,12 @@
 """The Compare page exports the selected runs as one file and imports such a file, refusing a bad one."""
 from __future__ import annotations
 
-from streamlit.testing.v1 import AppTest
-
 from conftest import ROOT, run
+from streamlit.testing.v1 import AppTest
+from test_compare import make_run
+
 from core.paths import HOME_ENV
 from core.runs import store, transfer
-from test_compare import make_run
 
 
 def compare_page() -> AppTest:

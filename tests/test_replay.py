@@ -4,10 +4,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import open_train_page, plotly_array, run
-from core.runs import replay, store
 from test_compare import make_run
+
+from core.runs import replay
 
 
 def test_a_replay_shows_what_the_run_had_recorded_by_then_at_its_speed():

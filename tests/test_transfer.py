@@ -10,12 +10,12 @@ import zipfile
 import pandas as pd
 import pytest
 import torch
+from test_compare import make_run
 
 from core import cli
 from core.paths import HOME_ENV
 from core.runs import compare, store, transfer
 from core.training.config import TrainConfig
-from test_compare import make_run
 
 
 @pytest.fixture
@@ -74,8 +74,8 @@ def test_weights_travel_when_asked_and_load_safely(other_store):
     record = store.get_run(run_id)
     assert record.status == "finished" and record.summary["weights"]
     with_weights, without = transfer.export_runs([run_id], weights=True), transfer.export_runs([run_id])
-    assert "runs/%s/weights.pt" % run_id in zipfile.ZipFile(io.BytesIO(with_weights)).namelist()
-    assert "runs/%s/weights.pt" % run_id not in zipfile.ZipFile(io.BytesIO(without)).namelist()
+    assert f"runs/{run_id}/weights.pt" in zipfile.ZipFile(io.BytesIO(with_weights)).namelist()
+    assert f"runs/{run_id}/weights.pt" not in zipfile.ZipFile(io.BytesIO(without)).namelist()
 
     other_store("a")
     transfer.import_runs(with_weights)
