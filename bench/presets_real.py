@@ -19,6 +19,7 @@ seed a run (what a class waits for).
     python bench/presets_real.py --out results.jsonl           # one JSON line per run, for the README table
     python bench/presets_real.py --preset mnist_mlp_cnn --dataset zip:../shared/data/fashion-mnist.zip
     python bench/presets_real.py --preset mixup --images 2500 --set run.epochs=60   # a candidate budget
+    python bench/presets_real.py --preset flip --export-dir assets/recorded     # the shipped recorded runs
 
 Runs go to a temporary AUGLAB_HOME (or --home, which keeps the decoded datasets between calls).
 """
@@ -89,6 +90,7 @@ def bench_preset(name: str, seeds: int, budget: str | None, cache: dict, out, da
     if not plan.runnable:
         return {"preset": name, "blocked": plan.blocked}
     runs = {}
+    ids = []
     for run_name, cfg in plan.runs:
         cfg = candidate(cfg, images, sets or {})
         label = run_name.split(" · ", 1)[1]
@@ -96,6 +98,7 @@ def bench_preset(name: str, seeds: int, budget: str | None, cache: dict, out, da
         for seed_cfg in presets.seeded(cfg, seeds):
             r = train(seed_cfg, f"{run_name} · seed {seed_cfg.run.seed}", cache)
             results.append(r)
+            ids.append(r["id"])
             line = {"preset": name, "run": label, "seed": seed_cfg.run.seed, **r}
             print("   ", json.dumps(line), flush=True)
             if out:
@@ -116,7 +119,7 @@ def bench_preset(name: str, seeds: int, budget: str | None, cache: dict, out, da
         "setting": f"{first.model.name}, {common_images(first)} images, {first.run.epochs} epochs, batch {first.run.batch_size}",
         "runs": {label: (statistics.mean(a) if a else None, statistics.stdev(a) if len(a) > 1 else None, len(a))
                  for label, a in accs.items()},
-        "contrasts": contrasts, "one_seed_wall_s": one_seed_wall,
+        "contrasts": contrasts, "one_seed_wall_s": one_seed_wall, "ids": ids,
     }
 
 
@@ -151,6 +154,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=None, help="a candidate budget: this many training images")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a candidate budget: a config override on every run (VALUE as JSON, else a string)")
+    parser.add_argument("--export-dir", type=Path, default=None,
+                        help="write each preset's runs (config, metrics, no weights) to <dir>/<preset>.auglab.zip, "
+                             "a run file the Compare page imports")
     args = parser.parse_args()
     sets = dict(parse_set(item) for item in args.set)
     os.environ["AUGLAB_HOME"] = str(args.home or tempfile.mkdtemp(prefix="auglab_bench_real_"))
@@ -167,6 +173,13 @@ def main() -> None:
         row = bench_preset(name, args.seeds, args.budget, cache, out, args.dataset, args.images, sets)
         table.append(row)
         print(json.dumps(row), flush=True)
+        if args.export_dir and "ids" in row:
+            from core.runs import transfer
+
+            args.export_dir.mkdir(parents=True, exist_ok=True)
+            path = args.export_dir / f"{name}{transfer.SUFFIX}"
+            path.write_bytes(transfer.export_runs(list(dict.fromkeys(row["ids"]))))
+            print(f"exported {len(set(row['ids']))} runs to {path}", flush=True)
     print("\n| preset | data | budget | runs: mean ± std test accuracy | verdict | course's direction | one seed |")
     print("|---|---|---|---|---|---|---|")
     for row in table:

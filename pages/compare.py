@@ -11,12 +11,13 @@ only draws them.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
 
 from core import figures
-from core.i18n import _
+from core.i18n import _, tr
 from core.runs import compare, runner, store, transfer, verdict
 from core.training.config import ConfigError, flatten, parse_value
 from pages.ui.messages import flash, show_flashes
@@ -446,19 +447,46 @@ def _import_file() -> None:
     file = state["compare_import"]
     if file is None:
         return
+    _imported(file.name, lambda: transfer.import_runs(file.getvalue()))
+
+
+def _open_recorded(recorded: transfer.Recorded) -> None:
+    _imported(recorded.path.name, lambda: transfer.open_recorded(recorded))
+
+
+def _imported(file: str, do_import: Callable[[], transfer.ImportResult]) -> None:
+    """Import (all of a file's runs or, refused, none), say what happened and select its runs."""
     try:
-        result = transfer.import_runs(file.getvalue())
-    except transfer.TransferError as exc:
-        flash("error", _("{file} was not imported, and nothing changed: {reason}").format(file=file.name, reason=exc))
+        result = do_import()
+    except (transfer.TransferError, OSError) as exc:
+        flash("error", _("{file} was not imported, and nothing changed: {reason}").format(file=file, reason=exc))
         return
     if result.added:
-        flash("success", _("Imported {n} runs from {file}.").format(n=len(result.added), file=file.name))
+        flash("success", _("Imported {n} runs from {file}.").format(n=len(result.added), file=file))
     if result.skipped:
         flash("info", _("{n} runs of {file} were here already and were left as they are.").format(
-            n=len(result.skipped), file=file.name))
+            n=len(result.skipped), file=file))
     state["compare_runs"] = [*result.added, *result.skipped]
     state["compare_auto"] = None
     state["compare_emptied"] = False
+
+
+def recorded_panel(empty: bool) -> None:
+    """The course's experiments recorded with this project on real data: open them without training."""
+    recorded = transfer.recorded_runs()
+    if not recorded:
+        return
+    with st.expander(_("Recorded runs of the course's experiments"), icon=":material/history_edu:", expanded=empty):
+        st.caption(_(
+            "Trained with this project on real data (CIFAR-10 at the presets' classroom budget, 3 seeds a run) "
+            "and shipped with it: they open here with their curves and verdict, and replay on the Train page, "
+            "with no training and no network."
+        ))
+        for item in recorded:
+            cols = st.columns([4, 1], vertical_alignment="center")
+            cols[0].markdown(_("**{title}** · {n} runs").format(title=tr(item.title), n=item.runs))
+            cols[1].button(_("Open"), key=f"compare_recorded_{item.key}", on_click=_open_recorded, args=(item,),
+                           icon=":material/folder_open:")
 
 
 def import_panel() -> None:
@@ -495,8 +523,9 @@ def export_button(container, records: dict[str, store.RunRecord]) -> None:
 st.title(_("Compare runs"))
 show_flashes()
 runner.tick()
-import_panel()
 runs = store.list_runs()
+recorded_panel(runs.empty)
+import_panel()
 if runs.empty:
     st.info(_("No runs yet. Start one on the Train page, then come back to compare."), icon=":material/info:")
     st.page_link("pages/train.py", label=_("Go to Train"), icon=":material/model_training:")

@@ -16,17 +16,33 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from core import figures
-from core.augment import AugmentError, Pipeline, mixing
-from core.data.images import UPLOAD_TYPES, beta_density, crop_boxes, draw_boxes, make_grid_image, square_batch, to_uint8
+from core import figures, lessons
+from core.augment import Pipeline, mixing
+from core.data.images import (
+    UPLOAD_TYPES,
+    beta_density,
+    crop_boxes,
+    draw_boxes,
+    make_grid_image,
+    square_batch,
+    to_uint8,
+)
 from core.data.samples import SAMPLES
 from core.i18n import _, language, tr
+from core.lessons import COLS, MAX_SEED, ROWS, Lesson
 from core.training import weights
-from pages.ui.images import WorkingImage, load_bytes, load_sample_image, picture_name, png
-from pages.ui.links import pipeline_from_param, pipeline_to_param, read_pipeline_upload, seed_from_param
+from pages.ui.images import (
+    WorkingImage,
+    load_bytes,
+    load_sample_image,
+    picture_name,
+    png,
+)
+from pages.ui.lesson_panel import lesson_banner, lesson_panel
+from pages.ui.links import read_pipeline_upload
 from pages.ui.messages import explain, flash, show_error, show_flashes
 from pages.ui.pipeline_editor import PipelineEditor
-from pages.ui.state import MAX_SEED, PREVIEW_SIDE, default_pipeline, init_state, language_switch
+from pages.ui.state import PREVIEW_SIDE, default_pipeline, init_state, language_switch
 
 MIX_SIDE = 256  # mixing needs images of one size: each is centre-cropped and resized to this
 # photos on screen go as JPEG: a tenth of PNG's bytes and ~50x faster to encode, which keeps
@@ -87,29 +103,35 @@ def _on_json_upload() -> None:
 
 
 def _read_link() -> None:
-    """On a session's first run, take the pipeline and seed from the URL if it carries them."""
+    """On a session's first run, take what the URL carries: a shared link's pipeline and seed, a
+    lesson link's picture, grid and locked or hidden controls. Whatever is wrong is said, and that
+    setting keeps its default."""
     if state["lab_link_read"]:
         return
     state["lab_link_read"] = True
-    params = st.query_params
-    if "p" in params:
-        try:
-            EDITOR.set(pipeline_from_param(params["p"]))
-        except AugmentError as e:
-            flash("error", _(
-                "The pipeline in the link could not be used, so the default pipeline is shown: {reason}"
-            ).format(reason=e))
-            EDITOR.set(default_pipeline())
-    if "seed" in params:
-        try:
-            state["lab_seed"] = seed_from_param(params["seed"])
-        except AugmentError as e:
-            flash("error", _("The seed in the link could not be used, so seed 0 is shown: {reason}").format(reason=e))
+    lesson, problems = lessons.read_link("lab", st.query_params.to_dict())
+    for problem in problems:
+        flash(problem.kind, problem.text)
+    if lesson.pipeline is not None:
+        EDITOR.set(lesson.pipeline)
+    elif "p" in st.query_params:
+        EDITOR.set(default_pipeline())  # the link's pipeline was refused (said above)
+    for key, value in (("lab_seed", lesson.seed), ("lab_rows", lesson.rows), ("lab_cols", lesson.cols)):
+        if value is not None:
+            state[key] = value
+    if lesson.sample is not None:
+        state["lab_sample"] = lesson.sample
+        state["lab_image"] = None  # loaded from the sample by image_source
+    state["lab_lesson"] = lesson
 
 
-def _write_link(pipeline: Pipeline, seed: int) -> str:
-    """Keep the URL in step with the pipeline and seed; returns the link to share."""
-    params = {"p": pipeline_to_param(pipeline), "seed": str(seed)}
+def _write_link(pipeline: Pipeline, seed: int, working: WorkingImage) -> str:
+    """Keep the URL in step with the pipeline, seed and sample; returns the link to share."""
+    params = {"p": lessons.pipeline_to_param(pipeline), "seed": str(seed)}
+    if working.is_sample:
+        params["sample"] = state["lab_sample"]
+    elif "sample" in st.query_params:
+        del st.query_params["sample"]
     for name, value in params.items():
         if st.query_params.get(name) != value:
             st.query_params[name] = value
@@ -117,17 +139,29 @@ def _write_link(pipeline: Pipeline, seed: int) -> str:
     return f"{base}?{urlencode(params)}"
 
 
+def lesson() -> Lesson:
+    """What a lesson link fixed on this page (nothing, for a page opened without one)."""
+    return state["lab_lesson"]
+
+
 # ---- the sidebar: picture and pipeline ---------------------------------------------------------
 
 
 def image_source() -> WorkingImage | None:
+    if not lesson().shown("picture"):
+        if state["lab_image"] is None:
+            _use_sample()
+        return state["lab_image"]
+    locked = not lesson().is_open("picture")
     st.sidebar.header(_("Picture"))
-    st.sidebar.selectbox(_("Sample"), list(SAMPLES), format_func=tr, key="lab_sample", on_change=_use_sample)
+    st.sidebar.selectbox(_("Sample"), list(SAMPLES), format_func=tr, key="lab_sample", on_change=_use_sample,
+                         disabled=locked)
     st.sidebar.file_uploader(
         _("…or upload one"),
         type=list(UPLOAD_TYPES),
         key="lab_upload",
         on_change=_on_image_upload,
+        disabled=locked,
         help=_(
             "JPEG, PNG, WebP, BMP, GIF (first frame) or TIFF, up to 50 megapixels. "
             "It is scaled to {side} pixels on its long side for the preview."
@@ -136,7 +170,7 @@ def image_source() -> WorkingImage | None:
     if state["lab_image"] is None:
         _use_sample()
     working = state["lab_image"]
-    if working is not None and not working.is_sample:
+    if working is not None and not working.is_sample and not locked:
         st.sidebar.button(_("Back to the sample ({name})").format(name=tr(state["lab_sample"])), on_click=_use_sample)
     return working
 
@@ -148,12 +182,15 @@ def _seed_widget(key: str, value) -> None:
 
 
 def pipeline_sidebar() -> Pipeline:
+    if not lesson().shown("pipeline"):
+        return EDITOR.pipeline
+    locked = not lesson().is_open("pipeline")
     st.sidebar.header(_("Pipeline"))
     with st.sidebar:
         st.caption(_("Steps run top to bottom (like `v2.Compose`); steps switched off are skipped."))
         if not EDITOR.pipeline.steps:
-            st.info(_("The pipeline is empty: add an augmentation below."))
-        return EDITOR.draw()
+            st.info(_("The pipeline is empty.") if locked else _("The pipeline is empty: add an augmentation below."))
+        return EDITOR.draw(locked=locked)
 
 
 # ---- the preview grid --------------------------------------------------------------------------
@@ -172,12 +209,19 @@ def _preview(image_key: str, _image: torch.Tensor, pipeline_json: str, seed: int
 def preview_grid(working: WorkingImage, pipeline: Pipeline):
     """The grid tab; returns (batch, captions) for the PNG export, or None if the pipeline failed."""
     controls = st.columns([2, 2, 2, 1], vertical_alignment="bottom")
-    rows = controls[0].slider(_("Rows"), 1, 4, key="lab_rows")
-    cols = controls[1].slider(_("Columns"), 1, 6, key="lab_cols")
-    seed = controls[2].number_input(
-        _("Seed"), 0, MAX_SEED, step=1, key="lab_seed", help=_("The same seed always gives the same grid.")
-    )
-    controls[3].button(_("New samples"), icon=":material/casino:", on_click=_new_samples, key="lab-new-samples")
+    rows, cols, seed = state["lab_rows"], state["lab_cols"], state["lab_seed"]
+    if lesson().shown("grid"):
+        locked = not lesson().is_open("grid")
+        rows = controls[0].slider(_("Rows"), *ROWS, key="lab_rows", disabled=locked)
+        cols = controls[1].slider(_("Columns"), *COLS, key="lab_cols", disabled=locked)
+    if lesson().shown("seed"):
+        locked = not lesson().is_open("seed")
+        seed = controls[2].number_input(
+            _("Seed"), 0, MAX_SEED, step=1, key="lab_seed", help=_("The same seed always gives the same grid."),
+            disabled=locked,
+        )
+        if not locked:
+            controls[3].button(_("New samples"), icon=":material/casino:", on_click=_new_samples, key="lab-new-samples")
     n = rows * cols
     image = working.image
     try:
@@ -415,14 +459,28 @@ def exports(working: WorkingImage, pipeline: Pipeline, grid, link: str) -> None:
         _("Pipeline (JSON)"), data=pipeline.to_json(seed), file_name="pipeline.json", mime="application/json",
         on_click="ignore", key="lab-dl-json", icon=":material/download:",
     )
-    buttons[1].file_uploader(_("Load a pipeline (JSON)"), type=["json"], key="lab_json_upload", on_change=_on_json_upload)
+    buttons[1].file_uploader(_("Load a pipeline (JSON)"), type=["json"], key="lab_json_upload", on_change=_on_json_upload,
+                             disabled=not lesson().is_open("pipeline"))
 
     st.subheader(_("Shareable link"))
-    st.caption(_(
-        "The link carries the pipeline and the seed: whoever opens it sees this grid on "
-        "the same picture."
-    ))
+    if uploaded:
+        st.caption(_(
+            "The link carries the pipeline and the seed, not an uploaded picture: whoever opens it "
+            "sees this pipeline on the sample."
+        ))
+    else:
+        st.caption(_(
+            "The link carries the pipeline, the seed and the sample: whoever opens it sees this "
+            "grid on the same picture."
+        ))
     st.code(link, language=None, wrap_lines=True)
+
+    st.subheader(_("Lesson link for a class"))
+    if uploaded:
+        st.caption(_("An uploaded picture cannot travel in a link: the lesson opens on the sample {name}.").format(
+            name=tr(state["lab_sample"])))
+    lesson_panel(Lesson(page="lab", sample=state["lab_sample"], pipeline=pipeline, seed=seed,
+                        rows=state["lab_rows"], cols=state["lab_cols"]), "lab_lesson_link")
 
 
 # ---- page --------------------------------------------------------------------------------------
@@ -436,13 +494,21 @@ pipeline = pipeline_sidebar()
 show_flashes()
 if working is None:
     st.stop()  # the flash above says why: there is no picture to augment
-link = _write_link(pipeline, int(state["lab_seed"]))
-grid_tab, mix_tab, imagenet_tab, export_tab = st.tabs([_("Preview"), _("Mixing"), _("ImageNet view"), _("Export")])
+lesson_banner(lesson())
+link = _write_link(pipeline, int(state["lab_seed"]), working)
+# the Preview tab, then those a lesson link did not hide
+titles = {"mixing": _("Mixing"), "imagenet": _("ImageNet view"), "export": _("Export")}
+shown = [name for name in titles if lesson().shown(name)]
+grid_tab, *others = st.tabs([_("Preview"), *(titles[name] for name in shown)])
+panels = dict(zip(shown, others))
 with grid_tab:
     grid = preview_grid(working, pipeline)
-with mix_tab:
-    mixing_preview(working)
-with imagenet_tab:
-    imagenet_panel(working)
-with export_tab:
-    exports(working, pipeline, grid, link)
+if "mixing" in panels:
+    with panels["mixing"]:
+        mixing_preview(working)
+if "imagenet" in panels:
+    with panels["imagenet"]:
+        imagenet_panel(working)
+if "export" in panels:
+    with panels["export"]:
+        exports(working, pipeline, grid, link)

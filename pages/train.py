@@ -15,7 +15,9 @@ import streamlit as st
 from core.augment import AugmentError, Pipeline
 from core.data import DATASETS, DatasetError, available_datasets
 from core.data.uploads import MAX_UPLOAD_BYTES, find_upload, list_uploads, save_upload
+from core import lessons
 from core.i18n import _, tr
+from core.lessons import pipeline_from_param, pipeline_param_from_link
 from core.runs import runner, store
 from core.training import weights
 from core.training.config import ConfigError, TrainConfig
@@ -42,7 +44,8 @@ from pages.ui.config_form import (
     run_picker,
 )
 from pages.ui.cost_panel import cost_panel
-from pages.ui.links import pipeline_from_param, pipeline_param_from_link, read_pipeline_upload
+from pages.ui.lesson_panel import lesson_banner, lesson_panel
+from pages.ui.links import read_pipeline_upload
 from pages.ui.lr_finder_panel import lr_finder_panel
 from pages.ui.messages import flash, show_flashes
 from pages.ui.run_monitor import monitor
@@ -268,47 +271,71 @@ def launch_panel(cfg: TrainConfig | None) -> None:
 
 
 
+def editor_and_launch():
+    """The config editor's tabs, and beside them what the config costs and its Launch; returns
+    the cost panel's estimate to draw last (None if there is none)."""
+    editor, summary = st.columns([3, 2], gap="large")
+    with editor:
+        try:
+            values = current_values()
+        except ConfigError:
+            values = {f.key: state[f.widget_key] for f in ALL_FIELDS}
+        tabs = st.tabs([_("Data"), _("Model"), _("Augmentation"), _("Tricks"), _("Optimiser & schedule"), _("Run")])
+        with tabs[0]:
+            data_tab(values)
+        with tabs[1]:
+            model_tab(values)
+        with tabs[2]:
+            augment_tab()
+        with tabs[3]:
+            tricks_tab(values)
+        with tabs[4]:
+            draw_fields(OPTIM_FIELDS, values)
+            lr_finder_panel()
+            st.divider()
+            draw_fields(SCHEDULE_FIELDS, values)
+        with tabs[5]:
+            draw_fields(RUN_FIELDS, values)
+    with summary:
+        try:
+            config = current_config()
+        except ConfigError as exc:
+            config = None
+            st.error(_("This config cannot run: {exc}").format(exc=exc), icon=":material/error:")
+        draw_estimate = cost_panel(config) if config is not None else None
+        launch_panel(config)
+    return draw_estimate
+
+
+def _read_link() -> None:
+    """On a session's first run, take a lesson link's preset and what it locked or hid."""
+    if state["tr_link_read"]:
+        return
+    state["tr_link_read"] = True
+    lesson, problems = lessons.read_link("train", st.query_params.to_dict())
+    for problem in problems:
+        flash(problem.kind, problem.text)
+    preset_panel.use_lesson(lesson)
+    state["tr_lesson"] = lesson
+
+
 init_state()
 ui_state.language_switch()
+_read_link()
+lesson = state["tr_lesson"]
 st.title(_("Train"))
 show_flashes()
+lesson_banner(lesson)
 
-with st.expander(_("Presets: the course's experiments in one click"), icon=":material/school:"):
-    preset_panel.presets_panel()
-
-editor, summary = st.columns([3, 2], gap="large")
-with editor:
-    try:
-        values = current_values()
-    except ConfigError:
-        values = {f.key: state[f.widget_key] for f in ALL_FIELDS}
-    tabs = st.tabs([_("Data"), _("Model"), _("Augmentation"), _("Tricks"), _("Optimiser & schedule"), _("Run")])
-    with tabs[0]:
-        data_tab(values)
-    with tabs[1]:
-        model_tab(values)
-    with tabs[2]:
-        augment_tab()
-    with tabs[3]:
-        tricks_tab(values)
-    with tabs[4]:
-        draw_fields(OPTIM_FIELDS, values)
-        lr_finder_panel()
-        st.divider()
-        draw_fields(SCHEDULE_FIELDS, values)
-    with tabs[5]:
-        draw_fields(RUN_FIELDS, values)
+with st.expander(_("Presets: the course's experiments in one click"), icon=":material/school:",
+                 expanded=lesson.preset is not None):
+    preset_panel.presets_panel(lesson)
 
 draw_estimate = None
-with summary:
-    try:
-        config = current_config()
-    except ConfigError as exc:
-        config = None
-        st.error(_("This config cannot run: {exc}").format(exc=exc), icon=":material/error:")
-    if config is not None:
-        draw_estimate = cost_panel(config)
-    launch_panel(config)
+if lesson.shown("editor"):  # a lesson link may show the preset and the runs only
+    with st.expander(_("Lesson link for a class"), icon=":material/qr_code:"):
+        lesson_panel(preset_panel.lesson_from_panel(), "tr_lesson_link")
+    draw_estimate = editor_and_launch()
 
 monitor()
 

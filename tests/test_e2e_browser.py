@@ -240,3 +240,48 @@ def test_a_chinese_link_opens_in_chinese_and_the_switch_goes_back_to_english(ser
     page.get_by_role("heading", name="Compare runs").wait_for()
     idle(page)
     assert "lang=en" in page.url
+
+
+def tile_captions(page) -> list[str]:
+    """The preview grid's captions ("#1 · Horizontal flip: flipped · ..."), as the browser shows them."""
+    texts = page.get_by_test_id("stImageCaption").all_inner_texts()
+    return [t for t in texts if t.startswith("#")]
+
+
+def test_a_lesson_link_built_by_a_teacher_opens_the_same_grid_locked_in_a_fresh_browser(server, page, shots):
+    page.goto(server)
+    page.get_by_role("heading", name="Augmentation Lab").first.wait_for()
+    idle(page)
+    seed = page.get_by_role("spinbutton", name="Seed")
+    seed.fill("7")
+    seed.press("Enter")
+    idle(page)
+    page.get_by_role("tab", name="Export").click()
+    page.get_by_role("radiogroup", name="Seed and New samples").get_by_role("radio", name="locked").click()
+    idle(page)
+    page.get_by_role("radiogroup", name="Pipeline (steps and their settings)").get_by_role("radio", name="locked").click()
+    idle(page)
+    page.get_by_role("radiogroup", name="Export tab").get_by_role("radio", name="hidden").click()
+    idle(page)
+    link = page.get_by_test_id("stCode").filter(has_text="lock=").inner_text().strip()
+    assert link.startswith(server) and "seed=7" in link
+    page.get_by_role("img", name="Scan to open the lesson").or_(page.get_by_text("Scan to open the lesson")).first.wait_for()
+    screenshot(page, shots, "7_lesson_teacher")
+    page.get_by_role("tab", name="Preview").click()
+    teacher_tiles = tile_captions(page)
+    assert len(teacher_tiles) == 8
+
+    # a student: another browser, nothing in common with the teacher's but the link
+    student = page.context.browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    student.set_default_timeout(UI_TIMEOUT_MS)
+    student.goto(link)
+    student.get_by_role("heading", name="Augmentation Lab").first.wait_for()
+    idle(student)
+    student.get_by_text("A lesson link set up this page").wait_for()
+    student.get_by_test_id("stImageCaption").filter(has_text="#8 · ").wait_for()
+    screenshot(student, shots, "8_lesson_student")
+    assert tile_captions(student) == teacher_tiles
+    assert student.get_by_role("spinbutton", name="Seed").is_disabled()
+    assert student.get_by_role("tab", name="Export").count() == 0
+    assert student.get_by_role("button", name="New samples").count() == 0
+    assert student.get_by_role("combobox", name="Augmentation to add").count() == 0  # no add row

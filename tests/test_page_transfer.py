@@ -60,3 +60,18 @@ def test_the_export_button_offers_the_selected_ended_runs_with_weights_when_aske
     app = run(app)
     (button,) = [d for d in app.get("download_button") if d.label == "Runs as a file"]
     assert button.proto.disabled and "0 of 1 selected" in button.help
+
+
+def test_a_fresh_machine_opens_the_recorded_course_runs_with_their_verdict(tmp_path, monkeypatch):
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "fresh"))
+    app = compare_page()
+    recorded = transfer.recorded_runs()
+    (first,) = [b for b in app.button if b.key == f"compare_recorded_{recorded[0].key}"]
+    first.click()
+    app = run(app)
+    said = [s.value for s in app.success]
+    assert said[0] == f"Imported {recorded[0].runs} runs from {recorded[0].path.name}."
+    picked = app.multiselect(key="compare_pick").value
+    assert len(picked) == recorded[0].runs and set(picked) == set(store.list_runs()["id"])
+    assert app.get("plotly_chart")
+    assert any("95% interval" in text and "3 seeds each" in text for text in said[1:])  # the verdict

@@ -14,7 +14,7 @@ from test_compare import make_run
 
 from core import cli
 from core.paths import HOME_ENV
-from core.runs import compare, store, transfer
+from core.runs import compare, replay, store, transfer
 from core.training.config import TrainConfig
 
 
@@ -176,3 +176,35 @@ def test_every_bad_file_is_refused_with_its_message_and_the_store_is_unchanged(o
         assert snapshot() == before, what
         assert not (store.home() / "runs" / run_id).exists(), what
     assert store.get_run(kept).name == "already here"
+
+
+# ---- the recorded runs shipped in assets/recorded -----------------------------------------------
+
+
+def test_the_shipped_recorded_runs_open_on_a_fresh_store_and_replay(other_store):
+    other_store("fresh")
+    recorded = transfer.recorded_runs()
+    assert recorded and all(r.runs >= 6 for r in recorded)  # two runs at least, 3 seeds each
+    for item in recorded:
+        result = transfer.open_recorded(item)
+        assert len(result.added) == item.runs and not result.skipped
+        records = [store.get_run(i) for i in result.added]
+        assert all(r.status == "finished" and r.summary["final"]["test_acc"] > 0.1 for r in records)
+        assert all(r.name.startswith(item.title) for r in records)
+        # real data, not the embedded shapes, and the seeds the verdict needs
+        assert all(not r.train_config().data.dataset.startswith("shapes") for r in records)
+        groups = compare.seed_groups({r.id: r.name for r in records})
+        assert groups and all(len(ids) == 3 for ids in groups.values())
+        played = replay.Replay.of(result.added[0], speed=20, started=0.0)
+        recorded_steps = store.all_metrics(result.added[0]).query("kind == 'step'")
+        halfway = (recorded_steps["wall"].iloc[0] + played.recorded_s) / 2 / 20  # after loading the data
+        assert 0 < len(played.visible(halfway)[0]) < len(recorded_steps)
+        assert len(played.visible(played.duration_s)[0]) == len(recorded_steps)
+    assert transfer.open_recorded(recorded[0]).skipped  # opened twice: nothing added the second time
+
+
+def test_an_unreadable_recorded_file_is_left_out(tmp_path):
+    (tmp_path / "flip.auglab.zip").write_bytes(b"not a zip")
+    good = transfer.export_runs([make_run("lenet")])
+    (tmp_path / "lenet_vgg.auglab.zip").write_bytes(good)
+    assert [(r.key, r.title, r.runs) for r in transfer.recorded_runs(tmp_path)] == [("lenet_vgg", "LeNet vs VGG", 1)]

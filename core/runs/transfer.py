@@ -23,6 +23,7 @@ import shutil
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -46,6 +47,11 @@ MAX_NAME = 200
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _MEMBER = re.compile(r"runs/(?P<id>[A-Za-z0-9][A-Za-z0-9_-]{0,63})/(?P<file>run\.json|metrics\.csv|weights\.pt|log\.txt)")
 _METRIC_COLUMNS = ["kind", "step", "epoch", *store.METRIC_COLUMNS]
+
+
+# Runs of the course's experiments on real data, recorded with this project and shipped with it:
+# one file per preset, <preset>.auglab.zip (how they were recorded: the README, "Recorded runs").
+RECORDED_DIR = Path(__file__).resolve().parents[2] / "assets" / "recorded"
 
 
 class TransferError(ValueError):
@@ -312,3 +318,40 @@ def _check_weights(data: bytes, config: TrainConfig, summary: Mapping[str, Any],
         raise TransferError(_("The weights of run “{name}” do not fit the model its config builds: {error}").format(
             name=run_name, error=str(exc)[:300])) from None
     return data
+
+
+# ============================================================================ recorded runs
+
+
+@dataclass(frozen=True)
+class Recorded:
+    key: str  # the preset it recorded (core.runs.presets.PRESETS), the file's stem
+    path: Path
+    title: str  # the preset's title, English: shown through tr()
+    runs: int  # how many runs the file holds
+
+
+def recorded_runs(folder: Path | None = None) -> list[Recorded]:
+    """The shipped recorded runs, one entry per file, in the presets' order; a file that is not a
+    readable run file is left out (the import would say why)."""
+    from core.runs.presets import PRESETS
+
+    folder = RECORDED_DIR if folder is None else folder
+    found = []
+    for path in sorted(folder.glob("*" + SUFFIX)) if folder.is_dir() else []:
+        key = path.name.removesuffix(SUFFIX)
+        try:
+            with zipfile.ZipFile(path) as archive:
+                manifest = json.loads(archive.read("manifest.json"))
+            count = len(manifest["runs"])
+        except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile):
+            continue
+        title = PRESETS[key].title if key in PRESETS else key
+        found.append(Recorded(key, path, title, count))
+    order = list(PRESETS)
+    return sorted(found, key=lambda r: (order.index(r.key) if r.key in order else len(order), r.key))
+
+
+def open_recorded(recorded: Recorded) -> ImportResult:
+    """The recorded runs into this store (those already here are left as they are)."""
+    return import_runs(recorded.path.read_bytes())

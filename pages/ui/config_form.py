@@ -18,13 +18,18 @@ import streamlit as st
 from core.augment import Pipeline
 from core.data import DATASETS
 from core.i18n import _, tr
+from core.lessons import MAX_SEED
 from core.params import Param
 from core.runs import store
-from core.training.config import ConfigError, TrainConfig, apply_overrides, config_params
+from core.training.config import (
+    ConfigError,
+    TrainConfig,
+    apply_overrides,
+    config_params,
+)
 from core.training.models import MODELS
 from pages.ui import run_view
 from pages.ui.pipeline_editor import PipelineEditor
-from pages.ui.state import MAX_SEED
 from pages.ui.widgets import choice_text
 
 state = st.session_state

@@ -73,24 +73,26 @@ class PipelineEditor:
 
     # ---- drawing -------------------------------------------------------------------------------
 
-    def draw(self) -> Pipeline:
-        """Every step's card, then the add row; returns the pipeline as edited in this run."""
+    def draw(self, locked: bool = False) -> Pipeline:
+        """Every step's card, then the add row; returns the pipeline as edited in this run.
+        locked: every widget shown but disabled, and no add row (a lesson link's lock)."""
         pipeline = self.pipeline
         if len(self._ids()) != len(pipeline.steps):
             self.set(pipeline)
         edited = pipeline
         for i, (step, step_id) in enumerate(zip(pipeline.steps, self._ids())):
-            params, enabled = self._step_card(i, len(pipeline.steps), step, step_id)
+            params, enabled = self._step_card(i, len(pipeline.steps), step, step_id, locked)
             if params != step.params or enabled != step.enabled:
                 try:
                     edited = edited.updated(i, params=params, enabled=enabled)
                 except AugmentError as e:
                     show_error(_("Step {number} keeps its previous settings").format(number=i + 1), e)
         state[self.key] = edited
-        self._add_row()
+        if not locked:
+            self._add_row()
         return edited
 
-    def _step_card(self, index: int, count: int, step, step_id: int) -> tuple[dict, bool]:
+    def _step_card(self, index: int, count: int, step, step_id: int, locked: bool) -> tuple[dict, bool]:
         """On/off switch, move and remove buttons, and a widget per declared parameter."""
         op = get_op(step.op)
         prefix = f"{self.prefix}-step{step_id}-{step.op}"
@@ -99,7 +101,7 @@ class PipelineEditor:
             with st.container(horizontal=True, vertical_alignment="center", gap="medium"):
                 if f"{prefix}-enabled" not in state:
                     state[f"{prefix}-enabled"] = step.enabled
-                enabled = st.toggle(_("on"), key=f"{prefix}-enabled")
+                enabled = st.toggle(_("on"), key=f"{prefix}-enabled", disabled=locked)
                 for name, label, icon, action, args, disabled in (
                     ("up", _("Up"), "arrow_upward", self.move, (step_id, -1), index == 0),
                     ("down", _("Down"), "arrow_downward", self.move, (step_id, 1), index == count - 1),
@@ -107,7 +109,7 @@ class PipelineEditor:
                 ):
                     st.button(
                         "", icon=f":material/{icon}:", key=f"{prefix}-{name}", type="tertiary", help=label,
-                        on_click=action, args=args, disabled=disabled,
+                        on_click=action, args=args, disabled=disabled or locked,
                     )
             if not op.params:
                 return {}, enabled
@@ -115,10 +117,10 @@ class PipelineEditor:
                 summary = st.empty()  # filled below, once this run's widget values are known
                 # A fixed label: an expander whose label changed would be a new one, closed after every edit.
                 with st.expander(_("Settings")):
-                    params = self._param_widgets(op, step, prefix, enabled)
+                    params = self._param_widgets(op, step, prefix, enabled and not locked)
                 summary.caption(", ".join(f"{k} = {short(v)}" for k, v in params.items()))
             else:
-                params = self._param_widgets(op, step, prefix, enabled)
+                params = self._param_widgets(op, step, prefix, enabled and not locked)
         return params, enabled
 
     @staticmethod

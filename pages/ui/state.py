@@ -16,12 +16,11 @@ import streamlit as st
 from core.augment import Pipeline
 from core.data.samples import default_sample
 from core.i18n import DEFAULT, LANGUAGES, _, use_language_source
+from core.lessons import Lesson
 
 # Long side of the working image in pixels: large enough to judge an augmentation, small enough
 # that a grid of 24 tiles stays interactive on a 2-core laptop.
 PREVIEW_SIDE = 512
-# number inputs travel through JavaScript, whose integers are exact only up to 2**53
-MAX_SEED = 2**53 - 1
 
 
 _heap_frozen = False  # per server process: this module is imported once, whatever the reruns
@@ -85,7 +84,8 @@ STATE: dict[str, Callable[[], Any]] = {
     "lab_pipeline": default_pipeline,
     "lab_step_ids": lambda: [],
     "lab_next_step_id": lambda: 0,
-    "lab_link_read": lambda: False,  # whether the pipeline in the URL was read (first run only)
+    "lab_link_read": lambda: False,  # whether the link in the URL was read (first run only)
+    "lab_lesson": lambda: Lesson(page="lab"),  # what a lesson link locked or hid (core.lessons)
     "lab_image": lambda: None,  # WorkingImage shown and augmented
     "lab_sample": default_sample,  # widget: the sample picked
     "lab_add_op": lambda: "hflip",  # widget: the augmentation the "Add" button adds
@@ -97,6 +97,8 @@ STATE: dict[str, Callable[[], Any]] = {
     "lab_mix_seed": lambda: 0,  # widget
     "flash": lambda: [],  # (kind, text) messages from callbacks, shown once by show_flashes
     # ---- the Train page (pages/train.py)
+    "tr_link_read": lambda: False,  # whether the lesson link in the URL was read (first run only)
+    "tr_lesson": lambda: Lesson(page="train"),  # what a lesson link locked or hid
     "tr_pipeline": Pipeline.empty,  # the augmentation the next run trains with
     "tr_step_ids": lambda: [],  # one stable id per step, as the lab's (pages/ui/pipeline_editor.py)
     "tr_next_step_id": lambda: 0,
