@@ -7,6 +7,7 @@ import streamlit as st
 import torch
 
 from core.i18n import _
+from core.runs.database import StoreError
 from pages.ui.state import freeze_startup_heap, init_state
 
 # The server's own tensor work (the preview grid) is small; one thread keeps it fast and leaves
@@ -24,6 +25,8 @@ page = st.navigation(
 )
 try:
     page.run()
+except StoreError as exc:  # a damaged or unreachable run store: say so, and keep the server up
+    st.error(_("The run store cannot be used: {reason}").format(reason=exc), icon=":material/database:")
 finally:
     # Once per server, after the first page run has imported what the pages need: keeps
     # Streamlit's collection after every (fragment) run from rescanning all of it.

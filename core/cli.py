@@ -249,10 +249,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(cfg.to_json())
                 return EXIT_FINISHED
             run_id = store.create_run(cfg, args.name, status="running")
-            print(_("run {run_id} recorded in {path}").format(run_id=run_id, path=store.db_path()), flush=True)
+            print(_("run {run_id} recorded in {path}").format(run_id=run_id, path=store.where()), flush=True)
             with stop_on_signals() as signalled:
                 final = execute(run_id, cfg, sinks=sinks, should_stop=signalled)
-    except (ConfigError, OSError, LookupError) as exc:
+    except (ConfigError, OSError, LookupError, store.StoreError) as exc:
         print(_("error: {message}").format(message=exc), file=sys.stderr)
         return EXIT_USAGE
     if isinstance(final, Failed):

@@ -20,7 +20,7 @@ from core import figures
 from core.i18n import _, tr
 from core.runs import compare, runner, store, transfer, verdict
 from core.training.config import ConfigError, flatten, parse_value
-from pages.ui.messages import flash, show_flashes
+from pages.ui.messages import flash, show_flashes, stop_unless_the_store_works
 from pages.ui.state import init_state, language_switch
 
 state = st.session_state
@@ -31,6 +31,7 @@ ACTIVE = ("queued", "running")
 # This page's session state is declared with every page's in pages/ui/state.py (STATE).
 init_state()
 language_switch()
+stop_unless_the_store_works()
 
 
 # ---- the selection ------------------------------------------------------------------------------

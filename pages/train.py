@@ -47,7 +47,7 @@ from pages.ui.cost_panel import cost_panel
 from pages.ui.lesson_panel import lesson_banner, lesson_panel
 from pages.ui.links import read_pipeline_upload
 from pages.ui.lr_finder_panel import lr_finder_panel
-from pages.ui.messages import flash, show_flashes
+from pages.ui.messages import flash, show_flashes, stop_unless_the_store_works
 from pages.ui.run_monitor import monitor
 
 state = st.session_state
@@ -321,6 +321,7 @@ def _read_link() -> None:
 
 init_state()
 ui_state.language_switch()
+stop_unless_the_store_works()
 _read_link()
 lesson = state["tr_lesson"]
 st.title(_("Train"))

@@ -27,6 +27,60 @@ def auglab_home(tmp_path, monkeypatch):
     return home
 
 
+PG_URL_ENV = "AUGLAB_TEST_PG_URL"  # a PostgreSQL server for the store tests (.ci/postgres.sh starts one)
+PG_SCHEMA_ENV = "AUGLAB_TEST_PG_SCHEMA"  # the schema both_stores made for this test
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def both_stores(request, monkeypatch):
+    """The test once on the embedded SQLite store, once on a PostgreSQL server in a schema of its own.
+
+    Without $AUGLAB_TEST_PG_URL the PostgreSQL half is skipped, except in CI (CI=true), where
+    `.ci/run` starts a server and a missing one is a failure."""
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    url = os.environ.get(PG_URL_ENV)
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI runs the store tests on PostgreSQL too: ${PG_URL_ENV} is not set (.ci/postgres.sh)")
+        pytest.skip(f"no PostgreSQL server: set ${PG_URL_ENV} (export {PG_URL_ENV}=$(bash .ci/postgres.sh))")
+    import psycopg
+
+    schema = "test_" + os.urandom(6).hex()
+    monkeypatch.setenv("AUGLAB_STORE_URL", _pg_schema_url(url, schema))
+    monkeypatch.setenv(PG_SCHEMA_ENV, schema)  # for other_store
+    try:
+        yield "postgresql"
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for (name,) in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (schema + "%",)).fetchall():
+                conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+def _pg_schema_url(url: str, schema: str) -> str:
+    """The server's URL with `schema` (created here) as the search path: a store of its own."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def other_store(tmp_path, monkeypatch):
+    """Switch to a second, empty store (another machine): another home and, on PostgreSQL, another
+    schema; returns a function that switches to the store called `name` (new the first time)."""
+    schema = os.environ.get(PG_SCHEMA_ENV)  # set when the test runs on PostgreSQL (both_stores)
+
+    def use(name: str):
+        monkeypatch.setenv("AUGLAB_HOME", str(tmp_path / name))
+        if schema:
+            monkeypatch.setenv("AUGLAB_STORE_URL", _pg_schema_url(os.environ[PG_URL_ENV], f"{schema}_{name}"))
+
+    return use
+
+
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG of ~100 bytes that declares `width` x `height` pixels (a decompression-bomb stand-in)."""
 

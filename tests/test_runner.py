@@ -4,8 +4,12 @@ import os
 import signal
 import time
 
+import pytest
+
 from core.runs import runner, store
 from core.training.config import TrainConfig
+
+pytestmark = pytest.mark.usefixtures("both_stores")  # on SQLite and on PostgreSQL (conftest)
 
 
 def quick(epochs: int) -> TrainConfig:

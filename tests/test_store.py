@@ -1,7 +1,9 @@
-"""The run store: CRUD, metrics as they happen, stop flags, interrupted runs, the queue claim."""
+"""The run store: CRUD, metrics as they happen, stop flags, interrupted runs, the queue claim.
+
+Every test runs on the embedded SQLite store and on a PostgreSQL server (conftest.both_stores).
+"""
 
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -12,6 +14,8 @@ import pytest
 from core.runs import store
 from core.training.config import ConfigError, TrainConfig
 from core.training.events import Eval, Failed, Finished, Started, Step, Stopped
+
+pytestmark = pytest.mark.usefixtures("both_stores")
 
 
 def started_event(run_id):
@@ -32,14 +36,18 @@ def dead_pid() -> int:
     return proc.pid
 
 
-def test_create_get_list_rename(auglab_home):
+def test_create_get_list_rename(auglab_home, both_stores):
     cfg = TrainConfig.from_dict({"run": {"epochs": 2}})
     run_id = store.create_run(cfg, "first")
     other = store.create_run(TrainConfig())
     record = store.get_run(run_id)
     assert (record.name, record.status, record.train_config()) == ("first", "queued", cfg)
     assert store.get_run(other).name == "fastcnn on shapes"
-    assert store.db_path() == auglab_home / "runs.sqlite" and record.folder == auglab_home / "runs" / run_id
+    assert record.folder == auglab_home / "runs" / run_id
+    if both_stores == "sqlite":
+        assert store.db_path() == auglab_home / "runs.sqlite" and store.where() == str(store.db_path())
+    else:
+        assert store.where().startswith("postgresql://127.0.0.1")
 
     runs = store.list_runs()
     assert list(runs.id) == [other, run_id]  # newest first
@@ -57,17 +65,18 @@ def test_create_get_list_rename(auglab_home):
         store.create_run({"optim": {"lrr": 1}})
 
 
-def test_the_database_is_in_wal_mode_so_pages_read_while_a_trainer_writes():
+def test_pages_read_while_a_trainer_writes(both_stores):
     run_id = store.create_run(TrainConfig(), status="running")
-    writer = sqlite3.connect(store.db_path(), isolation_level=None)
-    assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    writer.execute("BEGIN IMMEDIATE")
-    writer.execute("UPDATE runs SET name = 'writing' WHERE id = ?", (run_id,))
+    writer = store._open()
+    if both_stores == "sqlite":
+        assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # readers never block the writer
     try:
-        assert store.get_run(run_id).name == "fastcnn on shapes"  # readers see the last commit
+        with writer.transaction():
+            writer.execute("UPDATE runs SET name = 'writing' WHERE id = ?", (run_id,))
+            assert store.get_run(run_id).name == "fastcnn on shapes"  # readers see the last commit
     finally:
-        writer.execute("COMMIT")
         writer.close()
+    assert store.get_run(run_id).name == "writing"
     assert store.get_run(run_id).name == "writing"
 
 
@@ -166,7 +175,7 @@ def test_a_zombie_process_counts_as_dead():
 
 def test_runs_of_another_host_are_left_alone():
     run_id = store.create_run(TrainConfig(), status="running")
-    with sqlite3.connect(store.db_path()) as conn:
+    with store._connection() as conn:
         conn.execute("UPDATE runs SET pid = ?, host = 'gpu-server' WHERE id = ?", (dead_pid(), run_id))
     assert socket.gethostname() != "gpu-server"
     assert store.refresh_statuses() == []
@@ -206,17 +215,16 @@ def test_ticking_an_idle_or_full_queue_leaves_the_write_lock_to_the_trainer():
 
     running = store.create_run(TrainConfig(), status="running")  # this process: alive, so it stays running
     queued = store.create_run(TrainConfig())
-    writer = sqlite3.connect(store.db_path(), timeout=30, isolation_level=None)
-    writer.execute("BEGIN IMMEDIATE")  # a trainer in the middle of a commit, for as long as this test likes
+    writer = store._open()
     answers = []
     try:
-        # the only slot is taken: nothing to claim
-        tick = threading.Thread(target=lambda: answers.append(store.claim_next_queued(1)), daemon=True)
-        tick.start()
-        tick.join(timeout=10)  # it would block for the connection's 30 s timeout if it asked for the lock
-        assert not tick.is_alive() and answers == [None]
+        with writer.transaction():  # a trainer in the middle of a commit, for as long as this test likes
+            # the only slot is taken: nothing to claim
+            tick = threading.Thread(target=lambda: answers.append(store.claim_next_queued(1)), daemon=True)
+            tick.start()
+            tick.join(timeout=10)  # it would block for the connection's 30 s timeout if it asked for the lock
+            assert not tick.is_alive() and answers == [None]
     finally:
-        writer.execute("ROLLBACK")
         writer.close()
     assert store.claim_next_queued(max_concurrent=2) == queued  # with a free slot it claims as before
     store.set_status(running, "stopped")
@@ -256,3 +264,29 @@ def test_settings_and_bad_statuses():
         store.set_status(run_id, "done")
     with pytest.raises(ValueError):
         store.metrics(run_id, "batch")
+
+
+def test_a_damaged_store_file_is_named_with_what_to_do_in_the_cli_and_the_page(auglab_home, both_stores, capsys):
+    if both_stores == "sqlite":
+        auglab_home.mkdir(parents=True, exist_ok=True)
+        store.db_path().write_bytes(b"this is not a database, it was overwritten" * 100)
+        said = "cannot be read"
+    else:  # a server that is not there
+        store.os.environ["AUGLAB_STORE_URL"] = "postgresql://nobody@127.0.0.1:1/none"
+        said = "cannot be reached"
+    with pytest.raises(store.StoreError, match=said):
+        store.list_runs()
+    from core import cli
+
+    assert cli.main(["--epochs", "1"]) == cli.EXIT_USAGE
+    assert said in capsys.readouterr().err
+
+    from conftest import ROOT, run
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    run(app)
+    for page in ("pages/compare.py", "pages/train.py"):
+        app.switch_page(page)
+        run(app)  # no exception: the message instead
+        assert any("The run store cannot be used" in e.value and said in e.value for e in app.error)

@@ -13,18 +13,10 @@ import torch
 from test_compare import make_run
 
 from core import cli
-from core.paths import HOME_ENV
 from core.runs import compare, replay, store, transfer
 from core.training.config import TrainConfig
 
-
-@pytest.fixture
-def other_store(tmp_path, monkeypatch):
-    """Switch to a second, empty store (another machine); returns a function that switches back."""
-    def use(name: str):
-        monkeypatch.setenv(HOME_ENV, str(tmp_path / name))
-
-    return use
+pytestmark = pytest.mark.usefixtures("both_stores")  # on SQLite and on PostgreSQL (conftest)
 
 
 def snapshot() -> tuple:

@@ -1,9 +1,11 @@
-"""The run store: every run's config, status and metrics in one SQLite file, home()/runs.sqlite.
+"""The run store: every run's config, status and metrics in one database.
 
-Pages, the CLI, the runner and the tests all read and write this one store; files a run
-produces (weights, log) live in its folder, home()/runs/<id>/. The database is in WAL mode so
-the dashboard can read while a trainer process writes, and every call opens its own short-lived
-connection, so any process may use the module at any time.
+By default that is one SQLite file, home()/runs.sqlite; with $AUGLAB_STORE_URL a PostgreSQL server
+that every machine of a lab reaches (core/runs/database.py holds what differs between the two;
+the SQL is here, once). Pages, the CLI, the runner and the tests all read and write this one
+store; files a run produces (weights, log) live in its folder, home()/runs/<id>/. SQLite runs in
+WAL mode so the dashboard can read while a trainer process writes, and every call opens its own
+short-lived connection, so any process may use the module at any time.
 
 A run's status moves queued -> running -> finished | stopped | failed. A run left "running"
 whose process has died (killed, machine slept through a crash) is reported as "interrupted"
@@ -16,7 +18,6 @@ import json
 import os
 import shutil
 import socket
-import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -30,6 +31,8 @@ import pandas as pd
 from core.data.uploads import dataset_title
 from core.i18n import _
 from core.paths import home
+from core.runs import database
+from core.runs.database import Connection, Row, StoreError  # noqa: F401  (StoreError: for callers)
 from core.training.config import TrainConfig
 from core.training.events import Eval, Event, Failed, Finished, Started, Step, Stopped
 
@@ -37,32 +40,7 @@ STATUSES = ("queued", "running", "finished", "stopped", "failed", "interrupted")
 FINAL_STATUSES = ("finished", "stopped", "failed", "interrupted")
 METRIC_COLUMNS = ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_s", "wall")
 
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    config TEXT NOT NULL,                -- TrainConfig JSON
-    status TEXT NOT NULL CHECK (status IN {STATUSES}),
-    message TEXT,                        -- why it failed or stopped
-    device TEXT,                         -- the device actually used
-    created REAL NOT NULL,               -- unix seconds
-    started REAL,
-    ended REAL,
-    pid INTEGER,                         -- the training process, to detect interrupted runs
-    host TEXT,                           -- where that pid lives
-    stop_requested INTEGER NOT NULL DEFAULT 0,
-    summary TEXT NOT NULL DEFAULT '{{}}'  -- JSON: data description, final metrics, confusion, ...
-);
-CREATE TABLE IF NOT EXISTS metrics (
-    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    kind TEXT NOT NULL CHECK (kind IN ('step', 'epoch')),
-    step INTEGER NOT NULL,
-    epoch REAL NOT NULL,
-    {", ".join(f"{c} REAL" for c in METRIC_COLUMNS)}
-);
-CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics (run_id, kind, step);
-CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+_SCHEMA = {dialect: database.schema(dialect, STATUSES, METRIC_COLUMNS) for dialect in ("sqlite", "postgresql")}
 
 
 class UnknownRunError(LookupError):
@@ -98,7 +76,13 @@ class RunRecord:
 
 
 def db_path() -> Path:
+    """The embedded SQLite store's file (the store unless $AUGLAB_STORE_URL names another)."""
     return home() / "runs.sqlite"
+
+
+def where() -> str:
+    """The store, as a message names it: the SQLite file's path, or the server (no password)."""
+    return database.describe()
 
 
 def run_dir(run_id: str) -> Path:
@@ -108,26 +92,12 @@ def run_dir(run_id: str) -> Path:
     return path
 
 
-_initialised: set[Path] = set()
-
-
-def _open() -> sqlite3.Connection:
-    path = db_path()
-    # Autocommit mode: each statement commits unless wrapped in an explicit BEGIN; a long
-    # timeout because a trainer and a page may write at the same instant.
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA synchronous = NORMAL")  # safe in WAL mode and much faster than FULL
-    if path not in _initialised:
-        conn.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
-        conn.executescript(_SCHEMA)
-        _initialised.add(path)
-    return conn
+def _open() -> Connection:
+    return database.connect(_SCHEMA)
 
 
 @contextmanager
-def _connection() -> Iterator[sqlite3.Connection]:
+def _connection() -> Iterator[Connection]:
     conn = _open()
     try:
         yield conn
@@ -136,15 +106,21 @@ def _connection() -> Iterator[sqlite3.Connection]:
 
 
 @contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE takes the write lock up front, so read-then-write steps cannot race."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+def transaction(conn: Connection) -> Iterator[Connection]:
+    """A write transaction taken up front, so read-then-write steps cannot race."""
+    with conn.transaction():
         yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
+
+
+def check() -> None:
+    """Raises StoreError, with what to do, when the store cannot be opened or read."""
+    try:
+        with _connection() as conn:
+            conn.execute("SELECT 1 FROM runs LIMIT 1").fetchall()
+    except StoreError:
         raise
-    conn.execute("COMMIT")
+    except Exception as exc:  # sqlite3's or psycopg's: the store's, in words
+        raise StoreError(_("The run store {where} cannot be read ({error}).").format(where=where(), error=exc)) from exc
 
 
 def _new_id() -> str:
@@ -183,7 +159,7 @@ def default_run_name(cfg: TrainConfig) -> str:
     return _("{model} on {dataset}").format(model=cfg.model.name, dataset=dataset_title(cfg.data.dataset))
 
 
-def _record(row: sqlite3.Row) -> RunRecord:
+def _record(row: Row) -> RunRecord:
     return RunRecord(
         id=row["id"],
         name=row["name"],
@@ -207,7 +183,7 @@ def get_run(run_id: str) -> RunRecord:
     with _connection() as conn:
         row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
     if row is None:
-        raise UnknownRunError(_("no run with id {run_id!r} in {db_path}").format(run_id=run_id, db_path=db_path()))
+        raise UnknownRunError(_("no run with id {run_id!r} in {db_path}").format(run_id=run_id, db_path=where()))
     return _record(row)
 
 
@@ -220,11 +196,11 @@ def list_runs() -> pd.DataFrame:
                (SELECT m.test_acc FROM metrics m WHERE m.run_id = r.id AND m.kind = 'epoch'
                 ORDER BY m.step DESC LIMIT 1) AS test_acc,
                (SELECT MAX(m.step) FROM metrics m WHERE m.run_id = r.id AND m.kind = 'step') AS step,
-               json_extract(r.summary, '$.total_steps') AS total_steps
+               {total_steps} AS total_steps
         FROM runs r ORDER BY r.created DESC, r.id DESC
     """
     with _connection() as conn:
-        df = pd.read_sql_query(query, conn)
+        df = conn.frame(query.format(total_steps=conn.json_number("r.summary", "total_steps")))
     configs = [json.loads(c) for c in df.pop("config")]
     df.insert(2, "dataset", [c["data"]["dataset"] for c in configs])
     df.insert(3, "model", [c["model"]["name"] for c in configs])
@@ -251,7 +227,7 @@ def metrics(run_id: str, kind: str = "epoch", after_step: int | None = None) -> 
         query += " AND step > ?"
         params += (int(after_step),)
     with _connection() as conn:
-        return pd.read_sql_query(query + " ORDER BY step, rowid", conn, params=params)
+        return conn.frame(query + f" ORDER BY step, {conn.order}", params)
 
 
 def set_status(
@@ -289,7 +265,7 @@ def record_pid(run_id: str, pid: int) -> None:
         conn.execute("UPDATE runs SET pid = ? WHERE id = ? AND status = 'running'", (pid, run_id))
 
 
-def _merge_summary(conn: sqlite3.Connection, run_id: str, parts: Mapping[str, Any]) -> None:
+def _merge_summary(conn: Connection, run_id: str, parts: Mapping[str, Any]) -> None:
     row = conn.execute("SELECT summary FROM runs WHERE id = ?", (run_id,)).fetchone()
     if row is None:
         raise UnknownRunError(_("no run with id {run_id!r}").format(run_id=run_id))
@@ -467,7 +443,8 @@ def get_setting(key: str, default: str | None = None) -> str | None:
 
 def set_setting(key: str, value: str) -> None:
     with _connection() as conn:
-        conn.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, value))
+        conn.execute("INSERT INTO settings (key, value) VALUES (?, ?) "
+                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
 
 
 # ----------------------------------------------------------------------------- the sink
@@ -503,9 +480,9 @@ def has_run(run_id: str) -> bool:
 def all_metrics(run_id: str) -> pd.DataFrame:
     """Every metric row of a run, steps and evaluations, as stored (kind, step, epoch, the metrics)."""
     with _connection() as conn:
-        return pd.read_sql_query(
+        return conn.frame(
             f"SELECT kind, step, epoch, {', '.join(METRIC_COLUMNS)} FROM metrics WHERE run_id = ? "
-            "ORDER BY kind, step, rowid", conn, params=(run_id,),
+            f"ORDER BY kind, step, {conn.order}", (run_id,),
         )
 
 
@@ -513,6 +490,10 @@ def _file_name(path: str | None) -> str | None:
     # Only the name is stored: the run folder is found from AUGLAB_HOME, which may be mounted
     # at another path on another machine.
     return Path(path).name if path else None
+
+
+_INSERT_METRICS = (f"INSERT INTO metrics (run_id, kind, step, epoch, {', '.join(METRIC_COLUMNS)}) "
+                   f"VALUES ({','.join('?' * (4 + len(METRIC_COLUMNS)))})")
 
 
 class StoreSink:
@@ -600,7 +581,7 @@ class StoreSink:
     def flush(self) -> None:
         if self.pending:
             with transaction(self.conn):
-                self.conn.executemany(f"INSERT INTO metrics VALUES ({','.join('?' * 11)})", self.pending)
+                self.conn.executemany(_INSERT_METRICS, self.pending)
             self.pending.clear()
         self.last_flush = time.monotonic()
 

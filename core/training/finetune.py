@@ -50,7 +50,7 @@ def init_source(run_id: str, model_name: str) -> tuple[store.RunRecord, Path]:
     except store.UnknownRunError:
         raise ConfigError(_("model.init_from_run: there is no run {run_id!r} in the store ({db_path})").format(
             run_id=run_id,
-            db_path=store.db_path(),
+            db_path=store.where(),
         )) from None
     if record.status != "finished":
         raise ConfigError(

@@ -33,3 +33,15 @@ def explain(error: BaseException) -> str:
 def show_error(message: str, error: BaseException | None = None) -> None:
     text = _("{message}: {reason}").format(message=message, reason=explain(error)) if error is not None else message
     st.error(text, icon=":material/error:")
+
+
+def stop_unless_the_store_works() -> None:
+    """For a page that needs the run store: when it is damaged or unreachable, say so and why, and
+    draw nothing more (the server and the other pages go on)."""
+    from core.runs import store
+
+    try:
+        store.check()
+    except store.StoreError as exc:
+        st.error(_("The run store cannot be used: {reason}").format(reason=exc), icon=":material/database:")
+        st.stop()
