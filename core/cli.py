@@ -82,12 +82,25 @@ def execute(
         store.set_status(run_id, "stopped", message=_("interrupted from the keyboard"))
         raise
     except BaseException as exc:
-        # A sink failed (the trainer itself never raises): do not leave the run "running".
-        recorder.flush()
-        store.set_status(run_id, "failed", message=f"{type(exc).__name__}: {exc}")
+        # A sink failed (the trainer itself never raises): do not leave the run "running". When
+        # the store itself is what failed (a full disk), recording that may fail too: then the
+        # log says it, and the run reads "interrupted", pointing at the log.
+        message = str(exc) if isinstance(exc, store.StoreError) else f"{type(exc).__name__}: {exc}"
+        try:
+            recorder.flush()
+        except store.StoreError:
+            pass  # the steps that could not be written are lost; the message below says why
+        try:
+            store.set_status(run_id, "failed", message=message)
+        except store.StoreError as again:
+            print(_("error: {message}; recording that failed too: {again}").format(message=message, again=again),
+                  file=sys.stderr, flush=True)
         raise
     finally:
-        recorder.close()
+        try:
+            recorder.close()
+        except store.StoreError:
+            pass  # said above
 
 
 def run_stored(run_id: str, sinks: Iterable[Callable[[Event], None]] = ()) -> FinalEvent:

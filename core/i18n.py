@@ -61,6 +61,11 @@ def _catalog(lang: str) -> dict[str, str]:
     return {m.id: m.string for m in catalog if m.id and isinstance(m.id, str) and m.string and not m.fuzzy}
 
 
+def catalog_text(lang: str, message: str) -> str:
+    """`message` in the language `lang` (not the current one): for reading what another process wrote."""
+    return _catalog(lang).get(message, message)
+
+
 def _(message: str) -> str:
     """`message` in the current language; English (the message itself) where there is no translation."""
     return _catalog(language()).get(message, message) if message else message

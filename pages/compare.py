@@ -21,7 +21,7 @@ from core.i18n import _, tr
 from core.runs import compare, runner, store, transfer, verdict
 from core.training.config import ConfigError, flatten, parse_value
 from pages.ui.messages import flash, show_flashes, stop_unless_the_store_works
-from pages.ui.state import init_state, language_switch
+from pages.ui.state import init_state, language_switch, owner_field
 
 state = st.session_state
 REFRESH_S = 2.0  # live refresh of running runs: fast enough to watch, cheap for the server
@@ -31,6 +31,7 @@ ACTIVE = ("queued", "running")
 # This page's session state is declared with every page's in pages/ui/state.py (STATE).
 init_state()
 language_switch()
+owner_field()
 stop_unless_the_store_works()
 
 
@@ -138,7 +139,7 @@ def _stop(run_id: str) -> None:
 def _run_again(run_id: str, key: str, value: str, name: str) -> None:
     try:
         new_id = compare.run_again(run_id, key, value, name.strip() or None)
-    except (ConfigError, store.UnknownRunError) as e:
+    except (ConfigError, store.UnknownRunError, store.QueueFullError) as e:
         flash("error", _("Not launched: {error}").format(error=e))
         return
     _select([new_id])
@@ -151,7 +152,7 @@ def _run_again(run_id: str, key: str, value: str, name: str) -> None:
 def _repeat_seeds(run_id: str, n: int, first_seed: int, prefix: str) -> None:
     try:
         ids = compare.launch_seeds(store.get_run(run_id).config, n, first_seed, prefix)
-    except (ConfigError, store.UnknownRunError) as e:
+    except (ConfigError, store.UnknownRunError, store.QueueFullError) as e:
         flash("error", _("Not launched: {error}").format(error=e))
         return
     _select(ids)

@@ -260,6 +260,7 @@ def launch_panel(cfg: TrainConfig | None) -> None:
     cols = st.columns([2, 1], vertical_alignment="bottom")
     cols[0].button(_("Launch"), key="tr-launch", type="primary", icon=":material/rocket_launch:", on_click=_launch,
                    disabled=cfg is None, width="stretch")
+    cols[0].caption(runner.where_runs_train())
     cols[1].number_input(
         _("Runs at once"), min_value=1, max_value=16, value=runner.max_concurrent(), key="tr_max_concurrent",
         on_change=lambda: runner.set_max_concurrent(int(state["tr_max_concurrent"])),
@@ -321,6 +322,7 @@ def _read_link() -> None:
 
 init_state()
 ui_state.language_switch()
+ui_state.owner_field()
 stop_unless_the_store_works()
 _read_link()
 lesson = state["tr_lesson"]

@@ -532,3 +532,28 @@ def test_real_cifar10_zip_with_wrapping_folder():
     assert torch.bincount(b.train_y).tolist() == [100] * 10
     assert b.test_x.shape == (10_000, 3, 32, 32)
     assert b.mean == pytest.approx((0.49, 0.48, 0.45), abs=0.03)
+
+
+def test_a_zip_member_that_unpacks_to_more_than_an_image_may_be_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    files = imagefolder_files(CLASSES, 2, 8, split=False)
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, content in files.items():
+            z.writestr(name, content)
+        z.writestr("ant/huge.png", b"\0" * (folders.MAX_MEMBER_BYTES + 1))  # ~64 KB in the zip
+    reads = []
+    monkeypatch.setattr(folders._Source, "read", lambda self, rel: reads.append(rel))
+    with pytest.raises(DatasetError, match=r"ant/huge.png would unpack to 67 MB, more than the 67 MB an image file may be"):
+        load_dataset(f"zip:{path}")
+    assert reads == []  # refused from the table of contents
+
+
+def test_reading_a_member_holds_at_most_the_limit_in_memory(tmp_path, monkeypatch):
+    monkeypatch.setattr(folders, "MAX_MEMBER_BYTES", 1000)
+    path = tmp_path / "a.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("ant/a.png", b"x" * 5000)
+    src = folders._Source.__new__(folders._Source)  # a member that grew past what the index allowed
+    src.path, src.zip, src.stored_name = path, zipfile.ZipFile(path), {"ant/a.png": "ant/a.png"}
+    with pytest.raises(DatasetError, match="larger than the 0 MB an image file may be"):
+        src.read("ant/a.png")

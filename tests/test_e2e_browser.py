@@ -47,41 +47,67 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(auglab_home, tmp_path):
-    """The app on 127.0.0.1 with this test's AUGLAB_HOME; the server and its runs are always ended."""
-    port = free_port()
-    log_path = tmp_path / "streamlit.log"
-    # Two runs at once, so that the comparison shows both of the preset's runs growing.
-    env = dict(os.environ, AUGLAB_HOME=str(auglab_home), AUGLAB_MAX_CONCURRENT="2")
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
+class Server:
+    """`streamlit run app.py` on 127.0.0.1 with a test's AUGLAB_HOME; started again on the same port
+    after a kill, as a crashed server that a supervisor restarts."""
+
+    def __init__(self, home: Path, log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        # Two runs at once, so that the comparison shows both of the preset's runs growing.
+        self.env = dict(os.environ, AUGLAB_HOME=str(home), AUGLAB_MAX_CONCURRENT="2")
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                 "--server.port", str(self.port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
         deadline = time.monotonic() + 60
         while True:
-            assert proc.poll() is None, f"streamlit exited early:\n{log_path.read_text()[-3000:]}"
+            assert self.proc.poll() is None, f"streamlit exited early:\n{self.log_path.read_text()[-3000:]}"
             try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as response:
                     if response.status == 200:
-                        break
+                        return
             except OSError:
                 pass
-            assert time.monotonic() < deadline, f"streamlit did not answer on {url}:\n{log_path.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"streamlit did not answer on {self.url}:\n{self.log_path.read_text()[-3000:]}"
             time.sleep(0.3)
-        yield url
+
+    def kill9(self) -> None:
+        self.proc.kill()  # SIGKILL: no clean-up of any kind
+        self.proc.wait(10)
+
+    def end(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+@pytest.fixture
+def app_server(auglab_home, tmp_path):
+    """The app's server (a Server); it and its runs are always ended."""
+    server = Server(auglab_home, tmp_path / "streamlit.log")
+    try:
+        server.start()
+        yield server
     finally:
         end_training_processes()
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        server.end()
+
+
+@pytest.fixture
+def server(app_server):
+    """The app's address."""
+    return app_server.url
 
 
 def end_training_processes() -> None:
@@ -285,3 +311,56 @@ def test_a_lesson_link_built_by_a_teacher_opens_the_same_grid_locked_in_a_fresh_
     assert student.get_by_role("tab", name="Export").count() == 0
     assert student.get_by_role("button", name="New samples").count() == 0
     assert student.get_by_role("combobox", name="Augmentation to add").count() == 0  # no add row
+
+
+def test_a_killed_server_leaves_the_run_training_and_a_reopened_page_shows_it_live(app_server, page, shots):
+    """kill -9 of the app mid-run: the trainer goes on, nothing it recorded is lost, and after a
+    restart both a fresh tab opened straight on the run's URL and the old tab that reconnects get
+    the navigation and the live run."""
+    page.goto(f"{app_server.url}/train")
+    page.get_by_role("heading", name="Train").first.wait_for()
+    idle(page)
+    page.get_by_role("tab", name="Run", exact=True).click()
+    epochs = page.get_by_role("spinbutton", name="Epochs", exact=True)
+    epochs.fill("40")  # long enough to outlive everything below; the test stops it
+    epochs.press("Enter")
+    idle(page)
+    page.get_by_role("button", name="Launch", exact=True).click()
+    deadline = time.monotonic() + 120
+    while (runs := store.list_runs()).empty or not (runs["step"].fillna(0) >= 2).any():
+        assert time.monotonic() < deadline, "the launched run did not start training"
+        time.sleep(0.5)
+    run_id = runs["id"].iloc[0]
+    trainer = int(store.get_run(run_id).pid)
+
+    app_server.kill9()
+    before = store.list_runs()["step"].iloc[0]
+    time.sleep(3)
+    assert _is_trainer(trainer, run_id), "the trainer died with the server"
+    assert store.get_run(run_id).status == "running"
+    assert store.list_runs()["step"].iloc[0] > before  # still training, with no server at all
+
+    app_server.start()  # the same port, as a supervisor restarting it would
+    fresh = page.context.new_page()
+    fresh.goto(f"{app_server.url}/train?run={run_id}")
+    nav = fresh.get_by_test_id("stSidebarNav")
+    nav.get_by_text("Augmentation Lab", exact=True).wait_for()
+    nav.get_by_text("Compare", exact=True).wait_for()
+    first, later = wait_for_growth(fresh, TRAIN_LIVE, timeout_s=90)
+    assert 0 < first < later, f"the reopened page's live curves did not grow ({first} -> {later} points)"
+    screenshot(fresh, shots, "9_after_server_kill")
+    # the tab that was open when the server died reconnects to the new one, navigation included
+    page.bring_to_front()  # a background tab's timers (its reconnect among them) are throttled
+    page.get_by_test_id("stSidebarNav").get_by_text("Compare", exact=True).wait_for()
+    first, later = wait_for_growth(page, TRAIN_LIVE, timeout_s=90)
+    assert 0 < first < later, "the old tab did not show the run live again after reconnecting"
+
+    fresh.get_by_role("button", name="Stop").click()
+    record = None
+    deadline = time.monotonic() + 60
+    while not (record := store.get_run(run_id)).is_final:
+        assert time.monotonic() < deadline, "the run did not stop"
+        time.sleep(0.3)
+    assert record.status == "stopped"
+    steps = store.metrics(run_id, "step")["step"].tolist()
+    assert steps == list(range(1, len(steps) + 1)), "steps were lost or doubled across the server's kill"

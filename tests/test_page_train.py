@@ -218,6 +218,41 @@ def test_runs_beyond_the_limit_wait_in_a_visible_queue(at):
     store.set_status(occupier, "finished")
 
 
+def test_two_sessions_queue_under_their_names_and_take_turns(at):
+    """A class sharing one app: each browser session's runs carry its name; the queue alternates."""
+    occupier = occupy_the_only_slot()
+    at.text_input(key="owner").set_value("Ana")
+    set_tiny(at, epochs=1)
+    for name in ("ana 1", "ana 2"):
+        at.text_input(key="tr_run_name").set_value(name)
+        at.button(key="tr-launch").click()
+        run(at)
+    other = open_train_page()
+    assert other.text_input(key="owner").value.startswith("guest-")  # every session has a name of its own
+    other.text_input(key="owner").set_value("Bo")
+    set_tiny(other, epochs=1)
+    other.text_input(key="tr_run_name").set_value("bo 1")
+    other.button(key="tr-launch").click()
+    run(other)
+    assert store.get_run(other.query_params["run"]).owner == "Bo"
+
+    run(at)
+    table = queue_table(at)
+    assert list(table["name"]) == ["occupier", "ana 1", "bo 1", "ana 2"]
+    assert list(table["status"]) == ["running", "queued #1", "queued #2", "queued #3"]
+    assert list(table["queued by"]) == ["—", "Ana", "Bo", "Ana"]
+    assert any("Next to start: ana 1, queued by Ana" in c.value for c in at.caption)
+    assert "position 3 in the queue" in progress_text(at)  # ana 2, the run this session follows
+
+    runner.set_max_queued(2)  # Ana has two waiting: a third is refused with a message, Bo's is not
+    at.text_input(key="tr_run_name").set_value("ana 3")
+    at.button(key="tr-launch").click()
+    run(at)
+    assert "Ana already has 2 runs waiting" in errors(at)
+    assert "ana 3" not in set(store.list_runs()["name"])
+    store.set_status(occupier, "finished")
+
+
 def test_the_lr_finder_plots_loss_against_lr_and_sets_the_peak_lr(at):
     set_tiny(at, epochs=1)
     at.button(key="tr-lr-find").click()

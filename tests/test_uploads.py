@@ -123,3 +123,19 @@ def test_an_upload_with_cifar10_class_names_is_registered_as_cifar10_even_when_u
     save_upload("cifar-mini.zip", data)  # the same bytes: registered again, once
     assert sources.registered("cifar10") == [upload.dataset]
     assert sources.resolve("cifar10").source == "your upload cifar-mini.zip"
+
+
+def test_the_apps_upload_limit_is_set_explicitly_and_matches_cores_check():
+    import subprocess
+    import sys
+    import tomllib
+
+    from conftest import ROOT
+    from core.data.uploads import MAX_UPLOAD_BYTES
+
+    configured = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]["maxUploadSize"]
+    assert configured * 1024**2 == MAX_UPLOAD_BYTES
+    # and Streamlit, started in the project's folder as the README says, reads it
+    read = subprocess.run([sys.executable, "-c", "import streamlit.config as c; print(c.get_option('server.maxUploadSize'))"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60, check=True).stdout.split()[-1]
+    assert int(read) == configured

@@ -22,6 +22,9 @@ from core.paths import home
 
 DEFAULT_MAX_BYTES = 2 * 1024**3  # uncompressed total a zip or folder may hold
 DEFAULT_MAX_FILES = 200_000
+# One image file: far above any photo a dataset holds (a 50-megapixel PNG is ~100 MB only when
+# it is noise), and the most a read ever holds in memory, whatever a zip member declares.
+MAX_MEMBER_BYTES = 64 * 1024**2
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
 _JUNK_FILES = frozenset({"thumbs.db", "desktop.ini"})  # written by file browsers, never data
@@ -66,6 +69,11 @@ class _Source:
             if is_dir:
                 self._add_folder(rel)
                 continue
+            if size > MAX_MEMBER_BYTES and _is_image(rel):  # refused from the table of contents, before any read
+                raise DatasetError(_(
+                    "{name}: {member} would unpack to {size_mb:,.0f} MB, more than the {limit_mb:,.0f} MB an image "
+                    "file may be; refusing to read it."
+                ).format(name=path.name, member=rel[:80], size_mb=size / 1e6, limit_mb=MAX_MEMBER_BYTES / 1e6))
             folder, unused, name = rel.rpartition("/")
             self._add_folder(folder)
             self.filenames[folder].append(name)
@@ -142,8 +150,15 @@ class _Source:
             self.zip.close()
 
     def read(self, rel: str) -> bytes:
+        """The file's bytes, never more than MAX_MEMBER_BYTES in memory (a member larger than it
+        says, or a file grown since the index, is refused after that much)."""
         name = self.stored_name[rel]
-        return self.zip.read(name) if self.zip is not None else (self.path / name).read_bytes()
+        with self.zip.open(name) if self.zip is not None else open(self.path / name, "rb") as f:
+            data = f.read(MAX_MEMBER_BYTES + 1)
+        if len(data) > MAX_MEMBER_BYTES:
+            raise DatasetError(_("{name}: {member} is larger than the {limit_mb:,.0f} MB an image file may be.").format(
+                name=self.path.name, member=rel[:80], limit_mb=MAX_MEMBER_BYTES / 1e6))
+        return data
 
     def children(self, folder: str) -> tuple[list[str], list[str]]:
         """Sorted names of the immediate sub-folders and files of `folder` ("" is the top)."""

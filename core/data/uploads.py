@@ -27,7 +27,7 @@ from core.data import DEFAULT_MAX_BYTES, DatasetError, load_dataset
 from core.i18n import _
 from core.paths import home
 
-# The same as Streamlit's default server.maxUploadSize, so the page and this module agree.
+# The same as server.maxUploadSize in .streamlit/config.toml (a test holds them equal), so the page and this module agree.
 MAX_UPLOAD_BYTES = 200 * 1024**2
 
 

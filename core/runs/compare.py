@@ -252,6 +252,7 @@ def launch_seeds(config: TrainConfig | Mapping[str, Any], n: int, first_seed: in
     if not prefix.strip():
         raise ConfigError(_("a seed group needs a name"))
     configs = seed_configs(config, n, first_seed)
+    runner.ensure_room(len(configs))
     return [runner.launch(cfg, seed_run_name(prefix, cfg.run.seed)) for cfg in configs]
 
 

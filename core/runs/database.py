@@ -48,7 +48,8 @@ def describe(url: str | None = None) -> str:
     if url.startswith("sqlite:"):
         return url.removeprefix("sqlite:///")
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{':%d' % parts.port if parts.port else ''}{parts.path}"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
 
 
 class Row(tuple):
@@ -151,7 +152,9 @@ CREATE TABLE IF NOT EXISTS runs (
     pid {big},                           -- the training process, to detect interrupted runs
     host TEXT,                           -- where that pid lives
     stop_requested INTEGER NOT NULL DEFAULT 0,
-    summary TEXT NOT NULL DEFAULT '{{}}'  -- JSON: data description, final metrics, confusion, ...
+    summary TEXT NOT NULL DEFAULT '{{}}', -- JSON: data description, final metrics, confusion, ...
+    owner TEXT,                          -- who launched it (a browser session, a user, the CLI)
+    backend TEXT                         -- where it trains: NULL for a local process, 'ray'
 );
 CREATE TABLE IF NOT EXISTS metrics (
     {seq}run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -163,6 +166,23 @@ CREATE TABLE IF NOT EXISTS metrics (
 CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics (run_id, kind, step);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+# Columns added to `runs` after stores already existed: a store made before them gains them on
+# its first connection (NULL in every older run).
+ADDED_COLUMNS = (("owner", "TEXT"), ("backend", "TEXT"))
+
+
+def _upgrade_sqlite(raw: sqlite3.Connection) -> None:
+    have = {row[1] for row in raw.execute("PRAGMA table_info(runs)").fetchall()}
+    for name, kind in ADDED_COLUMNS:
+        if name not in have:
+            raw.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+
+
+def _upgrade_postgresql(raw: Any) -> None:
+    for name, kind in ADDED_COLUMNS:
+        raw.execute(f"ALTER TABLE runs ADD COLUMN IF NOT EXISTS {name} {kind}")
 
 
 _initialised: set[str] = set()
@@ -194,6 +214,7 @@ def _connect_sqlite(path: Path, schema_sql: str, url: str) -> Connection:
         if url not in _initialised:
             raw.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
             raw.executescript(schema_sql)
+            _upgrade_sqlite(raw)
             _initialised.add(url)
     except sqlite3.DatabaseError as exc:
         raise StoreError(_(
@@ -225,6 +246,7 @@ def _connect_postgresql(url: str, schema_sql: str) -> Connection:
             with raw.transaction():  # one process creates the tables; the others wait, then find them
                 raw.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
                 raw.execute(schema_sql)
+                _upgrade_postgresql(raw)
             _initialised.add(url)
     return Connection(raw, "postgresql")
 

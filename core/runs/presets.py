@@ -680,6 +680,7 @@ def launch_plan(plan: PresetPlan) -> list[str]:
 
     if not plan.runnable:
         raise ValueError(plan.blocked)
+    runner.ensure_room((plan.pretrain is not None) + len(plan.runs) * plan.seeds)  # queued whole, or not at all
     pretrain_id = None
     if plan.pretrain is not None:
         name, cfg = plan.pretrain

@@ -16,6 +16,7 @@ from core.data import available_datasets
 from core.data.uploads import list_uploads
 from core.i18n import N_, _, tr
 from core.lessons import Lesson
+from core.runs import store
 from core.runs.presets import MAX_SEEDS, PRESETS, budgets, launch_plan, plan_preset
 from core.training.config import diff
 from core.training.device import pick_device
@@ -115,7 +116,11 @@ def presets_panel(lesson: Lesson | None = None) -> None:
     if lesson.shown("preset_launch") and st.button(
             _("Launch these {total} runs and compare them").format(total=total), key="tr-launch-preset",
             icon=":material/play_arrow:", disabled=not plan.runnable):
-        ids = launch_plan(plan)
+        try:
+            ids = launch_plan(plan)
+        except store.QueueFullError as exc:  # nothing was queued
+            st.error(str(exc), icon=":material/hourglass_disabled:")
+            return
         state["compare_runs"] = ids
         st.switch_page("pages/compare.py", query_params={"runs": ",".join(ids)})
 

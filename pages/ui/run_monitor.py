@@ -62,17 +62,37 @@ def _queue_status(status: str, position: float, waits: bool) -> str:
     return _("{status} (waits for a run it needs)").format(status=text) if waits else text
 
 
+def _in_queue_order(runs: pd.DataFrame) -> pd.DataFrame:
+    """Running runs (oldest first), then the queued ones in the order they will start, numbered."""
+    order = [run_id for run_id, unused in store.queue_order()]
+    running = runs[runs["status"] == "running"].sort_values("created")
+    queued = runs[runs["status"] == "queued"]
+    known = set(queued["id"])
+    queued = queued.set_index("id").loc[[i for i in order if i in known]].reset_index()
+    queued["position"] = range(1, len(queued) + 1)
+    return pd.concat([running.assign(position=float("nan")), queued], ignore_index=True)
+
+
+def _owner_text(owner: object) -> str:
+    return str(owner) if isinstance(owner, str) and owner else "—"
+
+
 def queue_table(runs: pd.DataFrame) -> None:
-    live = runs[runs["status"].isin(["running", "queued"])].sort_values("created")
+    live = _in_queue_order(runs[runs["status"].isin(["running", "queued"])])
     if live.empty:
         st.caption(_("Nothing is training or waiting."))
         return
-    position = (live["status"] == "queued").cumsum().where(live["status"] == "queued")
-    waiting = {run_id for run_id in live.loc[live["status"] == "queued", "id"] if store.waiting_for(run_id)}
+    queued = live[live["status"] == "queued"]
+    if not queued.empty:
+        first = queued.iloc[0]
+        st.caption(_("Next to start: {name}, queued by {owner}. The queue takes turns between the names that have "
+                     "runs waiting.").format(name=first["name"], owner=_owner_text(first["owner"])))
+    waiting = {run_id for run_id in queued["id"] if store.waiting_for(run_id)}
     # the column names are what a person reads: st.table has no separate labels
     status = _("status")
     table = pd.DataFrame({
-        status: [_queue_status(s, p, i in waiting) for s, p, i in zip(live["status"], position, live["id"])],
+        status: [_queue_status(s, p, i in waiting) for s, p, i in zip(live["status"], live["position"], live["id"])],
+        _("queued by"): live["owner"].map(_owner_text),
         _("name"): live["name"],
         _("model"): live["model"],
         _("dataset"): live["dataset"].map(run_view.dataset_name),
@@ -100,8 +120,8 @@ def queue_panel(drawn_active: bool) -> pd.DataFrame:
 
 
 def queue_position(run_id: str, runs: pd.DataFrame) -> int | None:
-    queued = runs[runs["status"] == "queued"].sort_values("created")
-    ids = list(queued["id"])
+    """The run's place in the order the queue will start runs (1: next), None if not queued."""
+    ids = [i for i, unused in store.queue_order()]
     return ids.index(run_id) + 1 if run_id in ids else None
 
 

@@ -9,6 +9,11 @@ unless the value was set through the session-state API, which `init_state` does 
 from __future__ import annotations
 
 import gc
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Callable
 
 import streamlit as st
@@ -17,6 +22,7 @@ from core.augment import Pipeline
 from core.data.samples import default_sample
 from core.i18n import DEFAULT, LANGUAGES, _, use_language_source
 from core.lessons import Lesson
+from core.runs import runner
 
 # Long side of the working image in pixels: large enough to judge an augmentation, small enough
 # that a grid of 24 tiles stays interactive on a 2-core laptop.
@@ -51,6 +57,9 @@ def default_pipeline() -> Pipeline:
 
 
 LANG = "lang"  # session state and URL parameter: the language the pages speak
+OWNER = "owner"  # session state: whose runs this session launches
+APP_RAN = "app_ran"  # session state: this session has had a run through app.py (run_through_the_app)
+MAX_OWNER_CHARS = 40
 
 
 def browser_locale() -> str | None:
@@ -79,6 +88,10 @@ def initial_language() -> str:
 # key -> function giving its initial value (a function, so that mutable values are never shared)
 STATE: dict[str, Callable[[], Any]] = {
     LANG: initial_language,  # widget: the sidebar's language switch (language_switch)
+    APP_RAN: lambda: False,  # set by app.py's every run (through_the_app)
+    # widget: the name this browser session's runs are queued under (owner_field); the queue takes
+    # turns between names, so a class sharing one app shares it fairly
+    OWNER: lambda: f"guest-{os.urandom(2).hex()}",
     # the lab's pipeline and one stable id per step: widget keys use the id, so a step keeps its
     # widgets when it moves and a replaced pipeline gets fresh widgets seeded from its values
     "lab_pipeline": default_pipeline,
@@ -124,15 +137,73 @@ STATE: dict[str, Callable[[], Any]] = {
 }
 
 
+_this_run = threading.local()  # per script thread: whether the run in progress is app.py's
+
+
+@contextmanager
+def through_the_app() -> Iterator[None]:
+    """app.py runs everything inside this, the page it hands over to included."""
+    _this_run.app = True
+    st.session_state[APP_RAN] = True
+    try:
+        yield
+    finally:
+        _this_run.app = False
+
+
+def run_through_the_app() -> None:
+    """Make sure this run goes through app.py's st.navigation, whatever URL the tab asked for.
+
+    Streamlit treats an app with a folder named pages/ as a v1 multipage app until some run calls
+    st.navigation: on a server that has just started, a tab that opens (or reconnects to) /train
+    directly ran pages/train.py on its own, with a sidebar listing the folder's files (app,
+    compare, lab, train) instead of the app's navigation. The flag is process-wide and only
+    st.navigation clears it, so two tabs reconnecting at once could both be served that way.
+    Hence the check: a session's first run that reaches a page without app.py around it (in the
+    app's server) clears the flag and reruns, and the rerun is app.py's. Only the first: a session
+    that has been through app.py once keeps its navigation, and a rerun later would drop a click.
+    (streamlit.runtime.pages_manager.PagesManager.uses_pages_directory; the browser test
+    test_a_killed_server_leaves_the_run_training_and_a_reopened_page_shows_it_live holds it.)
+    """
+    if getattr(_this_run, "app", False) or st.session_state.get(APP_RAN):
+        return
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or Path(ctx.main_script_path).name != "app.py":
+        return  # a page run on its own, as a test may
+    PagesManager.uses_pages_directory = False
+    st.rerun()
+
+
 def init_state(only_missing: bool = False) -> None:
     """Fills in the declared keys that are missing. At the top of a run it also sets every present
     key again (keeps widget values across pages); only_missing: from code that may run after a
     widget was drawn, where setting its key would fail."""
+    if not only_missing:
+        run_through_the_app()
     for key, initial in STATE.items():
         if key not in st.session_state:
             st.session_state[key] = initial()
         elif not only_missing:
             st.session_state[key] = st.session_state[key]  # keeps widget values across pages
+
+
+def session_owner() -> str | None:
+    """The session's name in the queue, for core.runs.runner (None outside a session's run)."""
+    name = str(st.session_state.get(OWNER) or "").strip()[:MAX_OWNER_CHARS]
+    return name or None
+
+
+def owner_field() -> None:
+    """The sidebar's "Your name in the queue", on the pages that launch runs."""
+    runner.use_owner_source(session_owner)
+    st.sidebar.text_input(
+        _("Your name in the queue"), key=OWNER, max_chars=MAX_OWNER_CHARS,
+        help=_("The runs you launch are queued under this name. When several people share this app, the "
+               "queue takes turns between names, so nobody's runs wait behind a classmate's whole list."),
+    )
 
 
 def session_language() -> str | None:
@@ -144,6 +215,7 @@ def session_language() -> str | None:
 SWITCH_LABEL = "Language · 语言"
 
 
+runner.use_owner_source(session_owner)  # every run a session launches is queued under its name
 use_language_source(session_language)  # every message of a session's run in the session's language
 
 
