@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
+import torch
 
-from bench._common import load_cifar10, machine_line  # noqa: E402
+from bench._common import load_cifar10, machine_line
 
 
 def sink_cost(steps: int, every_steps: int, every_s: float) -> float:
