@@ -138,8 +138,8 @@ LIVE_POINTS_JS = """() => Array.from(document.querySelectorAll('[class*="st-key-
 
 
 def open_app(page, url: str) -> None:
-    # The app's root first: until a session has run app.py (st.navigation), Streamlit would
-    # serve /train straight from the pages/ folder.
+    # The app's root first, as a person would (a tab opened straight on /train works too since
+    # pages/ui/state.run_through_the_app; the browser test holds that).
     page.goto(url, wait_until="domcontentloaded")
     page.get_by_role("heading", name="Augmentation Lab").first.wait_for(timeout=90_000)
 

@@ -3,6 +3,7 @@
 Ray is an optional extra (requirements-ray.txt): without it these tests are skipped, except in CI
 (CI=true), which installs it, so a missing install is a failure there."""
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -32,23 +33,42 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def ray_head():
-    """A one-node Ray cluster on loopback for this module; its address."""
+def ray_head(tmp_path_factory):
+    """A one-node Ray cluster on loopback for this module; its address. Started in the foreground
+    (--block) in a process group of its own, so that ending the group ends this cluster only,
+    never another Ray on the machine (`ray stop` would stop them all)."""
     port = free_port()
     temp = f"/tmp/auglab-ray-{os.getpid()}"  # short: Ray's socket paths must fit in 107 characters
-    subprocess.run(
-        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", f"--port={port}",
-         "--node-ip-address=127.0.0.1", "--num-cpus=2", "--num-gpus=0", "--include-dashboard=false",
-         "--disable-usage-stats", f"--temp-dir={temp}"],
-        check=True, capture_output=True, timeout=120,
-    )
+    log = tmp_path_factory.mktemp("ray") / "head.log"
+    with log.open("wb") as out:
+        head = subprocess.Popen(
+            [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
+             "--node-ip-address=127.0.0.1", "--num-cpus=2", "--num-gpus=0", "--include-dashboard=false",
+             "--disable-usage-stats", f"--temp-dir={temp}"],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
     address = f"127.0.0.1:{port}"
     try:
+        deadline = time.monotonic() + 120
+        while "Ray runtime started" not in log.read_text(errors="replace"):
+            assert head.poll() is None, log.read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, "the Ray head did not start:\n" + log.read_text(errors="replace")[-3000:]
+            time.sleep(0.3)
         yield address
     finally:
         if ray.is_initialized():
             ray.shutdown()
-        subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"], capture_output=True, timeout=120, check=False)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(head.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                head.wait(30)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture
