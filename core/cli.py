@@ -92,7 +92,7 @@ def execute(
             pass  # the steps that could not be written are lost; the message below says why
         try:
             store.set_status(run_id, "failed", message=message)
-        except store.StoreError as again:
+        except Exception as again:  # noqa: BLE001  (the store's own error, whichever engine: said below)
             print(_("error: {message}; recording that failed too: {again}").format(message=message, again=again),
                   file=sys.stderr, flush=True)
         raise
