@@ -124,10 +124,10 @@ def _registered(ray: Any, name: str, timeout_s: float = 30.0) -> None:
             time.sleep(0.05)
 
 
-def stop(run_id: str) -> None:
+def stop(record: store.RunRecord) -> None:
     """A run Ray has not started yet (no trainer has written its pid) is removed from the cluster and
     stopped; a training one stops at its next step through the store's flag, like a local run."""
-    record = store.get_run(run_id)
+    run_id = record.id
     if record.backend != BACKEND or record.status != "running" or record.pid is not None:
         return
     try:

@@ -99,7 +99,7 @@ def ensure_room(n: int, who: str | None = None) -> None:
     """Raise store.QueueFullError unless `n` more runs fit in the owner's share of the queue (a
     group of runs checks before its first launch, so it is queued whole or not at all)."""
     who = who if who is not None else owner()
-    waiting = sum(1 for unused, o in store.queue_order() if o == who)
+    waiting = store.queued_by(who)
     if waiting + n > max_queued():
         raise store.QueueFullError(_(
             "{owner} has {waiting} runs waiting and may queue {limit}; these {n} would not fit. Wait until "
@@ -177,8 +177,9 @@ def _spawn(run_id: str) -> None:
 def stop(run_id: str) -> None:
     """Ask the run to stop; a running one ends cleanly at its next step, a queued one never starts."""
     store.request_stop(run_id)
-    if store.get_run(run_id).backend == ray_backend.BACKEND:
-        ray_backend.stop(run_id)  # one Ray has not placed yet would never read its flag
+    record = store.get_run(run_id)
+    if record.backend == ray_backend.BACKEND:
+        ray_backend.stop(record)  # one Ray has not placed yet would never read its flag
 
 
 def wait(run_id: str, timeout: float = 60.0, poll_s: float = 0.1) -> store.RunRecord:

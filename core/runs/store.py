@@ -160,9 +160,7 @@ def create_run(
     now = time.time()
     with _connection() as conn, transaction(conn):
         if status == "queued" and max_queued is not None:
-            same_owner = "owner IS NULL" if owner is None else "owner = ?"
-            waiting = conn.execute(f"SELECT COUNT(*) FROM runs WHERE status = 'queued' AND {same_owner}",
-                                   () if owner is None else (owner,)).fetchone()[0]
+            waiting = _queued_by(conn, owner)
             if waiting >= max_queued:
                 raise QueueFullError(_(
                     "{owner} already has {n} runs waiting, the most one may queue; wait until one "
@@ -179,6 +177,18 @@ def create_run(
             ),
         )
     return run_id
+
+
+def queued_by(owner: str | None) -> int:
+    """How many runs `owner` has waiting in the queue."""
+    with _connection() as conn:
+        return _queued_by(conn, owner)
+
+
+def _queued_by(conn: Connection, owner: str | None) -> int:
+    same_owner = "owner IS NULL" if owner is None else "owner = ?"
+    return conn.execute(f"SELECT COUNT(*) FROM runs WHERE status = 'queued' AND {same_owner}",
+                        () if owner is None else (owner,)).fetchone()[0]
 
 
 def default_run_name(cfg: TrainConfig) -> str:
@@ -391,7 +401,7 @@ def claim_next_queued(max_concurrent: int, backend: str | None = None) -> str | 
             return None
         order = _queue_order(conn)
         unfinished = {row["id"] for row in live}
-        startable = (run_id for run_id, unused, config in order if unfinished.isdisjoint(dependencies(config)))
+        startable = (run_id for run_id, unused, config in order if unfinished.isdisjoint(dependencies(json.loads(config))))
         run_id = next(startable, None)
         if run_id is None:
             return None
@@ -411,18 +421,19 @@ def queue_order() -> list[tuple[str, str | None]]:
         return [(run_id, owner) for run_id, owner, unused in _queue_order(conn)]
 
 
-def _queue_order(conn: Connection) -> list[tuple[str, str | None, dict[str, Any]]]:
+def _queue_order(conn: Connection) -> list[tuple[str, str | None, str]]:
     """Round-robin between owners: the owners with a run waiting take turns, the one who started a
     run least recently (never, first) going first, and each owner's runs keep their own order. So
-    a student who queues ten runs gets every other slot, not the next ten."""
+    a student who queues ten runs gets every other slot, not the next ten. Each run comes with its
+    config's JSON text (parsed only by the claim, which needs its dependencies)."""
     queued = conn.execute("SELECT id, owner, config, created FROM runs WHERE status = 'queued' ORDER BY created, id").fetchall()
     last_start = dict(conn.execute(
         "SELECT owner, MAX(started) FROM runs WHERE started IS NOT NULL AND status <> 'queued' GROUP BY owner"
     ).fetchall())
-    lines: dict[str | None, list[tuple[str, str | None, dict[str, Any]]]] = {}
+    lines: dict[str | None, list[tuple[str, str | None, str]]] = {}
     first_queued: dict[str | None, int] = {}
     for i, row in enumerate(queued):
-        lines.setdefault(row["owner"], []).append((row["id"], row["owner"], json.loads(row["config"])))
+        lines.setdefault(row["owner"], []).append((row["id"], row["owner"], row["config"]))
         first_queued.setdefault(row["owner"], i)
     # whose turn: least recent start first (never started: -1), then who queued first
     turns = sorted(lines, key=lambda owner: (last_start.get(owner) or -1.0, first_queued[owner]))
@@ -511,20 +522,17 @@ def refresh_statuses(run_ids: list[str] | None = None) -> list[str]:
         params += run_ids
     with _connection() as conn:
         rows = conn.execute(query, params).fetchall()
-        dead = [(row["id"], row["pid"]) for row in rows if row["pid"] is None or not pid_alive(row["pid"])]
-        for run_id, pid in dead:
-            log = home() / "runs" / run_id / "log.txt"
-            message = (
-                _("the training process (pid {pid}) ended without recording a result; its output is in {log}")
-                if log.exists()
-                else _("the training process (pid {pid}) ended without recording a result")
-            ).format(pid=pid, log=log)
-            if said := last_error(log):
-                message += _(". Its last words: {error}").format(error=said)
-            conn.execute(
-                "UPDATE runs SET status = 'interrupted', ended = ?, message = ? WHERE id = ? AND status = 'running'",
-                (time.time(), message, run_id),
-            )
+    dead = [(row["id"], row["pid"]) for row in rows if row["pid"] is None or not pid_alive(row["pid"])]
+    for run_id, pid in dead:
+        log = home() / "runs" / run_id / "log.txt"
+        message = (
+            _("the training process (pid {pid}) ended without recording a result; its output is in {log}")
+            if log.exists()
+            else _("the training process (pid {pid}) ended without recording a result")
+        ).format(pid=pid, log=log)
+        if said := last_error(log):
+            message += _(". Its last words: {error}").format(error=said)
+        mark_interrupted(run_id, message)
     return [run_id for run_id, unused in dead]
 
 

@@ -62,15 +62,18 @@ def _queue_status(status: str, position: float, waits: bool) -> str:
     return _("{status} (waits for a run it needs)").format(status=text) if waits else text
 
 
+def with_queue_positions(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs with `position`: a queued run's place in the order the queue will start them (1:
+    next), read once per refresh for the table and the selected run alike."""
+    order = {run_id: i for i, (run_id, unused) in enumerate(store.queue_order(), 1)}
+    return runs.assign(position=runs["id"].map(order).where(runs["status"] == "queued"))
+
+
 def _in_queue_order(runs: pd.DataFrame) -> pd.DataFrame:
-    """Running runs (oldest first), then the queued ones in the order they will start, numbered."""
-    order = [run_id for run_id, unused in store.queue_order()]
+    """Running runs (oldest first), then the queued ones in the order they will start."""
     running = runs[runs["status"] == "running"].sort_values("created")
-    queued = runs[runs["status"] == "queued"]
-    known = set(queued["id"])
-    queued = queued.set_index("id").loc[[i for i in order if i in known]].reset_index()
-    queued["position"] = range(1, len(queued) + 1)
-    return pd.concat([running.assign(position=float("nan")), queued], ignore_index=True)
+    queued = runs[runs["status"] == "queued"].sort_values("position")
+    return pd.concat([running, queued], ignore_index=True)
 
 
 def _owner_text(owner: object) -> str:
@@ -110,7 +113,7 @@ def queue_panel(drawn_active: bool) -> pd.DataFrame:
     """Running and queued runs; moves the queue along (runner.tick) on every refresh. Returns the
     run list it read, so that the rest of the refresh need not read it again."""
     runner.tick()
-    runs = store.list_runs()
+    runs = with_queue_positions(store.list_runs())
     active = bool(runs["status"].isin(["running", "queued"]).any())
     if active != drawn_active:
         st.rerun()  # start or stop the page's refresh timer
@@ -121,8 +124,8 @@ def queue_panel(drawn_active: bool) -> pd.DataFrame:
 
 def queue_position(run_id: str, runs: pd.DataFrame) -> int | None:
     """The run's place in the order the queue will start runs (1: next), None if not queued."""
-    ids = [i for i, unused in store.queue_order()]
-    return ids.index(run_id) + 1 if run_id in ids else None
+    position = runs.loc[runs["id"] == run_id, "position"] if "position" in runs else pd.Series(dtype=float)
+    return int(position.iloc[0]) if len(position) and pd.notna(position.iloc[0]) else None
 
 
 def run_panel(run_id: str, drawn_status: str, runs: pd.DataFrame) -> None:
