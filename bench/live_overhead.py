@@ -16,6 +16,7 @@
     python bench/live_overhead.py                  # 3 rounds of two 40 s runs, then 3 minutes of live updates
     python bench/live_overhead.py --minutes 60     # the README's memory figure
     python bench/live_overhead.py --skip-throughput --minutes 10
+    python bench/live_overhead.py --trim-side-by-side --minutes 60   # two servers: trimmed / never trimmed
 
 Needs Debian's chromium (/usr/bin/chromium), the playwright package and psutil; it never
 downloads a browser. Everything it records goes to a temporary AUGLAB_HOME (or --home).
@@ -60,10 +61,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(home: Path, timeout: float = 90.0) -> Iterator[tuple[subprocess.Popen, str]]:
-    """`streamlit run app.py` on a free loopback port; stopped (killed if need be) on exit."""
+def streamlit_server(home: Path, timeout: float = 90.0, env: dict | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`streamlit run app.py` on a free loopback port; stopped (killed if need be) on exit.
+    env: variables set for the server on top of this process's."""
     port = free_port()
-    env = dict(os.environ, AUGLAB_HOME=str(home))
+    env = dict(os.environ, **(env or {}), AUGLAB_HOME=str(home))
     with open(home / "streamlit.log", "wb") as log:  # the server keeps its own descriptor
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
@@ -317,6 +319,56 @@ def synthetic_run(stop: threading.Event, steps_per_s: float = 10.0, steps_per_ep
     return run_id
 
 
+def trim_side_by_side(minutes: float, samples: Path | None = None) -> None:
+    """Two servers at once, each showing its own synthetic live run in its own tab: one as shipped
+    (core.process_memory trims the allocator every minute), one with AUGLAB_MALLOC_TRIM_S=0. The
+    same load, the same minutes, in one process: their growth is the comparison."""
+    from contextlib import ExitStack
+
+    from core.runs import store
+
+    variants = {"trimmed every 60 s": {}, "never trimmed": {"AUGLAB_MALLOC_TRIM_S": "0"}}
+    stop = threading.Event()
+    with ExitStack() as stack:
+        from playwright.sync_api import sync_playwright
+
+        p = stack.enter_context(sync_playwright())
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        stack.callback(browser.close)
+        watched = {}
+        for name, env in variants.items():
+            home = Path(tempfile.mkdtemp(prefix="auglab_trim_"))
+            os.environ["AUGLAB_HOME"] = str(home)  # the synthetic run is written into this server's store
+            run_id = synthetic_run(stop)
+            server, url = stack.enter_context(streamlit_server(home, env=env))
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            open_app(page, url)
+            page.goto(f"{url}/train?run={run_id}", wait_until="domcontentloaded")
+            page.locator('[class*="st-key-tr-live-"] .js-plotly-plot').first.wait_for(timeout=120_000)
+            watched[name] = (Rss(server.pid), page, store.where())
+        stack.callback(stop.set)
+        print(f"   warm-up {WARMUP_S:g} s, then {minutes:g} min with both live…", flush=True)
+        time.sleep(WARMUP_S)
+        t0 = time.monotonic()
+        series = {name: [rss.sample()] for name, (rss, unused, unused2) in watched.items()}
+        while time.monotonic() - t0 < minutes * 60:
+            time.sleep(10.0)
+            for name, (rss, page, unused) in watched.items():
+                series[name].append(rss.sample())
+                if page.evaluate(LIVE_POINTS_JS) == 0:
+                    raise RuntimeError(f"{name}: the Train page stopped showing the live run's curves")
+        window = max(1, min(6, len(series[next(iter(series))]) // 3))
+        for name, values in series.items():
+            start, end = statistics.median(values[:window]), statistics.median(values[-window:])
+            print(f"   {name}: start {start:.0f} MB, end {end:.0f} MB, peak {max(values):.0f} MB, growth {end - start:+.1f} MB "
+                  f"in {(time.monotonic() - t0) / 60:.0f} min", flush=True)
+        if samples:
+            names = list(series)
+            rows = zip(*(series[n] for n in names))
+            samples.write_text("sample," + ",".join(names) + "\n"
+                               + "".join(f"{i}," + ",".join(f"{v:.1f}" for v in row) + "\n" for i, row in enumerate(rows)))
+
+
 def memory(page, url: str, rss: Rss, minutes: float) -> dict:
     """RSS every 10 s while the page stays live. Start and end are medians of the first and last
     minute's samples: one sample can land on a transient (a redraw in flight, a collection pending)."""
@@ -360,12 +412,18 @@ def main() -> None:
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--home", type=Path, help="AUGLAB_HOME to use (default: a new temporary folder)")
+    parser.add_argument("--trim-side-by-side", action="store_true",
+                        help="only the memory part, on two servers at once: trimmed as shipped and never trimmed")
     parser.add_argument("--samples", type=Path,
                         help="also write the memory part's RSS samples here (CSV: seconds, MB), to see its trend")
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         sys.exit(f"{CHROMIUM} not found: install Debian's chromium package (apt-get install chromium)")
 
+    if args.trim_side_by_side:
+        print(f"memory, side by side ({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}):", flush=True)
+        trim_side_by_side(args.minutes, args.samples)
+        return
     home = args.home or Path(tempfile.mkdtemp(prefix="auglab_bench_"))
     home.mkdir(parents=True, exist_ok=True)
     os.environ["AUGLAB_HOME"] = str(home)

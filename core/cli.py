@@ -178,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--name", help=_("run name shown in the dashboard"))
     p.add_argument("--run-id", help=argparse.SUPPRESS)  # internal: train a run the runner queued
+    p.add_argument("--nice", type=int, default=0, help=argparse.SUPPRESS)  # internal: the runner's trainer_nice()
     p.add_argument("--print-config", action="store_true", help=_("print the resulting config as JSON and exit"))
     p.add_argument("--quiet", action="store_true", help=_("print only the run id and the final line"))
     return p
@@ -250,9 +251,19 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return apply_overrides(cfg, overrides) if overrides else cfg
 
 
+def lower_priority(niceness: int) -> int:
+    """Run at niceness `niceness` or lower priority (never raised: a trainer started by a niced
+    trainer stays where it is). Returns the niceness now; a no-op where os.nice is missing (Windows)."""
+    if not hasattr(os, "nice"):
+        return 0
+    current = os.nice(0)
+    return os.nice(niceness - current) if niceness > current else current
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     sinks = [] if args.quiet else [ConsoleSink()]
+    lower_priority(args.nice)
     try:
         if args.run_id:
             final = run_stored(args.run_id, sinks)

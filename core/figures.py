@@ -102,24 +102,57 @@ def run_curves(steps: pd.DataFrame, epochs: pd.DataFrame, window: int) -> tuple[
     # A line needs two points: the first step of a run is drawn as a dot rather than nothing.
     step_mode = "lines" if len(steps) > 1 else "markers"
     figures = []
+    # Built from whole dicts in one go: add_scatter and update_layout's "xaxis_title" paths cost
+    # three times as much, on a figure a live tab rebuilds every second (README: many tabs at once).
     for column, title in (("loss", _("Loss")), ("acc", _("Accuracy"))):
-        fig = go.Figure()
+        data = []
         if not steps.empty:
-            fig.add_scatter(x=steps["epoch"], y=steps[f"train_{column}"], name=_("train (each batch)"), mode=step_mode,
-                            line={"width": 1, "color": _FAINT_BLUE})
-            fig.add_scatter(x=steps["epoch"], y=steps[f"train_{column}"].rolling(window, min_periods=1).mean(),
-                            name=_("train (running mean)"), mode=step_mode, line={"width": 2, "color": _BLUE})
+            train = steps[f"train_{column}"]
+            data += [
+                {"type": "scatter", "x": steps["epoch"].to_numpy(), "y": train.to_numpy(), "name": _("train (each batch)"),
+                 "mode": step_mode, "line": {"width": 1, "color": _FAINT_BLUE}},
+                {"type": "scatter", "x": steps["epoch"].to_numpy(), "y": train.rolling(window, min_periods=1).mean().to_numpy(),
+                 "name": _("train (running mean)"), "mode": step_mode, "line": {"width": 2, "color": _BLUE}},
+            ]
         if not epochs.empty:
-            fig.add_scatter(x=epochs["epoch"], y=epochs[f"train_{column}"], name=_("train (epoch)"), mode="lines+markers",
-                            line={"color": _BLUE, "dash": "dot"})
-            fig.add_scatter(x=epochs["epoch"], y=epochs[f"test_{column}"], name=_("test"), mode="lines+markers",
-                            line={"color": _RED, "width": 3})
-        fig.update_layout(title=title, xaxis_title=_("epoch"), height=320, margin={"t": 40, "b": 40, "l": 50, "r": 10},
-                          legend={"orientation": "h", "y": -0.25})
+            data += [
+                {"type": "scatter", "x": epochs["epoch"].to_numpy(), "y": epochs[f"train_{column}"].to_numpy(),
+                 "name": _("train (epoch)"), "mode": "lines+markers", "line": {"color": _BLUE, "dash": "dot"}},
+                {"type": "scatter", "x": epochs["epoch"].to_numpy(), "y": epochs[f"test_{column}"].to_numpy(),
+                 "name": _("test"), "mode": "lines+markers", "line": {"color": _RED, "width": 3}},
+            ]
+        layout = {"title": {"text": title}, "xaxis": {"title": {"text": _("epoch")}}, "height": 320,
+                  "margin": {"t": 40, "b": 40, "l": 50, "r": 10}, "legend": {"orientation": "h", "y": -0.25}}
         if column == "acc":
-            fig.update_yaxes(range=[0, 1], tickformat=".0%")
-        figures.append(fig)
+            layout["yaxis"] = {"range": [0, 1], "tickformat": ".0%"}
+        figures.append(go.Figure(data=data, layout=layout))
     return figures[0], figures[1]
+
+
+def sweep(values: Sequence[float], means: Sequence[float], lows: Sequence[float | None],
+          highs: Sequence[float | None], best: float, *, label: str, title: str = "") -> go.Figure:
+    """Mean final test accuracy against a setting's value, with each mean's interval as a band
+    (where it has one) and the best value marked."""
+    x = np.asarray(values, dtype=float)
+    fig = go.Figure()
+    have = [i for i, (lo, hi) in enumerate(zip(lows, highs)) if lo is not None and hi is not None]
+    if len(have) >= 2:
+        xs = x[have]
+        fig.add_trace(go.Scatter(
+            x=np.concatenate([xs, xs[::-1]]), y=np.concatenate([[highs[i] for i in have], [lows[i] for i in have][::-1]]),
+            fill="toself", fillcolor=_rgba(_BLUE, 0.2), line={"width": 0}, hoverinfo="skip",
+            name=_("95% interval of the mean"),
+        ))
+    fig.add_trace(go.Scatter(x=x, y=list(means), mode="lines+markers", name=_("mean over seeds"),
+                             line={"color": _BLUE}, marker={"size": 7},
+                             hovertemplate=label + " = %{x:.6g}<br>" + _("mean test accuracy %{y:.2%}") + "<extra></extra>"))
+    top = list(values).index(best)
+    fig.add_trace(go.Scatter(x=[x[top]], y=[means[top]], mode="markers", name=_("best"),
+                             marker={"symbol": "star", "size": 16, "color": _RED}))
+    fig.update_layout(title=title or None, xaxis_title=label, yaxis_title=_("final test accuracy"), height=380,
+                      yaxis_tickformat=".0%", legend={"orientation": "h", "y": -0.25},
+                      margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10})
+    return fig
 
 
 def confusion(classes: Sequence[str], counts: Sequence[Sequence[int]]) -> go.Figure:

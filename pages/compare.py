@@ -18,7 +18,8 @@ import streamlit as st
 
 from core import figures
 from core.i18n import _, tr
-from core.runs import compare, runner, store, transfer, verdict
+from core.augment import get_op
+from core.runs import compare, robustness, runner, store, sweep, transfer, verdict
 from core.training.config import ConfigError, flatten, parse_value
 from pages.ui.messages import flash, show_flashes, stop_unless_the_store_works
 from pages.ui.state import init_state, language_switch, owner_field
@@ -353,12 +354,112 @@ def _verdict(selection: list[str], baseline: str | None) -> None:
                   on_click=_repeat_for_verdict, args=(selection, baseline))
 
 
+def _sweep(selection: list[str]) -> None:
+    """Final test accuracy against the one setting the picked runs differ in, when they make a sweep."""
+    try:
+        found = sweep.sweep_of(selection)
+    except (ValueError, KeyError, TypeError):  # a config this version cannot read (an imported run): no sweep view
+        return
+    if found is None:
+        return
+    st.subheader(_("Sweep: {label}").format(label=found.label))
+    points = found.points
+    st.plotly_chart(figures.sweep([p.value for p in points], [p.mean for p in points], [p.low for p in points],
+                                  [p.high for p in points], found.best.value, label=found.label),
+                    key="compare-sweep-chart")
+    best = found.best
+    st.markdown(_("Best: **{label} = {value}**, {mean:.1%} mean final test accuracy over {n} seed(s).").format(
+        label=found.label, value=sweep.value_name(best.value), mean=best.mean, n=best.n))
+    if found.verdict is not None:
+        show = {"beyond": st.success, "within": st.info}.get(found.verdict.kind, st.warning)
+        show(found.verdict.sentence)
+    if found.pending:
+        st.caption(_("{n} run(s) of the sweep are still queued or training.").format(n=found.pending))
+
+
+def _launch_sweep(run_id: str, setting: str, values_text: str, seeds: int) -> None:
+    try:
+        values = [float(v) for v in values_text.replace(";", ",").split(",") if v.strip()]
+        ids = sweep.launch_sweep(store.get_run(run_id).config, setting, values, seeds)
+    except (ValueError, ConfigError, store.UnknownRunError, store.QueueFullError) as e:
+        flash("error", _("Not launched: {error}").format(error=e))
+        return
+    _select(ids)
+    state["compare_grouped"] = True
+    flash("success", _("Queued a sweep of {n_ids} runs: {n_values} values × {seeds} seeds.").format(
+        n_ids=len(ids), n_values=len(ids) // seeds, seeds=seeds))
+
+
+def _sweep_settings(config: dict) -> dict[str, str]:
+    """What a sweep may vary in this config, setting -> its name in words: the mixing and
+    smoothing tricks, and every number of every step of its training pipeline."""
+    settings = {key: sweep.setting_label(config, key) for key in sweep.TRICK_SETTINGS}
+    for index, step in enumerate(config["augment"]["train"]):
+        op = get_op(step["op"])
+        for param in op.params:
+            if param.kind in ("int", "float"):
+                key = f"augment.train[{index}].{param.name}"
+                settings[key] = sweep.setting_label(config, key)
+            elif param.kind == "float_range":
+                for end in (0, 1):
+                    key = f"augment.train[{index}].{param.name}[{end}]"
+                    settings[key] = sweep.setting_label(config, key)
+    return settings
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _probe(run_ids: tuple[str, ...], corruption: str, ended: tuple) -> Any:
+    """The probe's table, computed once per set of runs and corruption (ended: the runs' end times,
+    so a run trained again under its id is probed again)."""
+    return robustness.probe(list(run_ids), corruption)
+
+
+def _robustness(records: dict[str, store.RunRecord], labels: dict[str, str]) -> None:
+    """Test accuracy against the strength of a test-time corruption, one curve per run."""
+    st.subheader(_("Robustness: accuracy on corrupted test images"))
+    ready = [run_id for run_id, record in records.items() if robustness.probeable(record)]
+    if not ready:
+        st.caption(_("Runs with a trained model (finished, or stopped with their weights) can be probed."))
+        return
+    cols = st.columns([2, 4, 1], vertical_alignment="bottom")
+    kind = cols[0].selectbox(_("Corruption"), list(robustness.CORRUPTIONS), key="compare_probe_kind",
+                             format_func=lambda name: tr(robustness.CORRUPTIONS[name].label))
+    corruption = robustness.CORRUPTIONS[kind]
+    cols[1].caption(_("Strengths {strengths} ({unit}), on at most {n:,} test images of each run; every run sees the "
+                      "same corrupted images. The corruptions are the augmentation ops with their strength fixed.").format(
+        strengths=", ".join(f"{s:g}" for s in corruption.strengths), unit=tr(corruption.unit), n=robustness.MAX_IMAGES))
+    wanted = (tuple(ready), kind)
+    if cols[2].button(_("Probe"), key="compare_probe", icon=":material/science:"):
+        state["compare_probe_shown"] = wanted
+    if state["compare_probe_shown"] != wanted:
+        st.caption(_("Press Probe to measure the {n} run(s) with a model.").format(n=len(ready)))
+        return
+    try:
+        with st.spinner(_("Probing {n} run(s)…").format(n=len(ready))):
+            table = _probe(tuple(ready), kind, tuple(str(records[r].ended) for r in ready))
+    except Exception as exc:  # a dataset that no longer loads, a model that cannot be rebuilt
+        st.error(_("The probe could not run: {error_type}: {error}").format(error_type=type(exc).__name__, error=exc))
+        return
+    series = [
+        figures.Series(name=labels[run_id], color=figures.PALETTE[i % len(figures.PALETTE)],
+                       x=rows["strength"].to_numpy(), y=rows["accuracy"].to_numpy())
+        for i, (run_id, rows) in enumerate((r, table[table["run_id"] == r]) for r in ready)
+    ]
+    fig = figures.comparison(series, title=_("{corruption}: test accuracy").format(corruption=tr(corruption.label)),
+                             x_label=tr(corruption.unit), y_label=_("test accuracy"))
+    fig.update_yaxes(tickformat=".0%", range=[0, 1])
+    st.plotly_chart(fig, key="compare-probe-chart")
+    st.dataframe(table.assign(run=table["run_id"].map(labels)).pivot(index="strength", columns="run", values="accuracy"),
+                 column_config={labels[r]: st.column_config.NumberColumn(format="percent") for r in ready})
+
+
 def _manage(records: dict[str, store.RunRecord], labels: dict[str, str]) -> None:
     """Rename, delete, run again with one change, repeat over seeds: on one run of the selection."""
     st.subheader(_("Work with a run"))
     target = st.selectbox(_("Run"), list(records), format_func=labels.get, key="compare_target")
     record = records[target]
-    rename_tab, again_tab, seeds_tab = st.tabs([_("Rename or delete"), _("Run again with one change"), _("Repeat over seeds")])
+    rename_tab, again_tab, seeds_tab, sweep_tab = st.tabs(
+        [_("Rename or delete"), _("Run again with one change"), _("Repeat over seeds"), _("Sweep one setting")])
 
     with rename_tab:
         name_key = f"compare_name_{target}"
@@ -439,6 +540,23 @@ def _manage(records: dict[str, store.RunRecord], labels: dict[str, str]) -> None
             _("Launch {n} runs").format(n=n), key="compare_launch_seeds", icon=":material/stacks:",
             disabled=not prefix.strip(), on_click=_repeat_seeds, args=(target, int(n), int(first), prefix),
         )
+
+
+    with sweep_tab:
+        settings = _sweep_settings(record.config)
+        cols = st.columns([3, 3, 1], vertical_alignment="bottom")
+        setting = cols[0].selectbox(_("Setting"), list(settings), format_func=settings.get, key=f"compare_sweep_setting_{target}")
+        current = sweep.setting_value(record.config, setting)
+        values = cols[1].text_input(_("Values"), key=f"compare_sweep_values_{target}_{setting}",
+                                    placeholder=_("e.g. 0, 0.05, 0.1, 0.2"),
+                                    help=_("At least {n}, separated by commas; this run has {value}.").format(
+                                        n=sweep.MIN_VALUES, value=_value_text(current)))
+        seeds = cols[2].number_input(_("Seeds"), 1, compare.MAX_SEEDS, 3, key=f"compare_sweep_seeds_{target}")
+        st.caption(_("Trains this config at each value, {seeds} seed(s) each, everything else unchanged; with the runs "
+                     "finished, the page plots final test accuracy against {label} with a band and says whether the best "
+                     "value is beyond seed noise.").format(seeds=seeds, label=settings[setting]))
+        st.button(_("Launch the sweep"), key="compare_launch_sweep", icon=":material/tune:", disabled=not values.strip(),
+                  on_click=_launch_sweep, args=(target, setting, values, int(seeds)))
 
 
 # ---- runs that travel ---------------------------------------------------------------------------
@@ -605,4 +723,6 @@ def live() -> None:
 live()
 if len(records) > 1:
     _verdict(selection, baseline)
+_sweep(selection)
+_robustness(records, labels)
 _manage(records, labels)

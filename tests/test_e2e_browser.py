@@ -170,6 +170,14 @@ def wait_for_growth(page, selector: str, timeout_s: float) -> tuple[int, int]:
     return first, now
 
 
+def wait_for_points(page, selector: str, at_least: int, timeout_s: float = 60) -> int:
+    """Points in the charts under `selector` once plotly has drawn at least `at_least` (or the time is up)."""
+    deadline = time.monotonic() + timeout_s
+    while (points := plot_points(page, selector)) < at_least and time.monotonic() < deadline:
+        time.sleep(0.3)
+    return points
+
+
 def pick(page, label: str, option: str) -> None:
     """Choose an option of a Streamlit selectbox by typing it, as a keyboard user would."""
     box = page.get_by_role("combobox", name=label)
@@ -364,3 +372,38 @@ def test_a_killed_server_leaves_the_run_training_and_a_reopened_page_shows_it_li
     assert record.status == "stopped"
     steps = store.metrics(run_id, "step")["step"].tolist()
     assert steps == list(range(1, len(steps) + 1)), "steps were lost or doubled across the server's kill"
+
+
+def test_a_sweep_is_plotted_with_its_best_and_a_probe_draws_accuracy_under_corruption(server, page, shots):
+    from test_verdict import seeded
+
+    from core import cli
+
+    sweep_ids = []
+    for eps, accs in ((0.0, (0.60, 0.61, 0.62)), (0.1, (0.70, 0.71, 0.69)), (0.2, (0.66, 0.67, 0.65))):
+        sweep_ids += seeded(f"sweep ε {eps}", accs, {"tricks": {"label_smoothing": eps}})
+    page.goto(f"{server}/compare?runs={','.join(sweep_ids)}")
+    page.get_by_role("heading", name="Sweep: Label smoothing ε").wait_for()
+    idle(page)
+    page.get_by_text("Best: ").first.wait_for()
+    assert page.get_by_text("Label smoothing ε = 0.1").count() >= 1
+    assert wait_for_points(page, ".st-key-compare-sweep-chart", 3 + 1) >= 3 + 1  # three means and the best's star
+    page.evaluate("(s) => document.querySelector(s).scrollIntoView({block: 'center'})", ".st-key-compare-sweep-chart")
+    screenshot(page, shots, "6_sweep")
+
+    tiny = {"data": {"subset": 0.05, "image_size": 16}, "model": {"options": {"width": 0.25}},
+            "run": {"epochs": 1, "batch_size": 32, "threads": 1, "amp": "off"}}
+    probed = [cli.run(tiny, "plain"), cli.run({**tiny, "augment": {"train": [{"op": "color_jitter", "params": {}}]}},
+                                             "colour jitter")]
+    page.goto(f"{server}/compare?runs={','.join(probed)}")
+    page.get_by_role("heading", name="Robustness: accuracy on corrupted test images").wait_for()
+    idle(page)
+    pick(page, "Corruption", "Brightness")
+    idle(page)
+    page.get_by_role("button", name="Probe", exact=True).click()
+    page.get_by_text("Brightness: test accuracy").wait_for()
+    idle(page)
+    strengths = 6  # robustness.CORRUPTIONS["brightness"].strengths
+    assert wait_for_points(page, ".st-key-compare-probe-chart", 2 * strengths) == 2 * strengths  # one curve per run
+    page.evaluate("(s) => document.querySelector(s).scrollIntoView({block: 'center'})", ".st-key-compare-probe-chart")
+    screenshot(page, shots, "7_probe")

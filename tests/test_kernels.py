@@ -402,3 +402,26 @@ def test_gaussian_blur_sigma_range():
     _, d = run("gaussian_blur", torch.zeros(DRAWS, 1, 8, 8), {"sigma": [0.5, 3.0]})
     assert 0.5 <= d["sigma"].min() and d["sigma"].max() <= 3.0
     assert math.isclose(d["sigma"].mean().item(), 1.75, abs_tol=0.05)
+
+
+# ---- noise --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+@pytest.mark.parametrize("sigma", [0.05, 0.3])
+def test_gaussian_noise_matches_torchvision_given_the_same_noise(shape, sigma, monkeypatch):
+    x = images(shape)
+    ours, drawn = run("gaussian_noise", x, {"sigma": sigma, "p": 1.0})
+    for i in range(shape[0]):
+        # torchvision draws its noise with randn_like; handed the noise we drew, its kernel must agree
+        monkeypatch.setattr(torch, "randn_like", lambda t, i=i: drawn["noise"][i].to(t.dtype))
+        close(ours[i], F.gaussian_noise(x[i], mean=0.0, sigma=sigma, clip=True))
+    assert drawn["noise"].shape == shape and abs(float(drawn["noise"].std()) - 1) < 0.05
+
+
+def test_gaussian_noise_leaves_the_images_p_spares_alone():
+    x = images((40, 3, 8, 8))
+    out, drawn = run("gaussian_noise", x, {"sigma": 0.2, "p": 0.5})
+    spared = ~drawn["applied"]
+    assert 5 < int(spared.sum()) < 35
+    assert torch.equal(out[spared], x[spared]) and not torch.equal(out[~spared], x[~spared])

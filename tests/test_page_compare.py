@@ -345,3 +345,68 @@ def test_the_csv_export_holds_the_plotted_curves(two_runs, monkeypatch):
         "baseline": pytest.approx([0.5, 0.7, 0.8]),
         "mixup": pytest.approx([0.4, 0.75, 0.85]),
     }
+
+
+def test_the_robustness_probe_draws_accuracy_against_corruption_strength_per_run():
+    from core import cli
+    from core.runs import robustness
+
+    tiny = {"data": {"subset": 0.05, "image_size": 16}, "model": {"options": {"width": 0.25}},
+            "run": {"epochs": 1, "batch_size": 32, "threads": 1, "amp": "off"}}
+    ids = [cli.run(tiny, "plain"), cli.run({**tiny, "augment": {"train": [{"op": "color_jitter", "params": {}}]}},
+                                           "jitter")]
+    at = open_page(ids)
+    assert "Press Probe to measure the 2 run(s) with a model." in texts(at.caption)
+    at.selectbox(key="compare_probe_kind").set_value("brightness")
+    run(at)
+    at.button(key="compare_probe").click()
+    run(at)
+    (probe,) = [json.loads(c.proto.spec) for c in at.get("plotly_chart") if "Brightness: test accuracy" in c.proto.spec]
+    strengths = list(robustness.CORRUPTIONS["brightness"].strengths)
+    assert [t["name"] for t in probe["data"]] == ["plain", "jitter"]
+    expected = robustness.probe(ids, "brightness")
+    for trace, run_id in zip(probe["data"], ids):
+        assert array(trace["x"]) == strengths
+        assert array(trace["y"]) == pytest.approx(list(expected[expected["run_id"] == run_id]["accuracy"]))
+    table = at.dataframe[-1].value
+    assert list(table.columns) == ["jitter", "plain"] and len(table) == len(strengths)
+
+
+def test_runs_without_a_model_cannot_be_probed(two_runs):
+    at = open_page(list(two_runs))
+    assert "Runs with a trained model (finished, or stopped with their weights) can be probed." in texts(at.caption)
+    assert "compare_probe" not in [b.key for b in at.button]
+
+
+def test_runs_that_make_a_sweep_are_plotted_against_the_setting_with_the_best_marked():
+    ids = []
+    for eps, accs in ((0.0, (0.60, 0.61, 0.62)), (0.1, (0.70, 0.71, 0.69)), (0.2, (0.66, 0.67, 0.65))):
+        ids += seeded(f"sweep ε {eps}", accs, {"tricks": {"label_smoothing": eps}})
+    at = open_page(ids)
+    assert "Sweep: Label smoothing ε" in [h.value for h in at.subheader]
+    (spec,) = [json.loads(c.proto.spec) for c in at.get("plotly_chart") if '"final test accuracy"' in c.proto.spec]
+    band, mean, best = spec["data"]
+    assert array(mean["x"]) == [0.0, 0.1, 0.2] and array(mean["y"]) == pytest.approx([0.61, 0.70, 0.66])
+    assert array(best["x"]) == [0.1] and best["marker"]["symbol"] == "star"
+    assert "Best: **Label smoothing ε = 0.1**, 70.0% mean final test accuracy over 3 seed(s)." in texts(at.markdown)
+    assert any("beyond seed noise" in s.value for s in at.success)
+
+
+def test_a_sweep_of_one_pipeline_parameter_is_launched_from_a_run():
+    hold_the_only_slot()
+    base = make_run("base", {"augment": {"train": [{"op": "hflip", "params": {}}, {"op": "cutout", "params": {"size": 0.5}}]}})
+    at = open_page([base])
+    setting = "augment.train[1].size"
+    at.selectbox(key=f"compare_sweep_setting_{base}").set_value(setting)
+    run(at)
+    at.text_input(key=f"compare_sweep_values_{base}_{setting}").set_value("0.25, 0.375, 0.5")
+    at.number_input(key=f"compare_sweep_seeds_{base}").set_value(2)
+    run(at)
+    at.button(key="compare_launch_sweep").click()
+    run(at)
+    assert "Queued a sweep of 6 runs: 3 values × 2 seeds." in texts(at.success)
+    queued = store.list_runs()
+    queued = queued[queued["status"] == "queued"]
+    sizes = sorted(store.get_run(i).config["augment"]["train"][1]["params"]["size"] for i in queued["id"])
+    assert sizes == [0.25, 0.25, 0.375, 0.375, 0.5, 0.5]
+    assert set(queued["id"]) <= set(at.session_state["compare_pick"])  # picked to watch them

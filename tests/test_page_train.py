@@ -86,6 +86,15 @@ def test_a_launched_run_shows_live_progress_and_curves_then_its_report(at):
     assert metrics["Test accuracy"] == f"{record.summary['final']['test_acc']:.2%}"
     assert {"Loss", "Accuracy", "Confusion matrix (test split)", "Accuracy per class (test split)"} <= set(chart_titles(at))
     assert not at.get("progress")  # nothing live any more
+    # what the model saw: the run's last batch sample, each image with its target as bars
+    sample = store.read_batch_sample(run_id)
+    assert sample is not None and sample.step >= 1
+    assert any(m.value.startswith(f"**What the model sees**: images of the batch at step {sample.step:,}")
+               for m in at.markdown)
+    bars = [m.value for m in at.markdown if "auglab-target" in m.value]
+    classes = record.summary["classes"]
+    assert len(bars) == len(sample.images) == 8
+    assert all(f"{classes[c]} {w:.0%}" in bar for bar, target in zip(bars, sample.targets) for c, w in target)
     # beside its config, what trained it
     import torch
     assert any(c.value.startswith("Trained with Augmentation Lab") and f"torch {torch.__version__}" in c.value
@@ -338,11 +347,24 @@ def test_a_finished_run_shows_its_confusion_matrix_gallery_and_predicts():
     first = wrong[0]
     assert captions[0] == f"true: {classes[first['true']]} · predicted: {classes[first['predicted']]} ({first['confidence']:.0%})"
     assert len(captions) == min(24, len(wrong))
+    # where the model looked: the same tiles, now with a Grad-CAM map over each
+    def gallery_urls():
+        return [image.proto.imgs[0].url for image in app.image if any(c.startswith("true: ") for c in image.captions)]
+
+    plain = gallery_urls()
+    app.toggle(key=f"tr-gallery-cam-{run_id}").set_value(True)
+    run(app)
+    mapped = gallery_urls()
+    assert len(mapped) == len(plain) and not set(mapped) & set(plain)
+    assert [c for image in app.image for c in image.captions if c.startswith("true: ")] == captions
     # predict: upload a picture, get the five most likely classes with probabilities summing to at most 1
     app.file_uploader(key=f"tr-report-{run_id}-predict").set_value(("thing.png", picture_png(), "image/png"))
     run(app)
     top = app.dataframe[-1].value
     assert len(top) == 5 and set(top["class"]) <= set(classes)
+    looked = [c for image in app.image for c in image.captions if c.startswith("Where the model looks for ")]
+    assert looked == [f"Where the model looks for {top['class'].iloc[0]} ({top['probability'].iloc[0]:.0%}): "
+                      f"Grad-CAM on " + looked[0].split("Grad-CAM on ")[-1]]
     assert list(top["probability"]) == sorted(top["probability"], reverse=True) and top["probability"].sum() <= 1 + 1e-6
     # its config can be copied into the editor to change and launch again
     app.button(key="tr-edit-copy").click()

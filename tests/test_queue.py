@@ -4,6 +4,8 @@ import sqlite3
 import pandas as pd
 import pytest
 
+from conftest import occupy_the_only_slot
+
 from core.runs import compare, database, runner, store
 from core.training.config import TrainConfig
 
@@ -105,3 +107,30 @@ def test_the_limit_is_a_store_setting_over_the_environment(monkeypatch):
     assert runner.max_queued() == 3
     with pytest.raises(ValueError):
         runner.set_max_queued(0)
+
+
+def test_live_tabs_of_one_server_share_one_read_of_the_queue_while_page_runs_read_afresh(monkeypatch):
+    from pages.ui import run_monitor
+
+    reads = []
+    real = store.list_runs
+    monkeypatch.setattr(store, "list_runs", lambda: reads.append(1) or real())
+    occupy_the_only_slot()  # the reads move the queue along: nothing may start
+    queue("ana", "ana 0")
+    blocked = queue("bo", "bo 0")
+    store.create_run(TrainConfig.from_dict({"model": {"init_from_run": blocked}}), "needs bo", owner="cy")
+
+    monkeypatch.setattr(run_monitor, "_timed_refresh", lambda: False)  # whole page runs
+    first, second = run_monitor.queue_view(), run_monitor.queue_view()
+    assert len(reads) == 2 and first is not second
+    assert set(first.runs["name"]) == {"occupier", "ana 0", "bo 0", "needs bo"}
+    assert list(first.runs.dropna(subset="position").sort_values("position")["name"]) == ["ana 0", "bo 0", "needs bo"]
+    assert [store.get_run(r).name for r in first.waiting] == ["needs bo"]
+
+    monkeypatch.setattr(run_monitor, "_timed_refresh", lambda: True)  # live tabs' timers
+    views = {id(run_monitor.queue_view()) for unused in range(5)}
+    assert len(reads) == 2 and views == {id(second)}  # within SHARED_READ_S of the last read: shared
+    monkeypatch.setattr(run_monitor, "SHARED_READ_S", 0.0)
+    queue("di", "di 0")
+    fresh = run_monitor.queue_view()
+    assert len(reads) == 3 and "di 0" in set(fresh.runs["name"])

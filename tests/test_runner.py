@@ -89,3 +89,38 @@ def test_a_fine_tuning_run_waits_for_the_run_it_starts_from_then_uses_its_weight
     # The body was frozen for the whole (one-epoch) run: its weights are the source's, the head is new.
     conv = "features.0.weight"
     assert torch.equal(after[conv], before[conv]) and not torch.equal(after["head.weight"], before["head.weight"])
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="niceness is a Unix notion")
+def test_a_trainer_runs_niced_so_the_app_stays_responsive(monkeypatch):
+    monkeypatch.setenv(runner.TRAINER_NICE_ENV, "7")
+    run_id = runner.launch(quick(epochs=200))
+    wait_for(lambda: len(store.metrics(run_id, "step")) >= 1)
+    pid = store.get_run(run_id).pid
+    try:
+        assert os.getpriority(os.PRIO_PROCESS, pid) == max(7, os.nice(0))
+    finally:
+        runner.stop(run_id)
+    assert runner.wait(run_id, timeout=60).status == "stopped"
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="niceness is a Unix notion")
+def test_lower_priority_lowers_but_never_raises():
+    import subprocess
+    import sys
+
+    code = ("import os; from core.cli import lower_priority; os.nice(5); "
+            "print(lower_priority(3), lower_priority(9), lower_priority(0))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(os.path.dirname(__file__)))
+    base = 5 + os.nice(0)
+    assert out.stdout.split() == [str(min(19, base)), str(min(19, max(9, base))), str(min(19, max(9, base)))]
+
+
+def test_trainer_nice_reads_the_environment_and_stays_in_range(monkeypatch):
+    monkeypatch.delenv(runner.TRAINER_NICE_ENV, raising=False)
+    assert runner.trainer_nice() == runner.DEFAULT_TRAINER_NICE
+    monkeypatch.setenv(runner.TRAINER_NICE_ENV, "0")
+    assert runner.trainer_nice() == 0
+    monkeypatch.setenv(runner.TRAINER_NICE_ENV, "40")
+    assert runner.trainer_nice() == 19

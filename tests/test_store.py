@@ -311,3 +311,26 @@ def test_a_damaged_store_file_is_named_with_what_to_do_in_the_cli_and_the_page(a
         app.switch_page(page)
         run(app)  # no exception: the message instead
         assert any("The run store cannot be used" in e.value and said in e.value for e in app.error)
+
+
+def test_the_sink_keeps_the_latest_batch_sample_in_the_runs_folder():
+    import numpy as np
+
+    from core.training.events import BatchSample
+
+    run_id = store.create_run(TrainConfig(), status="running")
+    assert store.read_batch_sample(run_id) is None
+    sink = store.StoreSink(run_id)
+    sink(started_event(run_id))
+    images = np.arange(2 * 3 * 4 * 4, dtype=np.uint8).reshape(2, 3, 4, 4)
+    for step in (1, 9):
+        sink(BatchSample(step=step, epoch=step / 3, images=images + step, targets=[[(1, 0.7), (0, 0.3)], [(0, 1.0)]],
+                         drawn=[["Mixup: λ = 0.70"], []]))
+    read = store.read_batch_sample(run_id)
+    assert (read.step, read.epoch) == (9, 3.0)  # the latest replaces the one before
+    np.testing.assert_array_equal(read.images, images + 9)
+    assert read.targets == [[(1, 0.7), (0, 0.3)], [(0, 1.0)]] and read.drawn == [["Mixup: λ = 0.70"], []]
+    assert [p.name for p in store.run_dir(run_id).iterdir() if "batch" in p.name] == [store.BATCH_SAMPLE_FILE]
+
+    (store.run_dir(run_id) / store.BATCH_SAMPLE_FILE).write_bytes(b"not a sample")
+    assert store.read_batch_sample(run_id) is None  # a damaged file shows nothing rather than failing the page

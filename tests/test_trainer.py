@@ -65,7 +65,8 @@ def kinds(events):
 
 def test_a_run_emits_started_steps_evals_and_finished(tmp_path):
     events = list(train_events(tiny(), run_id="r1", artefact_dir=tmp_path))
-    assert kinds(events) == ["Started"] + ["Step"] * 6 + ["Eval"] + ["Step"] * 6 + ["Eval", "Finished"]
+    # a sample of the first batch comes with the first step; the next only after BATCH_SAMPLE_EVERY_S
+    assert kinds(events) == ["Started", "Step", "BatchSample"] + ["Step"] * 5 + ["Eval"] + ["Step"] * 6 + ["Eval", "Finished"]
     started, finished = events[0], events[-1]
     assert started.device == "cpu (1 thread)"
     assert (started.steps_per_epoch, started.total_steps, started.train_size) == (6, 12, TRAIN_IMAGES)
@@ -132,7 +133,7 @@ def test_a_stop_request_is_honoured_at_the_next_step_boundary(tmp_path):
 
     for event in train_events(tiny(), should_stop=should_stop, artefact_dir=tmp_path):
         events.append(event)
-    assert kinds(events) == ["Started"] + ["Step"] * stopped_after + ["Stopped"]
+    assert kinds(events) == ["Started", "Step", "BatchSample"] + ["Step"] * (stopped_after - 1) + ["Stopped"]
     assert events[-1].step == stopped_after and events[-1].epoch == pytest.approx(0.5)
     assert (tmp_path / "weights.pt").exists()
 
@@ -286,6 +287,42 @@ def test_batches_are_augmented_mixed_and_normalised():
     assert BatchMaker(never, data)(idx)[1].dtype == torch.int64
 
 
+def test_a_batch_sample_is_what_the_model_received_with_its_smoothed_targets_and_draws():
+    import numpy as np
+
+    cfg = tiny(augment={"train": [{"op": "hflip", "params": {"p": 1.0}}]},
+               tricks={"mixup_alpha": 0.4, "label_smoothing": 0.1})
+    data = load_data(cfg, torch.device("cpu"))
+    maker = BatchMaker(cfg, data)
+    assert maker.sample(1, 0.1) is None  # nothing kept yet
+    x, targets, labels, images = maker(torch.arange(16), keep=4)
+    sample = maker.sample(7, 0.5, label_smoothing=0.1)
+    assert (sample.step, sample.epoch) == (7, 0.5)
+    assert sample.images.dtype == np.uint8 and sample.images.shape == (4, *images.shape[1:])
+    np.testing.assert_array_equal(sample.images, (images[:4] * 255).round().to(torch.uint8).numpy())
+    smoothed = targets[:4] * 0.9 + 0.1 / 10  # the loss's target with label smoothing
+    for i, shown in enumerate(sample.targets):
+        order = smoothed[i].argsort(descending=True)
+        assert [c for c, unused in shown] == order[:len(shown)].tolist()
+        assert [w for unused, w in shown] == pytest.approx(smoothed[i][order[:len(shown)]].tolist(), abs=1e-4)
+        assert 1 <= len(shown) <= 3
+    classes = data.bundle.classes
+    for i, lines in enumerate(sample.drawn):
+        assert lines[0].startswith("Horizontal flip")
+        assert lines[-1].startswith("Mixup: λ = ") and classes[int(data.train_y[i])] in lines[-1]
+    assert maker.sample(8, 0.6) is None  # a sample is handed out once
+
+
+def test_batch_samples_come_at_the_first_step_then_every_so_often(tmp_path):
+    every_step = [e for e in train_events(tiny(), artefact_dir=tmp_path, sample_every_s=0.0)]
+    samples = [e for e in every_step if type(e).__name__ == "BatchSample"]
+    assert [s.step for s in samples] == list(range(1, 13))
+    assert all(s.images.shape[0] == 8 and s.drawn == [[]] * 8 for s in samples)  # no pipeline: nothing drawn
+    assert all(s.targets[i][0][1] == 1.0 for s in samples for i in range(8))  # one-hot: no smoothing, no mixing
+    once = [e for e in train_events(tiny(), artefact_dir=tmp_path, sample_every_s=3600.0)]
+    assert [e.step for e in once if type(e).__name__ == "BatchSample"] == [1]
+
+
 def test_random_erasing_mean_fills_with_the_training_images_mean_colour(monkeypatch, small_shapes):
     mean = (0.11, 0.22, 0.33)  # not ImageNet's (0.485, 0.456, 0.406)
     monkeypatch.setattr(core.data, "load_dataset", lambda name, **kw: dataclasses.replace(small_shapes, mean=mean))
@@ -361,9 +398,9 @@ def test_lr_finder_takes_the_training_loops_own_step(monkeypatch):
     seen = []
     real_step = loop.Setup.step
 
-    def spy(self, idx, lr):
+    def spy(self, idx, lr, keep=0):
         seen.append((len(idx), lr, self.cfg.tricks.label_smoothing))
-        return real_step(self, idx, lr)
+        return real_step(self, idx, lr, keep)
 
     monkeypatch.setattr(loop.Setup, "step", spy)
     df = lr_find(tiny(tricks={"label_smoothing": 0.1}), start_lr=1e-4, end_lr=1e-2, num_steps=5)

@@ -205,6 +205,7 @@ class BatchMixer:
     def __init__(self, strengths: dict[str, float], prob: float = 1.0) -> None:
         self.mixers = [(MIXERS[name], float(s)) for name, s in strengths.items() if s > 0]
         self.prob = prob
+        self.last: Mixer | None = None  # the mixer the last batch went through (None: unmixed)
 
     @classmethod
     def from_config(cls, tricks: Any) -> "BatchMixer":
@@ -216,9 +217,11 @@ class BatchMixer:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, num_classes: int, generator: torch.Generator):
         """(images, soft targets, the mixer's info), or None when this batch is left unmixed."""
+        self.last = None
         if not self.mixers or torch.rand(1, generator=generator).item() >= self.prob:
             return None
         mixer, strength = self.mixers[int(torch.randint(len(self.mixers), (1,), generator=generator))]
+        self.last = mixer
         return mixer(x, y, num_classes, strength, generator)
 
 

@@ -445,6 +445,32 @@ register(
 )
 
 
+def _noise_apply(x, d, prm, ctx):
+    noise = d["noise"].to(x.device, x.dtype) * d["applied"].view(-1, 1, 1, 1).to(x.device, x.dtype)
+    return (x + prm["sigma"] * noise).clamp_(0, 1)
+
+
+register(
+    Op(
+        name="gaussian_noise",
+        label="GaussianNoise",
+        group="colour",
+        help="Add Gaussian noise of standard deviation sigma to every pixel and clip to [0, 1] "
+        "(torchvision's GaussianNoise), with probability p.",
+        params=(
+            _p(1.0),
+            Param("sigma", "float", 0.1, 0.0, 1.0, 0.01, help="Standard deviation of the noise, on the [0, 1] pixel scale."),
+        ),
+        # the noise itself is drawn per image, from the pipeline's generator, like every other draw
+        sample=lambda n, shape, prm, g, ctx: {"noise": torch.randn(n, *shape, generator=g),
+                                              "applied": bernoulli(n, prm["p"], g)},
+        apply=_noise_apply,
+        torchvision_code=lambda prm, size: f"v2.RandomApply([v2.GaussianNoise(sigma={prm['sigma']})], p={prm['p']})",
+        describe=lambda d, i: _("noise added") if d["applied"][i] else _("no noise"),
+    )
+)
+
+
 # ---- occlusion ---------------------------------------------------------------------------------
 
 

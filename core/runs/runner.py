@@ -44,6 +44,12 @@ _MAX_QUEUED_KEY = "max_queued"
 # Enough for a preset at five seeds with its pretraining run, twice over.
 DEFAULT_MAX_QUEUED = 24
 OWNER_ENV = "AUGLAB_OWNER"
+# Training processes run at this niceness (Unix; 0: the app's own priority). A trainer takes every
+# core it is given; niced, it still does when nothing else wants them, but the app's server, which
+# answers every open tab, gets a core the moment it needs one (bench/soak.py measures the page
+# under load).
+TRAINER_NICE_ENV = "AUGLAB_TRAINER_NICE"
+DEFAULT_TRAINER_NICE = 10
 # The folder that holds the `core` package: the training process must import the same code.
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,6 +73,11 @@ def set_max_concurrent(n: int) -> None:
         raise ValueError(_("max_concurrent must be at least 1, got {n}").format(n=n))
     store.set_setting(_MAX_CONCURRENT_KEY, str(n))
     tick()
+
+
+def trainer_nice() -> int:
+    """The niceness training processes start at: $AUGLAB_TRAINER_NICE, else 10 (0 to 19)."""
+    return min(19, max(0, int(os.environ.get(TRAINER_NICE_ENV) or DEFAULT_TRAINER_NICE)))
 
 
 def max_queued() -> int:
@@ -156,7 +167,7 @@ def _spawn(run_id: str) -> None:
     env[LANGUAGE_ENV] = language()
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "--run-id", run_id],
+            [sys.executable, "-m", "core.cli", "--run-id", run_id, "--nice", str(trainer_nice())],
             cwd=_PROJECT_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -35,7 +35,7 @@ from core.paths import home
 from core.runs import database
 from core.runs.database import Connection, Row, StoreError  # StoreError: for callers
 from core.training.config import TrainConfig
-from core.training.events import Eval, Event, Failed, Finished, Started, Step, Stopped
+from core.training.events import BatchSample, Eval, Event, Failed, Finished, Started, Step, Stopped
 
 STATUSES = ("queued", "running", "finished", "stopped", "failed", "interrupted")
 FINAL_STATUSES = ("finished", "stopped", "failed", "interrupted")
@@ -600,6 +600,41 @@ _INSERT_METRICS = (f"INSERT INTO metrics (run_id, kind, step, epoch, {', '.join(
                    f"VALUES ({','.join('?' * (4 + len(METRIC_COLUMNS)))})")
 
 
+BATCH_SAMPLE_FILE = "batch_sample.npz"
+
+
+def write_batch_sample(run_id: str, sample: BatchSample) -> Path:
+    """The run's latest BatchSample, in its folder (one small file, replaced whole, so a reader
+    never sees half of one): uint8 images plus a JSON string with step, epoch, targets, draws."""
+    import numpy as np
+
+    folder = run_dir(run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = json.dumps({"step": sample.step, "epoch": sample.epoch, "targets": sample.targets, "drawn": sample.drawn},
+                      ensure_ascii=False)
+    partial = folder / f".{BATCH_SAMPLE_FILE}.{os.getpid()}"
+    with partial.open("wb") as out:
+        np.savez(out, images=np.asarray(sample.images, dtype=np.uint8), meta=np.array(meta))
+    os.replace(partial, folder / BATCH_SAMPLE_FILE)
+    return folder / BATCH_SAMPLE_FILE
+
+
+def read_batch_sample(run_id: str) -> BatchSample | None:
+    """The run's latest BatchSample, or None if it has none (yet) or the file cannot be read."""
+    import numpy as np
+
+    path = run_dir(run_id) / BATCH_SAMPLE_FILE
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            images = data["images"]
+    except (OSError, ValueError, KeyError):  # none yet, or not one of ours
+        return None
+    targets = [[(int(c), float(w)) for c, w in row] for row in meta["targets"]]
+    return BatchSample(step=int(meta["step"]), epoch=float(meta["epoch"]), images=images, targets=targets,
+                       drawn=[list(lines) for lines in meta["drawn"]])
+
+
 class StoreSink:
     """Records a run's events as they happen, on one connection held for the whole run.
 
@@ -639,6 +674,11 @@ class StoreSink:
             due = time.monotonic() - self.last_flush >= self.commit_interval()
             if due or len(self.pending) >= self.flush_every_steps:
                 self.flush()
+        elif isinstance(event, BatchSample):
+            try:
+                write_batch_sample(self.run_id, event)
+            except OSError:
+                pass  # a view for the page; the run's record must not fail over it (a full disk fails the next commit)
         elif isinstance(event, Eval):
             self.pending.append(
                 (self.run_id, "epoch", event.step, event.epoch, event.train_loss, event.train_acc,

@@ -14,9 +14,10 @@ import torch
 from core import data as datasets
 from core.augment import Pipeline, mixing
 from core.data.permute import permute_pixels, pixel_permutation
-from core.i18n import _
+from core.i18n import _, tr
 from core.training import models
 from core.training.config import ConfigError, TrainConfig
+from core.training.events import BatchSample
 from core.training.seeds import generator
 
 
@@ -107,13 +108,17 @@ class BatchMaker:
         self.augment_generator = generator(cfg.run.seed, "augment")
         self.mix_generator = generator(cfg.run.seed, "mix")
 
-    def __call__(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Returns (model input, loss targets, dominant labels, the [0, 1] images before normalising)."""
+    def __call__(self, idx: torch.Tensor, keep: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns (model input, loss targets, dominant labels, the [0, 1] images before normalising).
+
+        keep: also keep the batch's first `keep` images with their targets and draws, for
+        `sample` (what the Train page shows of a run's batches); 0, the usual case, keeps nothing."""
         x = self.data.train_x[idx].float().div_(255)
         y = self.data.train_y[idx]
+        records: list[dict] = []
         if self.pipeline.active:
             size = x.shape[-2:]
-            x, unused = self.pipeline.apply(x, self.augment_generator, self.augment_context)
+            x, records = self.pipeline.apply(x, self.augment_generator, self.augment_context)
             if x.shape[-2:] != size:
                 raise ConfigError(
                     _(
@@ -126,10 +131,42 @@ class BatchMaker:
                 )
         targets, labels = y, y
         mixed = self.mixer(x, y, self.num_classes, self.mix_generator)
+        mix_info = None
         if mixed is not None:
-            x, targets, unused = mixed
+            x, targets, mix_info = mixed
             labels = targets.argmax(dim=1)
+        if keep:
+            self._kept = (x[:keep].detach().cpu(), mixing.soft_labels(targets[:keep], self.num_classes).detach().cpu(),
+                          y.cpu(), records, self.mixer.last, mix_info)
         model_input = self.data.normalise(x)
         if self.channels_last:
             model_input = model_input.contiguous(memory_format=torch.channels_last)
         return model_input, targets, labels, x
+
+    _kept: tuple | None = None
+
+    def sample(self, step: int, epoch: float, label_smoothing: float = 0.0) -> BatchSample | None:
+        """The images the last `keep` call kept, as an event: uint8 pixels, each image's target
+        (label smoothing applied as the loss applies it) and what it drew, in words."""
+        if self._kept is None:
+            return None
+        images, soft, y, records, mixer, mix_info = self._kept
+        self._kept = None
+        if label_smoothing:
+            soft = soft * (1 - label_smoothing) + label_smoothing / self.num_classes
+        classes = self.data.bundle.classes
+        names = [classes[int(c)] for c in y]  # the batch's images by their classes: "70% of cat + 30% of dog"
+        targets, drawn = [], []
+        for i in range(len(images)):
+            weights, order = soft[i].sort(descending=True)
+            targets.append([(int(c), round(float(w), 4)) for c, w in zip(order[:SAMPLE_CLASSES], weights[:SAMPLE_CLASSES])
+                            if w >= 0.005])
+            lines = Pipeline.describe(records, i) if records else []
+            if mixer is not None:
+                lines.append(f"{tr(mixer.label)}: {mixer.describe(mix_info, i, names)}")
+            drawn.append(lines)
+        pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        return BatchSample(step=step, epoch=epoch, images=pixels, targets=targets, drawn=drawn)
+
+
+SAMPLE_CLASSES = 3  # target classes shown per image of a BatchSample

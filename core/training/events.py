@@ -84,7 +84,21 @@ class Failed:
     detail: str = ""  # traceback of an unexpected error, for a bug report
 
 
-Event = Started | Step | Eval | Finished | Stopped | Failed
+@dataclass(frozen=True)
+class BatchSample:
+    """A few images of one training batch exactly as the model received them (after the pipeline
+    and any mixing, before normalisation), a few times a minute: what the Train page shows live."""
+
+    step: int  # the step that trained on this batch
+    epoch: float
+    images: Any  # uint8 numpy [k, C, H, W]
+    # Per image, the loss's target as (class index, weight) pairs, largest first, label smoothing
+    # included; what is left below the pairs shown is spread over the other classes.
+    targets: list[list[tuple[int, float]]]
+    drawn: list[list[str]]  # per image: what each augmentation step and the mixer drew, in words
+
+
+Event = Started | Step | BatchSample | Eval | Finished | Stopped | Failed
 FinalEvent = Finished | Stopped | Failed
 Sink = Callable[[Event], None]
 

@@ -38,6 +38,10 @@ from core.training.schedules import lr_at
 from core.training.seeds import generator
 
 EVAL_BATCH = 1024  # test images per forward pass: no gradients, so larger batches are cheap
+# A few images of the current batch, as the model gets them, every this many seconds (and at the
+# first step): the Train page's "what the model sees". Cheap: bench/batch_view.py.
+BATCH_SAMPLE_EVERY_S = 15.0
+BATCH_SAMPLE_SIZE = 8
 MAX_MISCLASSIFIED = 200  # kept for the gallery; the most confidently wrong come first
 
 
@@ -125,12 +129,13 @@ class Setup:
         size = self.cfg.run.batch_size
         return order[b * size : (b + 1) * size]
 
-    def step(self, idx: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One optimiser step at peak lr `lr` on the training images `idx`: (loss, logits, labels)."""
+    def step(self, idx: torch.Tensor, lr: float, keep: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One optimiser step at peak lr `lr` on the training images `idx`: (loss, logits, labels).
+        keep: keep that many of the batch's images for `make_batch.sample`."""
         tricks = self.cfg.tricks
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group["lr_mult"]
-        x, targets, labels, images = self.make_batch(idx)
+        x, targets, labels, images = self.make_batch(idx, keep)
         with autocast(self.device, self.amp):
             logits = self.forward(x)
             if self.teacher is not None:
@@ -181,8 +186,10 @@ def train_events(
     run_id: str | None = None,
     should_stop: Callable[[], bool] | None = None,
     artefact_dir: Path | None = None,
+    sample_every_s: float = BATCH_SAMPLE_EVERY_S,
 ) -> Iterator[Event]:
-    """Train according to `cfg`, yielding events; weights go to `artefact_dir` when given."""
+    """Train according to `cfg`, yielding events; weights go to `artefact_dir` when given.
+    sample_every_s: seconds between BatchSample events (the first comes with the first step)."""
     should_stop = should_stop or (lambda: False)
     start_time = time.perf_counter()
     step = 0
@@ -211,6 +218,7 @@ def train_events(
         )
 
         last_step_end = time.perf_counter()
+        next_sample = last_step_end
         for epoch in range(1, cfg.run.epochs + 1):
             # Freeze/unfreeze and frozen batch-norm statistics; also undoes evaluate's model.train().
             apply_freezing(model, run.body_params, cfg, epoch)
@@ -224,7 +232,8 @@ def train_events(
                     return
 
                 lr = lr_at(step, total_steps, cfg, steps_per_epoch=steps_per_epoch)
-                loss, logits, labels = run.step(run.batch_indices(order, b), lr)
+                keep = BATCH_SAMPLE_SIZE if time.perf_counter() >= next_sample else 0
+                loss, logits, labels = run.step(run.batch_indices(order, b), lr, keep)
                 step += 1
 
                 loss_value = loss.item()
@@ -251,6 +260,11 @@ def train_events(
                     images_per_s=n / max(now - last_step_end, 1e-9),
                     wall=_since(start_time),
                 )
+                if keep:
+                    sample = run.make_batch.sample(step, (epoch - 1) + (b + 1) / steps_per_epoch, cfg.tricks.label_smoothing)
+                    if sample is not None:
+                        yield sample
+                    next_sample = time.perf_counter() + sample_every_s
                 last_step_end = time.perf_counter()
 
             if epoch % cfg.run.eval_every == 0 or epoch == cfg.run.epochs:

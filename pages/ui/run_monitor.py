@@ -6,8 +6,13 @@ happens in separate processes started by core.runs.runner, so this only reads th
 """
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import dataclass
+
 import pandas as pd
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core import versions
 from core.i18n import _
@@ -26,6 +31,10 @@ REFRESH_S = 1.0  # live view refresh: curves grow at least once a second
 # next one itself when it ends. With a live run selected, they ride along with its refresh.
 QUEUE_REFRESH_S = 3.0
 RUN_CHOICES = 200  # newest runs offered in the run picker
+# A live tab's refresh reads the run list and moves the queue along; every tab of a server shares
+# one such read per SHARED_READ_S (bench/soak.py: ten live tabs made ten reads a second, each parsing
+# every run's config, and the server's share of the cores went to that).
+SHARED_READ_S = 0.5
 
 
 
@@ -69,6 +78,51 @@ def with_queue_positions(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.assign(position=runs["id"].map(order).where(runs["status"] == "queued"))
 
 
+@dataclass(frozen=True)
+class QueueView:
+    """The run list as one refresh reads it: every run with its queue position, and the queued runs
+    that wait for a run they need (a teacher, weights to start from)."""
+
+    runs: pd.DataFrame
+    waiting: frozenset[str]
+
+
+def _read_queue() -> QueueView:
+    runner.tick()
+    runs = with_queue_positions(store.list_runs())
+    waiting = frozenset(run_id for run_id in runs.loc[runs["status"] == "queued", "id"] if store.waiting_for(run_id))
+    return QueueView(runs, waiting)
+
+
+_shared: dict[str, tuple[float, QueueView]] = {}  # store -> (when read, what was read), for every session
+_shared_lock = threading.Lock()
+
+
+def _timed_refresh() -> bool:
+    """Whether this script run is a fragment's rerun alone (a live view's timer, a click inside it),
+    not a whole page run."""
+    ctx = get_script_run_ctx()
+    return bool(ctx is not None and ctx.fragment_ids_this_run)
+
+
+def queue_view() -> QueueView:
+    """The run list and the queue, moved along. A whole page run (a page opened, a click) reads
+    them afresh; a live view's refresh takes the read another tab of this server made less than
+    SHARED_READ_S ago, so ten tabs watching cost about as much as two."""
+    where = store.where()
+    if not _timed_refresh():
+        view = _read_queue()
+        with _shared_lock:
+            _shared[where] = (time.monotonic(), view)
+        return view
+    with _shared_lock:  # one tab reads while the others wait for it, then all share the read
+        held = _shared.get(where)
+        if held is None or time.monotonic() - held[0] >= SHARED_READ_S:
+            held = (time.monotonic(), _read_queue())
+            _shared[where] = held
+        return held[1]
+
+
 def _in_queue_order(runs: pd.DataFrame) -> pd.DataFrame:
     """Running runs (oldest first), then the queued ones in the order they will start."""
     running = runs[runs["status"] == "running"].sort_values("created")
@@ -80,7 +134,8 @@ def _owner_text(owner: object) -> str:
     return str(owner) if isinstance(owner, str) and owner else "—"
 
 
-def queue_table(runs: pd.DataFrame) -> None:
+def queue_table(view: QueueView) -> None:
+    runs = view.runs
     live = _in_queue_order(runs[runs["status"].isin(["running", "queued"])])
     if live.empty:
         st.caption(_("Nothing is training or waiting."))
@@ -90,7 +145,7 @@ def queue_table(runs: pd.DataFrame) -> None:
         first = queued.iloc[0]
         st.caption(_("Next to start: {name}, queued by {owner}. The queue takes turns between the names that have "
                      "runs waiting.").format(name=first["name"], owner=_owner_text(first["owner"])))
-    waiting = {run_id for run_id in queued["id"] if store.waiting_for(run_id)}
+    waiting = view.waiting
     # the column names are what a person reads: st.table has no separate labels
     status = _("status")
     table = pd.DataFrame({
@@ -112,13 +167,13 @@ def queue_table(runs: pd.DataFrame) -> None:
 def queue_panel(drawn_active: bool) -> pd.DataFrame:
     """Running and queued runs; moves the queue along (runner.tick) on every refresh. Returns the
     run list it read, so that the rest of the refresh need not read it again."""
-    runner.tick()
-    runs = with_queue_positions(store.list_runs())
+    view = queue_view()
+    runs = view.runs
     active = bool(runs["status"].isin(["running", "queued"]).any())
     if active != drawn_active:
         st.rerun()  # start or stop the page's refresh timer
     st.markdown(_("**Training and waiting**"))
-    queue_table(runs)
+    queue_table(view)
     return runs
 
 
@@ -154,6 +209,7 @@ def run_panel(run_id: str, drawn_status: str, runs: pd.DataFrame) -> None:
         curve = run_view.live_curve(record.id)
         run_view.show_progress(record, curve.tail(), queue_position(record.id, runs) if record.status == "queued" else None)
         run_view.show_curves(record, f"tr-live-{record.id}", curve)
+        run_view.show_batch_sample(record)
 
 
 def _edit_copy(run_id: str) -> None:

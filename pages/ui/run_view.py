@@ -8,6 +8,9 @@ show several runs.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import html
+import io
 import json
 from collections.abc import Mapping
 
@@ -22,10 +25,12 @@ from core.data import DatasetBundle, DatasetError, load_dataset
 from core.data.images import UPLOAD_TYPES, ImageError, load_image, to_uint8
 from core.data.uploads import find_upload
 from core.i18n import N_, _, tr
-from core.runs import store
+from core.runs import explain, store
 from core.runs.curves import StepCurve
 from core.training.config import DataConfig
 from core.training.estimate import format_duration
+from core.training.events import BatchSample
+from core.training.loop import BATCH_SAMPLE_EVERY_S
 
 STATUS_ICONS = {
     "queued": ":material/schedule:",
@@ -219,6 +224,65 @@ def show_curves(record: store.RunRecord, key: str, curve: StepCurve | None = Non
     right.plotly_chart(acc, key=f"{key}-acc")
 
 
+# ---- what the model sees ----------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=32)
+def _sample_tiles(run_id: str, modified_ns: int) -> tuple[BatchSample, tuple[bytes, ...]] | None:
+    """The run's latest batch sample and its images as PNG tiles, made once per sample for every tab."""
+    sample = store.read_batch_sample(run_id)
+    if sample is None:
+        return None
+    tiles = []
+    for image in sample.images:
+        pil = _tile(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0))
+        out = io.BytesIO()
+        pil.save(out, format="PNG")
+        tiles.append(out.getvalue())
+    return sample, tuple(tiles)
+
+
+def show_batch_sample(record: store.RunRecord) -> None:
+    """A few images of a recent training batch exactly as the model received them, each with the
+    target the loss used (bars) and what it drew; the trainer writes one a few times a minute."""
+    path = store.run_dir(record.id) / store.BATCH_SAMPLE_FILE
+    try:
+        held = _sample_tiles(record.id, path.stat().st_mtime_ns)
+    except OSError:
+        held = None
+    if held is None:
+        if not record.is_final:
+            st.caption(_("What the model sees appears with the first training step."))
+        return
+    sample, tiles = held
+    classes = record.summary.get("classes") or []
+    st.markdown(_("**What the model sees**: images of the batch at step {step:,} (epoch {epoch:.2f}), after the "
+                  "augmentation pipeline and any mixing, as the model received them, with the target the loss "
+                  "compared its prediction to.").format(step=sample.step, epoch=sample.epoch))
+    if not record.is_final:
+        st.caption(_("A new batch about every {seconds:g} seconds.").format(seconds=BATCH_SAMPLE_EVERY_S))
+    for column, tile, target, drawn in zip(st.columns(len(tiles)), tiles, sample.targets, sample.drawn):
+        column.image(tile)
+        column.markdown(target_bars(target, classes), unsafe_allow_html=True)
+        column.caption(" · ".join(drawn) if drawn else _("no augmentation step drew anything"))
+
+
+def target_bars(target: list[tuple[int, float]], classes: list[str]) -> str:
+    """A soft target as HTML bars, one a class, largest first, then what is spread over the rest:
+    static HTML, light for a browser that redraws it every second (a chart per image is not)."""
+    rows = []
+    for index, weight in target:
+        name = html.escape(classes[index] if index < len(classes) else f"#{index}")
+        rows.append(f'<div class="auglab-target" style="background: linear-gradient(90deg, {figures.PALETTE[0]}55 '
+                    f'{weight:.1%}, transparent {weight:.1%}); font-size: 0.8rem; padding: 0 0.2rem">'
+                    f"{name} {weight:.0%}</div>")
+    rest = 1.0 - sum(weight for unused, weight in target)
+    if rest >= 0.005:
+        rows.append(f'<div style="font-size: 0.8rem; opacity: 0.7; padding: 0 0.2rem">'
+                    f"{html.escape(_('other classes: {share:.0%}').format(share=rest))}</div>")
+    return "".join(rows)
+
+
 # ---- the final report -------------------------------------------------------------------------
 
 
@@ -263,7 +327,21 @@ def show_misclassified(record: store.RunRecord) -> None:
         n_shown=len(shown),
         n_wrong=len(wrong),
     ))
-    tiles = [_tile(to_uint8(test_x[item["index"]].float() / 255)) for item in shown]
+    looks = st.toggle(_("Show where the model looked"), key=f"tr-gallery-cam-{record.id}", help=_(
+        "Grad-CAM: the regions whose features raised the score of the class it wrongly predicted, brightest "
+        "where they raised it most. A map on the background, not the object, is a model that learnt a shortcut."
+    ))
+    pictures = [to_uint8(test_x[item["index"]].float() / 255) for item in shown]
+    if looks:
+        try:
+            heats = _gallery_maps(record.id, record.ended, tuple(item["index"] for item in shown),
+                                  tuple(item["predicted"] for item in shown), json.dumps(record.config["data"], sort_keys=True))
+        except Exception as exc:  # a model that cannot be rebuilt must not take the page down
+            st.info(_("The maps cannot be drawn ({error_type}: {error}).").format(error_type=type(exc).__name__, error=exc))
+            heats = None
+        if heats is not None:
+            pictures = [explain.overlay(picture, heat) for picture, heat in zip(pictures, heats)]
+    tiles = [_tile(picture) for picture in pictures]
     captions = [
         _("true: {true} · predicted: {predicted} ({confidence:.0%})").format(
             true=classes[item["true"]], predicted=classes[item["predicted"]], confidence=item["confidence"],
@@ -274,6 +352,18 @@ def show_misclassified(record: store.RunRecord) -> None:
     for start in range(0, len(tiles), per_row):
         for column, tile, caption in zip(st.columns(per_row), tiles[start:start + per_row], captions[start:start + per_row]):
             column.image(tile, caption=caption)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _gallery_maps(run_id: str, ended: object, indices: tuple[int, ...], predicted: tuple[int, ...],
+                  data_config_json: str) -> list[np.ndarray]:
+    """Grad-CAM maps of the gallery's images for the classes the model wrongly chose (cached per run)."""
+    import torch
+
+    bundle = _bundle(data_config_json)
+    images = bundle.test_x[list(indices)]
+    maps = explain.explain(run_id, images, torch.tensor(predicted))
+    return [m.heat.numpy() for m in maps]
 
 
 def show_predict(record: store.RunRecord, key: str) -> None:
@@ -307,7 +397,17 @@ def show_predict(record: store.RunRecord, key: str) -> None:
         ))
         return
     left, right = st.columns([1, 2])
-    left.image(to_uint8(image.tensor), caption=file.name, width="stretch")
+    picture = to_uint8(image.tensor)
+    left.image(picture, caption=file.name, width="stretch")
+    try:
+        looked = explain.explain(record.id, image.tensor)[0]
+    except Exception as exc:  # a map is extra: the prediction above still stands
+        left.caption(_("Where the model looks cannot be drawn ({error_type}: {error}).").format(
+            error_type=type(exc).__name__, error=exc))
+    else:
+        left.image(explain.overlay(picture, looked.heat), width="stretch", caption=_(
+            "Where the model looks for {name} ({probability:.0%}): {method}"
+        ).format(name=looked.class_name, probability=looked.probability, method=looked.method))
     right.plotly_chart(figures.top_classes(top), key=f"{key}-predict-chart")
     right.dataframe(
         pd.DataFrame(top, columns=["class", "probability"]), hide_index=True,
@@ -325,6 +425,7 @@ def show_final_report(record: store.RunRecord, key: str) -> None:
     show_status_message(record)
     show_final_metrics(record)
     show_curves(record, key)
+    show_batch_sample(record)
     confusion = record.summary.get("confusion")
     classes = record.summary.get("classes")
     if confusion and classes:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import streamlit as st
 
+from core import process_memory
 from core.augment import Pipeline
 from core.data.samples import default_sample
 from core.i18n import DEFAULT, LANGUAGES, _, use_language_source
@@ -33,21 +34,25 @@ _heap_frozen = False  # per server process: this module is imported once, whatev
 
 
 def freeze_startup_heap() -> None:
-    """Exempt what the server holds after its first page run from Python's full garbage collections.
+    """Once per server: exempt what it holds after its first page run from Python's full garbage
+    collections, and start giving freed native memory back to the system.
 
-    Streamlit runs gc.collect(2) after every script run, fragment runs included (its
-    runner.postScriptGC option). With torch, torchvision, pandas, plotly and scikit-image loaded,
-    that is some 400,000 tracked objects and ~200 ms of CPU each time: a live page refreshing
-    every second kept a quarter of a core busy doing nothing else, taken from the training run
-    beside it. Those objects are modules, classes and caches that live as long as the server, so
-    they are frozen once (gc.freeze); later collections scan only what came after, and objects
-    still free themselves by reference counting as usual.
+    Python's collector, and Streamlit's full collection after every script run when its
+    runner.postScriptGC option is on (off in .streamlit/config.toml), scan every tracked object:
+    with torch, torchvision, pandas, plotly and scikit-image loaded, some 400,000 of them and
+    ~200 ms of CPU each time; a live page refreshing every second kept a quarter of a core busy
+    doing nothing else. Those objects are modules, classes and caches that live as long as the
+    server, so they are frozen once (gc.freeze); later collections scan only what came after, and
+    objects still free themselves by reference counting as usual. core.process_memory trims the
+    allocator every minute ($AUGLAB_MALLOC_TRIM_S), which bounds the resident size a server
+    serving live tabs for hours otherwise gains (the README's memory figures).
     """
     global _heap_frozen
     if _heap_frozen:
         return
     gc.collect()  # nothing that is already garbage gets frozen
     gc.freeze()
+    process_memory.start_trimming()
     _heap_frozen = True
 
 
@@ -134,6 +139,7 @@ STATE: dict[str, Callable[[], Any]] = {
     "compare_auto": lambda: None,  # the newest group the page opened on, while the user has not picked
     "compare_emptied": lambda: False,  # the user emptied the picker: do not fill it again
     "compare_export_weights": lambda: False,  # widget: the exported run file holds the weights
+    "compare_probe_shown": lambda: None,  # (run ids, corruption) the robustness probe was asked for
 }
 
 
