@@ -16,7 +16,7 @@
     python bench/live_overhead.py                  # 3 rounds of two 40 s runs, then 3 minutes of live updates
     python bench/live_overhead.py --minutes 60     # the README's memory figure
     python bench/live_overhead.py --skip-throughput --minutes 10
-    python bench/live_overhead.py --trim-side-by-side --minutes 60   # two servers: trimmed / never trimmed
+    python bench/live_overhead.py --side-by-side MALLOC_ARENA_MAX=2 --minutes 60   # two servers, one with the variable
 
 Needs Debian's chromium (/usr/bin/chromium), the playwright package and psutil; it never
 downloads a browser. Everything it records goes to a temporary AUGLAB_HOME (or --home).
@@ -319,15 +319,18 @@ def synthetic_run(stop: threading.Event, steps_per_s: float = 10.0, steps_per_ep
     return run_id
 
 
-def trim_side_by_side(minutes: float, samples: Path | None = None) -> None:
-    """Two servers at once, each showing its own synthetic live run in its own tab: one as shipped
-    (core.process_memory trims the allocator every minute), one with AUGLAB_MALLOC_TRIM_S=0. The
-    same load, the same minutes, in one process: their growth is the comparison."""
+def side_by_side(assignment: str, minutes: float, samples: Path | None = None) -> None:
+    """Two servers at once, each showing its own synthetic live run in its own tab: one as shipped,
+    one with the environment variable `assignment` (NAME=VALUE) set. The same load, the same
+    minutes, in one process: their growth is the comparison."""
     from contextlib import ExitStack
 
     from core.runs import store
 
-    variants = {"trimmed every 60 s": {}, "never trimmed": {"AUGLAB_MALLOC_TRIM_S": "0"}}
+    name, sep, value = assignment.partition("=")
+    if not sep or not name:
+        raise SystemExit(f"--side-by-side expects NAME=VALUE, got {assignment!r}")
+    variants = {"as shipped": {}, assignment: {name: value}}
     stop = threading.Event()
     with ExitStack() as stack:
         from playwright.sync_api import sync_playwright
@@ -337,7 +340,7 @@ def trim_side_by_side(minutes: float, samples: Path | None = None) -> None:
         stack.callback(browser.close)
         watched = {}
         for name, env in variants.items():
-            home = Path(tempfile.mkdtemp(prefix="auglab_trim_"))
+            home = Path(tempfile.mkdtemp(prefix="auglab_side_"))
             os.environ["AUGLAB_HOME"] = str(home)  # the synthetic run is written into this server's store
             run_id = synthetic_run(stop)
             server, url = stack.enter_context(streamlit_server(home, env=env))
@@ -412,17 +415,17 @@ def main() -> None:
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--home", type=Path, help="AUGLAB_HOME to use (default: a new temporary folder)")
-    parser.add_argument("--trim-side-by-side", action="store_true",
-                        help="only the memory part, on two servers at once: trimmed as shipped and never trimmed")
+    parser.add_argument("--side-by-side", metavar="NAME=VALUE",
+                        help="only the memory part, on two servers at once: as shipped and with this variable set")
     parser.add_argument("--samples", type=Path,
                         help="also write the memory part's RSS samples here (CSV: seconds, MB), to see its trend")
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         sys.exit(f"{CHROMIUM} not found: install Debian's chromium package (apt-get install chromium)")
 
-    if args.trim_side_by_side:
+    if args.side_by_side:
         print(f"memory, side by side ({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}):", flush=True)
-        trim_side_by_side(args.minutes, args.samples)
+        side_by_side(args.side_by_side, args.minutes, args.samples)
         return
     home = args.home or Path(tempfile.mkdtemp(prefix="auglab_bench_"))
     home.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,6 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from core import process_memory
 from core.augment import Pipeline
 from core.data.samples import default_sample
 from core.i18n import DEFAULT, LANGUAGES, _, use_language_source
@@ -35,7 +34,7 @@ _heap_frozen = False  # per server process: this module is imported once, whatev
 
 def freeze_startup_heap() -> None:
     """Once per server: exempt what it holds after its first page run from Python's full garbage
-    collections, and start giving freed native memory back to the system.
+    collections.
 
     Python's collector, and Streamlit's full collection after every script run when its
     runner.postScriptGC option is on (off in .streamlit/config.toml), scan every tracked object:
@@ -43,16 +42,13 @@ def freeze_startup_heap() -> None:
     ~200 ms of CPU each time; a live page refreshing every second kept a quarter of a core busy
     doing nothing else. Those objects are modules, classes and caches that live as long as the
     server, so they are frozen once (gc.freeze); later collections scan only what came after, and
-    objects still free themselves by reference counting as usual. core.process_memory trims the
-    allocator every minute ($AUGLAB_MALLOC_TRIM_S), which bounds the resident size a server
-    serving live tabs for hours otherwise gains (the README's memory figures).
+    objects still free themselves by reference counting as usual.
     """
     global _heap_frozen
     if _heap_frozen:
         return
     gc.collect()  # nothing that is already garbage gets frozen
     gc.freeze()
-    process_memory.start_trimming()
     _heap_frozen = True
 
 
