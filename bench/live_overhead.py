@@ -325,8 +325,6 @@ def side_by_side(assignment: str, minutes: float, samples: Path | None = None) -
     minutes, in one process: their growth is the comparison."""
     from contextlib import ExitStack
 
-    from core.runs import store
-
     name, sep, value = assignment.partition("=")
     if not sep or not name:
         raise SystemExit(f"--side-by-side expects NAME=VALUE, got {assignment!r}")
@@ -348,15 +346,15 @@ def side_by_side(assignment: str, minutes: float, samples: Path | None = None) -
             open_app(page, url)
             page.goto(f"{url}/train?run={run_id}", wait_until="domcontentloaded")
             page.locator('[class*="st-key-tr-live-"] .js-plotly-plot').first.wait_for(timeout=120_000)
-            watched[name] = (Rss(server.pid), page, store.where())
+            watched[name] = (Rss(server.pid), page)
         stack.callback(stop.set)
         print(f"   warm-up {WARMUP_S:g} s, then {minutes:g} min with both live…", flush=True)
         time.sleep(WARMUP_S)
         t0 = time.monotonic()
-        series = {name: [rss.sample()] for name, (rss, unused, unused2) in watched.items()}
+        series = {name: [rss.sample()] for name, (rss, unused) in watched.items()}
         while time.monotonic() - t0 < minutes * 60:
             time.sleep(10.0)
-            for name, (rss, page, unused) in watched.items():
+            for name, (rss, page) in watched.items():
                 series[name].append(rss.sample())
                 if page.evaluate(LIVE_POINTS_JS) == 0:
                     raise RuntimeError(f"{name}: the Train page stopped showing the live run's curves")

@@ -15,7 +15,7 @@ from core.data.bundle import DatasetBundle, DatasetError
 from core.data.catalogue import DATASETS, IMAGE_SIZE_RANGE, PATH_PREFIXES, DatasetInfo
 from core.data.embedded import DIGIT_CLASSES, SHAPE_CLASSES, generate_shapes
 from core.data.folders import DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, ImagesOverview, describe_images
-from core.data.load import available_datasets, load_dataset
+from core.data.load import available_datasets, load_dataset, load_for_config
 from core.data.torchvision_sets import (
     datasets_root,
     has_torchvision_files,
@@ -27,6 +27,6 @@ from core.data.torchvision_sets import (
 __all__ = [
     "DATASETS", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_FILES", "DIGIT_CLASSES", "IMAGE_SIZE_RANGE", "PATH_PREFIXES",
     "SHAPE_CLASSES", "DatasetBundle", "DatasetError", "DatasetInfo", "ImagesOverview", "available_datasets",
-    "datasets_root", "describe_images", "generate_shapes", "has_torchvision_files", "load_dataset",
+    "datasets_root", "describe_images", "generate_shapes", "has_torchvision_files", "load_dataset", "load_for_config",
     "torchvision_dataset_class", "torchvision_files", "torchvision_folder",
 ]

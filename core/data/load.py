@@ -16,6 +16,9 @@ split of an unsplit folder, subsets) comes from a generator seeded by `seed` and
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from core.data.bundle import DatasetBundle, DatasetError, channel_stats, percent, seeded_generator, stratified_pick
 from core.data.catalogue import DATASETS, IMAGE_SIZE_RANGE
 from core.data.embedded import load_shapes, load_sklearn_digits
@@ -133,4 +136,14 @@ def load_dataset(
         mean=mean,
         std=std,
         note="; ".join(notes),
+    )
+
+
+def load_for_config(data: Mapping[str, Any], allow_download: bool | None = None) -> DatasetBundle:
+    """The dataset a config's data section describes (a DataConfig as a dict, as a run stores it),
+    loaded as that run loaded it; allow_download, when given, replaces the section's own."""
+    return load_dataset(
+        data["dataset"], image_size=data["image_size"], subset=data["subset"], seed=data["seed"],
+        val_ratio=data["val_ratio"], variant=data["variant"],
+        allow_download=data["allow_download"] if allow_download is None else allow_download,
     )

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from core.augment import Pipeline
-from core.data import load_dataset
+from core.data import load_for_config
 from core.i18n import N_, _
 from core.runs import store
 from core.runs.predict import load_run_model
@@ -78,9 +78,7 @@ def corrupted(images: torch.Tensor, corruption: str, strength: float, seed: int 
 
 def held_out(record: store.RunRecord, max_images: int = MAX_IMAGES) -> tuple[torch.Tensor, torch.Tensor]:
     """The run's test images (uint8) and labels, as the run's data config loads them, at most max_images."""
-    d = record.config["data"]
-    bundle = load_dataset(d["dataset"], image_size=d["image_size"], subset=d["subset"], seed=d["seed"],
-                          val_ratio=d["val_ratio"], variant=d["variant"], allow_download=False)
+    bundle = load_for_config(record.config["data"], allow_download=False)
     return bundle.test_x[:max_images], bundle.test_y[:max_images]
 
 

@@ -20,11 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from scipy import stats
 
 from core.augment import get_op
 from core.i18n import _, tr
-from core.runs import compare, runner, verdict
+from core.runs import compare, runner, store, verdict
 from core.training.config import TrainConfig, apply_overrides, config_params
 
 _STEP = re.compile(r"^augment\.train\[(\d+)\]\.(\w+)(?:\[([01])\])?$")
@@ -56,10 +57,12 @@ class Sweep:
 
 
 def setting_value(config: TrainConfig | dict, setting: str) -> Any:
+    """The setting's value in the config (a pipeline parameter left unset: its declared default)."""
     tree = config.to_dict() if isinstance(config, TrainConfig) else config
     step = _STEP.match(setting)
     if step:
-        value = tree["augment"]["train"][int(step[1])]["params"].get(step[2])
+        entry = tree["augment"]["train"][int(step[1])]
+        value = get_op(entry["op"]).validate(entry.get("params") or {}).get(step[2])
         return value[int(step[3])] if step[3] is not None and value is not None else value
     node: Any = tree
     for part in setting.split("."):
@@ -159,13 +162,11 @@ def _the_setting(groups: Sequence[verdict.Group]) -> str | None:
 
 
 def _interval(accuracies: Sequence[float], confidence: float = verdict.CONFIDENCE) -> tuple[float | None, float | None]:
-    n = len(accuracies)
-    if n < 2:
+    """The mean's t-interval; (None, None) with one seed."""
+    if len(accuracies) < 2:
         return None, None
-    mean = sum(accuracies) / n
-    sd = math.sqrt(sum((a - mean) ** 2 for a in accuracies) / (n - 1))
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
-    return mean - half, mean + half
+    low, high = stats.t.interval(confidence, len(accuracies) - 1, loc=np.mean(accuracies), scale=stats.sem(accuracies))
+    return float(low), float(high)
 
 
 def sweep_of(run_ids: Sequence[str]) -> Sweep | None:
@@ -177,12 +178,11 @@ def sweep_of(run_ids: Sequence[str]) -> Sweep | None:
     setting = _the_setting(groups)
     if setting is None:
         return None
-    values = []
-    for group in groups:
-        value = _value_in(group, setting)
-        if not _number(value):
-            return None
-        values.append(float(value))
+    configs = [store.get_run(group.run_ids[0]).train_config() for group in groups]
+    values = [setting_value(config, setting) for config in configs]
+    if not all(_number(value) for value in values):
+        return None
+    values = [float(value) for value in values]
     if len(set(values)) != len(values):
         return None
     points = []
@@ -194,7 +194,7 @@ def sweep_of(run_ids: Sequence[str]) -> Sweep | None:
                             accuracies=tuple(group.accuracies), run_ids=tuple(group.run_ids)))
     if not points:
         return None
-    label = setting_label(_unflatten(groups[0].config), setting)
+    label = setting_label(configs[0], setting)
     ranked = sorted(points, key=lambda p: p.mean, reverse=True)
     best = ranked[0]
     said = None
@@ -203,25 +203,3 @@ def sweep_of(run_ids: Sequence[str]) -> Sweep | None:
             label=label, best=value_name(best.value), other=value_name(ranked[1].value)))
     pending = sum(len(g.pending) for g in groups)
     return Sweep(setting=setting, label=label, points=tuple(points), best=best, verdict=said, pending=pending)
-
-
-def _value_in(group: verdict.Group, setting: str) -> Any:
-    step = _STEP.match(setting)
-    if not step:
-        return group.config.get(setting)
-    pipeline = group.config["augment.train"]
-    entry = pipeline[int(step[1])]
-    params = get_op(entry["op"]).validate(entry.get("params") or {})
-    value = params.get(step[2])
-    return value[int(step[3])] if step[3] is not None else value
-
-
-def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
-    for key, value in flat.items():
-        node = tree
-        *parents, last = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
-    return tree

@@ -21,7 +21,7 @@ import streamlit as st
 from PIL import Image
 
 from core import figures
-from core.data import DatasetBundle, DatasetError, load_dataset
+from core.data import DatasetBundle, DatasetError, load_for_config
 from core.data.images import UPLOAD_TYPES, ImageError, load_image, to_uint8
 from core.data.uploads import find_upload
 from core.i18n import N_, _, tr
@@ -94,11 +94,7 @@ def load_bundle(data: DataConfig | Mapping) -> DatasetBundle:
 
 @st.cache_resource(max_entries=3, show_spinner=False)
 def _bundle(data_config_json: str) -> DatasetBundle:
-    d = json.loads(data_config_json)
-    return load_dataset(
-        d["dataset"], image_size=d["image_size"], subset=d["subset"], seed=d["seed"], val_ratio=d["val_ratio"],
-        variant=d["variant"], allow_download=d["allow_download"],
-    )
+    return load_for_config(json.loads(data_config_json))
 
 
 # ---- status and progress ----------------------------------------------------------------------
