@@ -140,3 +140,64 @@ def _is_number(text: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+# ---- training against the clock ----------------------------------------------------------------
+
+
+@dataclass
+class TimedRun:
+    """A training run's evaluations against the training clock, and what was left off it."""
+
+    points: list[dict]  # {"epoch", "train_s", "test_acc", "load"} at every evaluation
+    setup_s: float  # loading the data and building the model
+    eval_s: float  # the evaluations
+    wall_s: float
+    images_per_s: float  # over the training clock
+    device: str  # as the run's Started event describes it
+
+    def first_reaching(self, accuracy: float) -> dict | None:
+        """The first evaluation at `accuracy` or above, if any."""
+        return next((p for p in self.points if p["test_acc"] >= accuracy), None)
+
+    def best_within(self, seconds: float) -> float | None:
+        return max((p["test_acc"] for p in self.points if p["train_s"] <= seconds), default=None)
+
+
+def timed_training(cfg, on_eval: Callable[[dict, TimedRun], None] | None = None) -> TimedRun:
+    """Train `cfg` with core's trainer (as the dashboard and the CLI do) and time it.
+
+    The training clock is the sum of the trainer's step times (each Step event's batch size /
+    images_per_s): batch making, augmentation, forward, backward and the optimiser. Loading,
+    building and evaluating are counted apart (setup_s, eval_s), so nothing is hidden.
+    on_eval(point, run so far) is called at every evaluation, e.g. to print a line.
+    """
+    from core.training.events import Eval, Failed, Finished, Started, Step, Stopped
+    from core.training.loop import train_events
+
+    run = TimedRun([], 0.0, 0.0, 0.0, 0.0, "")
+    train_s, steps = 0.0, 0
+    start = last_event_at = time.perf_counter()
+    final = None
+    for event in train_events(cfg):
+        now = time.perf_counter()
+        if isinstance(event, Started):
+            run.setup_s, run.device = now - start, event.device
+        elif isinstance(event, Step):
+            train_s += cfg.run.batch_size / event.images_per_s
+            steps += 1
+        elif isinstance(event, Eval):
+            run.eval_s += now - last_event_at  # the evaluation ran between the last step and this event
+            run.images_per_s = steps * cfg.run.batch_size / train_s if train_s else 0.0
+            point = {"epoch": event.epoch, "train_s": round(train_s, 1), "test_acc": event.test_acc,
+                     "load": round(load_average(), 1)}
+            run.points.append(point)
+            if on_eval:
+                on_eval(point, run)
+        elif isinstance(event, (Finished, Failed, Stopped)):
+            final = event
+        last_event_at = time.perf_counter()
+    if isinstance(final, Failed):
+        raise SystemExit(f"the run failed: {final.message}")
+    run.wall_s = time.perf_counter() - start
+    return run

@@ -22,14 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import _common as common  # noqa: E402  (puts the project root on sys.path)
 
 from core.runs.recipes import RECIPES, recipe  # noqa: E402
 from core.training.config import parse_value  # noqa: E402
-from core.training.events import Eval, Failed, Finished, Started, Step, Stopped  # noqa: E402
-from core.training.loop import train_events  # noqa: E402
 
 TARGETS = {"cpu_fast_cifar_1min": (60.0, 0.70), "cpu_fast_cifar": (300.0, 0.85)}  # recipe: (seconds, accuracy)
 
@@ -40,37 +37,17 @@ def run_recipe(name: str, overrides: dict) -> dict:
           f"lr {cfg.optim.lr:g}, amp {cfg.run.amp}, channels_last {cfg.run.channels_last}", flush=True)
     headers = ("epoch", "train s", "test acc", "setup s", "eval s (total)", "img/s", "load avg")
     print("  " + "  ".join(headers), flush=True)
-    train_s = 0.0
-    setup_s = eval_s = 0.0
-    last_event_at = time.perf_counter()
-    start = last_event_at
-    points = []
-    final = None
-    for event in train_events(cfg):
-        now = time.perf_counter()
-        if isinstance(event, Started):
-            setup_s = now - start
-        elif isinstance(event, Step):
-            train_s += cfg.run.batch_size / event.images_per_s
-        elif isinstance(event, Eval):
-            # the evaluation ran between the last step and this event
-            eval_s += now - last_event_at
-            point = {"epoch": event.epoch, "train_s": round(train_s, 1), "test_acc": event.test_acc,
-                     "load": round(common.load_average(), 1)}
-            points.append(point)
-            images_per_s = event.step * cfg.run.batch_size / train_s
-            print(f"  {event.epoch:5d}  {train_s:7.1f}  {event.test_acc:8.2%}  {setup_s:7.1f}  {eval_s:14.1f}  "
-                  f"{images_per_s:5.0f}  {point['load']:8.1f}", flush=True)
-        elif isinstance(event, (Finished, Failed, Stopped)):
-            final = event
-        last_event_at = time.perf_counter()
-    if isinstance(final, Failed):
-        raise SystemExit(f"{name} failed: {final.message}")
-    result = {"recipe": name, "overrides": overrides, "points": points, "setup_s": round(setup_s, 1),
-              "eval_s": round(eval_s, 1), "wall_s": round(time.perf_counter() - start, 1)}
+
+    def line(point: dict, run: common.TimedRun) -> None:
+        print(f"  {point['epoch']:5d}  {point['train_s']:7.1f}  {point['test_acc']:8.2%}  {run.setup_s:7.1f}  "
+              f"{run.eval_s:14.1f}  {run.images_per_s:5.0f}  {point['load']:8.1f}", flush=True)
+
+    run = common.timed_training(cfg, line)
+    result = {"recipe": name, "overrides": overrides, "points": run.points, "setup_s": round(run.setup_s, 1),
+              "eval_s": round(run.eval_s, 1), "wall_s": round(run.wall_s, 1)}
     if name in TARGETS and not overrides:
         budget, goal = TARGETS[name]
-        best = max((p["test_acc"] for p in points if p["train_s"] <= budget), default=None)
+        best = run.best_within(budget)
         verdict = "met" if best is not None and best >= goal else "NOT met"
         shown = "nothing evaluated" if best is None else f"{best:.2%}"
         print(f"  target >= {goal:.0%} within {budget:.0f} s of training: {verdict} ({shown})")

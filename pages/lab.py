@@ -18,6 +18,7 @@ import torch
 
 from core import figures, lessons
 from core.augment import Pipeline, mixing
+from core.augment.pipeline import shrink
 from core.data.images import (
     UPLOAD_TYPES,
     beta_density,
@@ -42,7 +43,7 @@ from pages.ui.lesson_panel import lesson_banner, lesson_panel
 from pages.ui.links import read_pipeline_upload
 from pages.ui.messages import explain, flash, show_error, show_flashes
 from pages.ui.pipeline_editor import PipelineEditor
-from pages.ui.state import PREVIEW_SIDE, default_pipeline, init_state, language_switch
+from pages.ui.state import PREVIEW_SIDE, default_pipeline, init_state, language_switch, tile_side
 
 MIX_SIDE = 256  # mixing needs images of one size: each is centre-cropped and resized to this
 # photos on screen go as JPEG: a tenth of PNG's bytes and ~50x faster to encode, which keeps
@@ -197,13 +198,23 @@ def pipeline_sidebar() -> Pipeline:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _preview(image_key: str, _image: torch.Tensor, pipeline_json: str, seed: int, n: int, lang: str):
-    # `lang` keys the cache: the captions and the crop note are text in the session's language
+def _preview(image_key: str, _image: torch.Tensor, pipeline_json: str, seed: int, n: int, side: int, lang: str):
+    # `lang` keys the cache: the captions and the crop note are text in the session's language.
+    # The tiles are computed at `side` (the size they are shown at), the crop boxes drawn on the
+    # picture at that size.
     pipeline = Pipeline.from_json(pipeline_json)
-    batch, records = pipeline.preview(_image, n, seed)
+    batch, records = pipeline.preview(_image, n, seed, side=side)
     captions = [Pipeline.describe(records, i) or [_("unchanged (no enabled step)")] for i in range(n)]
-    boxes, note = crop_boxes(records, tuple(_image.shape[1:]))
-    return batch, captions, boxes, note
+    small = shrink(_image, side) if side < max(_image.shape[1:]) else _image
+    boxes, note = crop_boxes(records, tuple(small.shape[1:]))
+    outlined = draw_boxes(small, boxes, [str(i + 1) for i in range(n)]) if boxes else None
+    return batch, captions, outlined, note
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _full_tile(image_key: str, _image: torch.Tensor, pipeline_json: str, seed: int, n: int, index: int):
+    tile, unused = Pipeline.from_json(pipeline_json).preview_tile(_image, n, seed, index)
+    return to_uint8(tile)
 
 
 def preview_grid(working: WorkingImage, pipeline: Pipeline):
@@ -224,8 +235,10 @@ def preview_grid(working: WorkingImage, pipeline: Pipeline):
             controls[3].button(_("New samples"), icon=":material/casino:", on_click=_new_samples, key="lab-new-samples")
     n = rows * cols
     image = working.image
+    side = tile_side(cols)
     try:
-        batch, captions, boxes, note = _preview(working.key, image.tensor, pipeline.to_json(), int(seed), n, language())
+        batch, captions, outlined, note = _preview(working.key, image.tensor, pipeline.to_json(), int(seed), n, side,
+                                                   language())
     except Exception as e:  # an op that cannot handle this picture: say so and keep the page alive
         show_error(_("The pipeline could not run on this picture"), e)
         return None
@@ -237,8 +250,7 @@ def preview_grid(working: WorkingImage, pipeline: Pipeline):
         st.image(to_uint8(image.tensor), caption=caption, width="stretch", output_format=SHOWN_AS)
         for text in image.notes:
             st.info(text, icon=":material/info:")
-        if boxes:
-            outlined = draw_boxes(image.tensor, boxes, [str(i + 1) for i in range(n)])
+        if outlined is not None:
             st.image(outlined, caption=note, width="stretch", output_format=SHOWN_AS)
         else:
             st.caption(_("Crop boxes: {note}.").format(note=note))
@@ -248,7 +260,29 @@ def preview_grid(working: WorkingImage, pipeline: Pipeline):
                 i = r * cols + c
                 caption = f"#{i + 1} · " + " · ".join(captions[i])
                 column.image(to_uint8(batch[i]), caption=caption, width="stretch", output_format=SHOWN_AS)
+        full_size_tile(working, pipeline, int(seed), n, side)
     return batch, captions
+
+
+def full_size_tile(working: WorkingImage, pipeline: Pipeline, seed: int, n: int, side: int) -> None:
+    """One tile of the grid at the working picture's full size, on request (the grid's are smaller)."""
+    height, width = working.image.tensor.shape[1:]
+    if side >= max(height, width):
+        return  # the tiles already are full size
+    if state.get("lab_full_tile") is not None and state["lab_full_tile"] > n:
+        state["lab_full_tile"] = None  # the grid shrank under the chosen tile
+    chosen = st.pills(
+        _("Tiles are computed at {side} px, the size they are shown at. See one at full size ({width}x{height}):").format(
+            side=side, width=width, height=height),
+        list(range(1, n + 1)), format_func=lambda k: f"#{k}", key="lab_full_tile",
+    )
+    if chosen is not None:
+        try:
+            tile = _full_tile(working.key, working.image.tensor, pipeline.to_json(), seed, n, chosen - 1)
+        except Exception as e:  # as the grid: an op that cannot handle this picture at this size
+            show_error(_("The pipeline could not run on this picture"), e)
+            return
+        st.image(tile, caption=_("Tile {number} at full size").format(number=chosen), output_format=SHOWN_AS)
 
 
 # ---- mixing ------------------------------------------------------------------------------------
@@ -437,7 +471,8 @@ def exports(working: WorkingImage, pipeline: Pipeline, grid, link: str) -> None:
             "Reproduces the grid above pixel for pixel with this project's `core` package, "
             "from {path} (download it below)."
         ).format(path=path))
-    st.code(pipeline.to_core_code(seed, n, image_path=path, max_side=PREVIEW_SIDE), language="python")
+    st.code(pipeline.to_core_code(seed, n, image_path=path, max_side=PREVIEW_SIDE, side=tile_side(state["lab_cols"])),
+            language="python")
     buttons = st.columns(3)
     if not uploaded:
         buttons[0].download_button(

@@ -135,6 +135,56 @@ def test_preview_returns_its_own_memory():
     assert torch.equal(grid[1], image) and image.abs().sum() > 0
 
 
+@pytest.mark.parametrize("name", OPS)
+def test_a_tile_alone_is_the_grids_tile(name):
+    image = batch((1, 3, 24, 30), seed=3)[0]
+    pipeline = Pipeline.of("hflip", (name, with_half_p(name)), "cutout")
+    grid, records = pipeline.preview(image, n=5, seed=9)
+    for i in range(5):
+        tile, tile_records = pipeline.preview_tile(image, 5, 9, i)
+        assert torch.equal(tile, grid[i]), (name, i)
+        assert Pipeline.describe(tile_records, i) == Pipeline.describe(records, i)
+    with pytest.raises(AugmentError, match="tile 6 is not in a grid of 5"):
+        pipeline.preview_tile(image, 5, 9, 5)
+
+
+def test_pixel_values_scale_with_the_picture_and_fractions_do_not():
+    pipeline = Pipeline.of(("pad_crop", {"padding": 8, "size": 0}), ("random_resized_crop", {"size": 64}),
+                           ("gaussian_blur", {"kernel_size": 9, "sigma": (1.0, 4.0)}),
+                           ("cutout", {"size": 0.25}), ("affine", {"translate_x": 0.2}))
+    half = [s.params for s in pipeline.scaled(0.5).steps]
+    assert half[0] == {"padding": 4, "padding_mode": "constant", "size": 0}  # 0 still keeps the input size
+    assert half[1]["size"] == 32 and half[1]["scale"] == (0.1, 1.0)
+    assert half[2] == {"kernel_size": 5, "sigma": (0.5, 2.0)}
+    assert half[3] == pipeline.steps[3].params and half[4] == pipeline.steps[4].params
+    tiny = [s.params for s in pipeline.scaled(0.01).steps]
+    assert tiny[0]["padding"] == 1 and tiny[1]["size"] == 1 and tiny[2]["kernel_size"] == 3  # kept positive, in range
+    assert tiny[2]["sigma"] == (0.01, 0.04)
+    for step in pipeline.scaled(0.37).steps:
+        assert get_op(step.op).validate(step.params) == step.params
+
+
+def test_tiles_at_a_smaller_side_draw_what_the_full_size_tile_draws():
+    """The grid computed at the size it is shown: each tile looks like its full-size tile shrunk."""
+    from core.augment.pipeline import shrink
+
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 96), torch.linspace(0, 1, 128), indexing="ij")
+    image = torch.stack((yy, xx, (yy * xx).sqrt()))  # smooth, so shrinking changes little by itself
+    pipeline = Pipeline.of("hflip", ("pad_crop", {"padding": 16}), ("random_resized_crop", {"scale": (0.3, 1.0)}),
+                           "color_jitter", ("cutout", {"size": 0.3}))
+    grid, records = pipeline.preview(image, n=6, seed=2, side=32)
+    assert grid.shape == (6, 3, 24, 32)
+    other_seed, unused = pipeline.preview(image, n=6, seed=3, side=32)
+    for i in range(6):
+        full, unused = pipeline.preview_tile(image, 6, 2, i)
+        assert full.shape == (3, 96, 128)
+        same = (shrink(full, 32) - grid[i]).abs().mean()
+        assert same < 0.05, (i, same)
+        assert same < (shrink(full, 32) - other_seed[i]).abs().mean()  # closer than another draw
+    # a side at least the picture's computes at full size
+    assert torch.equal(pipeline.preview(image, n=6, seed=2, side=128)[0], pipeline.preview(image, n=6, seed=2)[0])
+
+
 @pytest.mark.parametrize("name", POLICIES)
 def test_policies_are_seeded_per_image_and_change_images(name):
     x = batch((8, 3, 12, 14))
@@ -324,3 +374,8 @@ def test_core_export_reproduces_the_preview(tmp_path, monkeypatch):
     expected, _ = pipeline.preview(images.load_image(str(path), max_side=32).tensor, n=4, seed=5)
     assert torch.equal(namespace["grid"], expected)
     assert namespace["grid"].shape[0] == 4 and max(namespace["grid"].shape[-2:]) == 32
+    code = pipeline.to_core_code(seed=5, n=4, image_path=str(path), max_side=32, side=16)
+    exec(compile(code, "<export>", "exec"), namespace)
+    assert max(namespace["grid"].shape[-2:]) == 16
+    assert torch.equal(namespace["grid"], pipeline.preview(images.load_image(str(path), max_side=32).tensor, n=4,
+                                                           seed=5, side=16)[0])

@@ -95,6 +95,60 @@ def test_a_slider_changes_what_the_grid_draws(at):
     # a range slider: a crop scale of exactly (1, 1) with ratio pinned keeps the whole picture
     at.slider(key="lab-step1-random_resized_crop-scale").set_value((1.0, 1.0))
     at.slider(key="lab-step1-random_resized_crop-ratio").set_value((451 / 300, 451 / 300))
+    # four columns: the tiles are computed at 256 px, the 451x300 picture's 256x170
+    assert set(step_lines(run(at), 1)) == {"RandomResizedCrop: crop top=0 left=0 h=170 w=256"}
+
+
+@pytest.fixture
+def shown_images(monkeypatch) -> dict[str, bytes]:
+    """The encoded bytes of every image the page sends, by the file id in its URL."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    sent: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def recording(self, path_or_data, mimetype, kind, filename=None):
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        sent[file_id] = path_or_data
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", recording)
+    return sent
+
+
+def shown_pixels(app: AppTest, sent: dict[str, bytes], caption: str) -> np.ndarray:
+    (url,) = [image.proto.imgs[0].url for image in app.image if caption in image.captions]
+    return np.asarray(Image.open(io.BytesIO(sent[url.rsplit("/", 1)[1].split(".")[0]])), dtype=float)
+
+
+def test_tiles_are_computed_at_the_size_shown_and_one_opens_at_full_size(at, shown_images):
+    from core.data.images import to_uint8
+    from core.data.samples import load_sample
+
+    run(at)
+    tile = shown_pixels(at, shown_images, tiles(at)[2])
+    assert tile.shape == (170, 256, 3)  # four columns: 256 px tiles of the 451x300 picture
+    assert not [c for image in at.image for c in image.captions if c.endswith("at full size")]
+    pills = at.pills(key="lab_full_tile")
+    assert "computed at 256 px" in pills.label and "(451x300)" in pills.label
+    pills.set_value(3)
+    run(at)
+    full = shown_pixels(at, shown_images, "Tile 3 at full size")
+    expected, unused = at.session_state["lab_pipeline"].preview_tile(load_sample("cat (chelsea)").tensor, 8, 0, 2)
+    expected = to_uint8(expected).astype(float)
+    assert full.shape == expected.shape == (300, 451, 3)
+    assert np.abs(full - expected).mean() < 3  # the same tile, give or take the JPEG
+    other, unused = at.session_state["lab_pipeline"].preview_tile(load_sample("cat (chelsea)").tensor, 8, 0, 3)
+    assert np.abs(full - to_uint8(other)).mean() > 10  # not just any tile
+    # fewer tiles than the chosen one: the choice is let go; two columns are computed at full size
+    at.slider(key="lab_rows").set_value(1)
+    at.slider(key="lab_cols").set_value(2)
+    run(at)
+    assert "lab_full_tile" not in {p.key for p in at.get("button_group")}
+    assert not [c for image in at.image for c in image.captions if c.endswith("at full size")]
+    assert shown_pixels(at, shown_images, tiles(at)[1]).shape == (300, 451, 3)
+    at.slider(key="lab-step1-random_resized_crop-scale").set_value((1.0, 1.0))
+    at.slider(key="lab-step1-random_resized_crop-ratio").set_value((451 / 300, 451 / 300))
     assert set(step_lines(run(at), 1)) == {"RandomResizedCrop: crop top=0 left=0 h=300 w=451"}
 
 

@@ -111,7 +111,7 @@ register(
         help="Crop a random part of the image (area fraction `scale`, aspect ratio `ratio`) and "
         "resize it to `size`. The ImageNet standard is scale 0.08-1; the course uses 0.1-1, ratio 0.5-2.",
         params=(
-            Param("size", "int", 0, 0, 512, 1, help="Output side in pixels; 0 keeps the input size."),
+            Param("size", "int", 0, 0, 512, 1, unit="px", help="Output side in pixels; 0 keeps the input size."),
             Param("scale", "float_range", (0.1, 1.0), 0.01, 1.0, 0.01, help="Range of the crop's area, as a fraction of the image."),
             Param("ratio", "float_range", (0.5, 2.0), 0.2, 5.0, 0.05, help="Range of the crop's width/height."),
         ),
@@ -158,9 +158,9 @@ register(
         help="Pad the image on every side, then cut a random window of the original size: the CIFAR "
         "standard (pad 4, crop 32) shifts each image by up to 4 pixels.",
         params=(
-            Param("padding", "int", 4, 0, 64, 1, help="Pixels added on each side."),
+            Param("padding", "int", 4, 0, 64, 1, unit="px", help="Pixels added on each side."),
             Param("padding_mode", "choice", "constant", choices=("constant", "reflect", "edge"), help="How the border is filled: black, mirrored, or the edge pixel repeated."),
-            Param("size", "int", 0, 0, 512, 1, help="Window side in pixels; 0 keeps the input size."),
+            Param("size", "int", 0, 0, 512, 1, unit="px", help="Window side in pixels; 0 keeps the input size."),
         ),
         sample=_pad_crop_sample,
         apply=_pad_crop_apply,
@@ -432,8 +432,8 @@ register(
         group="colour",
         help="Blur with a Gaussian whose sigma is drawn per image.",
         params=(
-            Param("kernel_size", "int", 5, 3, 31, 2, help="Side of the (odd) kernel in pixels."),
-            Param("sigma", "float_range", (0.1, 2.0), 0.01, 10.0, 0.05, help="Range of the Gaussian's standard deviation in pixels."),
+            Param("kernel_size", "int", 5, 3, 31, 2, unit="px", help="Side of the (odd) kernel in pixels."),
+            Param("sigma", "float_range", (0.1, 2.0), 0.01, 10.0, 0.05, unit="px", help="Range of the Gaussian's standard deviation in pixels."),
         ),
         sample=lambda n, shape, prm, g, ctx: {"sigma": uniform(n, *prm["sigma"], g)},
         apply=lambda x, d, prm, ctx: K.gaussian_blur(x, prm["kernel_size"] | 1, d["sigma"]),

@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, field, replace
 
 import torch
+from torchvision.transforms.v2 import functional as F
 
 from core.i18n import _, tr
 
@@ -152,14 +153,51 @@ class Pipeline:
                    for step, (op, unused), drawn in zip(self.active, steps, draws)]
         return out, records
 
-    def preview(self, image: torch.Tensor, n: int = 8, seed: int = 0, context: dict | None = None):
-        """n augmented copies of one image [C,H,W]; the same seed gives the same grid."""
+    def scaled(self, factor: float) -> "Pipeline":
+        """The same pipeline for pictures `factor` times the size: values in pixels (a crop's
+        output side, padding, a blur's kernel and sigma) are scaled; fractions stay as they are."""
+        return Pipeline(tuple(replace(s, params=get_op(s.op).scaled(s.params, factor)) for s in self.steps))
+
+    def preview(self, image: torch.Tensor, n: int = 8, seed: int = 0, context: dict | None = None,
+                side: int | None = None):
+        """n augmented copies of one image [C,H,W]; the same seed gives the same grid.
+
+        side: compute the tiles at this size on the long side (the size a page shows them at)
+        rather than at the image's own: the image is shrunk first and the values in pixels with
+        it, so each tile draws what preview_tile draws at full size, at a fraction of the work.
+        """
+        image, pipeline = self._at_side(image, side)
         # n views of one image: every step writes a new tensor, so no copy is needed
         batch = image.unsqueeze(0).expand(n, *image.shape)
-        grid, records = self.apply(batch, torch.Generator().manual_seed(seed), context)
+        grid, records = pipeline.apply(batch, torch.Generator().manual_seed(seed), context)
         if grid.data_ptr() == image.data_ptr():  # no step changed anything: still the shared views
             grid = grid.contiguous()
         return grid, records
+
+    def preview_tile(self, image: torch.Tensor, n: int, seed: int, index: int, context: dict | None = None):
+        """Tile `index` of preview(image, n, seed), computed alone at the image's full size.
+
+        Every step still draws for all n tiles, in the same order, so the draws are the grid's;
+        only this tile's pixels are computed. Returns (tile [C,H,W], records).
+        """
+        if not 0 <= index < n:
+            raise AugmentError(_("tile {index} is not in a grid of {n}").format(index=index + 1, n=n))
+        context = context or {}
+        generator = torch.Generator().manual_seed(seed)
+        tile, records = image.unsqueeze(0), []
+        for step in self.active:
+            op = get_op(step.op)
+            drawn = op.sample(n, tuple(tile.shape[1:]), step.params, generator, context)
+            tile = op.apply(tile, _rows(drawn, index, index + 1, n), step.params, context)
+            records.append({"op": step.op, "label": op.label, "drawn": drawn})
+        return tile[0].clone() if tile.data_ptr() == image.data_ptr() else tile[0], records
+
+    def _at_side(self, image: torch.Tensor, side: int | None) -> tuple[torch.Tensor, "Pipeline"]:
+        long_side = max(image.shape[-2:])
+        if side is None or side >= long_side:
+            return image, self
+        small = shrink(image, side)
+        return small, self.scaled(max(small.shape[-2:]) / long_side)
 
     @staticmethod
     def describe(records: list[dict], i: int) -> list[str]:
@@ -186,14 +224,17 @@ class Pipeline:
             "# augmented = transform(pil_image)  # a float tensor [C, H, W] in [0, 1]\n"
         )
 
-    def to_core_code(self, seed: int, n: int, image_path: str = "photo.jpg", max_side: int = 512) -> str:
-        """Python that reproduces the preview grid exactly with this project's core package."""
+    def to_core_code(self, seed: int, n: int, image_path: str = "photo.jpg", max_side: int = 512,
+                     side: int | None = None) -> str:
+        """Python that reproduces the preview grid exactly with this project's core package
+        (side: the size the tiles are computed at, as in preview)."""
+        at_side = "" if side is None else f", side={side}"
         return (
             "from core.augment import Pipeline\n"
             "from core.data.images import load_image\n\n"
             f"pipeline = Pipeline.from_json('''{self.to_json()}''')\n"
             f"image = load_image({image_path!r}, max_side={max_side}).tensor  # as the page loads it\n"
-            f"grid, records = pipeline.preview(image, n={n}, seed={seed})  # float [{n}, C, H, W]\n"
+            f"grid, records = pipeline.preview(image, n={n}, seed={seed}{at_side})  # float [{n}, C, H, W]\n"
             "for i in range(len(grid)):\n"
             "    print(i, Pipeline.describe(records, i))\n"
         )
@@ -212,6 +253,15 @@ def _chunk_size(x: torch.Tensor) -> int:
     if x.device.type != "cpu" or n == 0:
         return max(n, 1)
     return min(n, max(1, CHUNK_ELEMENTS // max(1, x[0].numel())))
+
+
+def shrink(image: torch.Tensor, side: int) -> torch.Tensor:
+    """image [C,H,W] (or a batch) scaled down to `side` pixels on its long side, aspect kept
+    (torchvision's antialiased bilinear resize, as a page would shrink a photo to show it)."""
+    height, width = image.shape[-2:]
+    scale = side / max(height, width)
+    size = [max(1, round(height * scale)), max(1, round(width * scale))]
+    return F.resize(image, size, interpolation=F.InterpolationMode.BILINEAR, antialias=True).clamp_(0, 1)
 
 
 def _rows(drawn: dict, start: int, stop: int, n: int) -> dict:

@@ -73,6 +73,13 @@ class Op:
             )
         return {p.name: self._check(p, params.get(p.name, p.default)) for p in self.params}
 
+    def scaled(self, params: dict, factor: float) -> dict:
+        """`params` for the same picture `factor` times the size: every value in pixels (declared
+        with unit "px") is scaled, a positive one stays positive and within its range, 0 ("keep the
+        input size") stays 0; the rest, fractions and probabilities, mean the same at any size."""
+        return {p.name: _scale_pixels(p, params[p.name], factor) if p.unit == "px" else params[p.name]
+                for p in self.params}
+
     def _check(self, p: Param, value: Any) -> Any:
         return p.validate(value, f"{self.name}.{p.name}", AugmentError)
 
@@ -89,6 +96,19 @@ class Op:
             else:
                 low[p.name], high[p.name] = p.choices[0], p.choices[-1]
         return {"low": self.validate(low), "default": self.defaults(), "high": self.validate(high)}
+
+
+def _scale_pixels(p: Param, value: Any, factor: float) -> Any:
+    def one(v):
+        if not v:
+            return v
+        scaled = v * factor
+        if p.integer:  # whole pixels, on the declared grid (a kernel side of 3, 5, 7...)
+            step = int(p.step or 1)
+            scaled = max(1, round(scaled)) if step == 1 else int(p.low + step * round((scaled - p.low) / step))
+        return min(max(scaled, p.low), p.high)
+
+    return tuple(one(v) for v in value) if isinstance(value, (tuple, list)) else one(value)
 
 
 REGISTRY: dict[str, Op] = {}

@@ -27,6 +27,15 @@ from core.runs import runner
 # Long side of the working image in pixels: large enough to judge an augmentation, small enough
 # that a grid of 24 tiles stays interactive on a 2-core laptop.
 PREVIEW_SIDE = 512
+# The preview's tiles are computed at about the size they are shown: the wide layout gives the
+# grid some 1,000 px of a laptop screen, shared by the columns (4 columns: 256 px tiles, a quarter
+# of the working image's pixels). A tile at the working image's full size is one click away.
+GRID_WIDTH = 1024
+
+
+def tile_side(cols: int) -> int:
+    """Long side in pixels of the preview's tiles in a grid of `cols` columns."""
+    return min(PREVIEW_SIDE, max(128, GRID_WIDTH // max(1, cols)))
 
 
 _heap_frozen = False  # per server process: this module is imported once, whatever the reruns
@@ -106,6 +115,7 @@ STATE: dict[str, Callable[[], Any]] = {
     "lab_seed": lambda: 0,  # widget: the preview grid's seed
     "lab_rows": lambda: 2,  # widget
     "lab_cols": lambda: 4,  # widget
+    "lab_full_tile": lambda: None,  # widget: the tile shown at full size (1-based), if any
     "lab_mix_kind": lambda: "Mixup",  # widget
     "lab_mix_alpha": lambda: 1.0,  # widget
     "lab_mix_seed": lambda: 0,  # widget
