@@ -210,6 +210,13 @@ def test_build_a_pipeline_launch_a_preset_watch_it_train_and_compare(server, pag
     idle(page)
     page.get_by_text("Cutout: ").first.wait_for()  # the preview grid shows what the new step drew
     screenshot(page, shots, "1_lab", "screenshot_lab.png")
+    # the grid's tiles are computed at the size shown; one opens at the working picture's size
+    grid_tile = page.get_by_test_id("stImage").filter(has_text="#3 · ").first.locator("img")
+    page.get_by_role("radio", name="#3", exact=True).click()  # st.pills: one choice, a radio group
+    full = page.get_by_test_id("stImage").filter(has_text="Tile 3 at full size").locator("img")
+    full.wait_for()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=full.element_handle())
+    assert full.evaluate("img => img.naturalWidth") > grid_tile.evaluate("img => img.naturalWidth")
 
     # ---- train: launch a preset on the embedded dataset
     sidebar.get_by_role("link", name="Train").click()

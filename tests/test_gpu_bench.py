@@ -10,8 +10,8 @@ import sys
 
 import pytest
 import torch
-
 from conftest import ROOT
+
 from core.runs.recipes import recipe
 from core.training import device as dev
 from core.training.config import ConfigError
