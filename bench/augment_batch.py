@@ -3,7 +3,8 @@
 The CIFAR recipe (flip, pad-4 crop, ColorJitter, Cutout, then Mixup) on batches of 256 32x32
 images, augmentation stage only (no model), in images per second:
 
-  ours        core.augment.Pipeline.apply on whole uint8->float batches, then mixing.mixup
+  ours        core.augment.Pipeline.apply on whole uint8 batches (floats from the first step
+              that computes), then mixing.mixup
   (a) per-image  torchvision transforms on PIL images, one process, stacked, then Mixup
   (b) DataLoader the same per-image transform in a torch DataLoader with 2 workers
 
@@ -17,6 +18,9 @@ Ours runs with one torch thread by default, like the per-image pipeline (a); (b)
 processes. On a machine whose cores are busy with other work, torch's default of one thread per
 core makes every small batched op wait for the slowest thread (ours then drops below the
 per-image pipelines); on an idle machine --threads 0 may be faster.
+
+Like a trainer process, the bench first has glibc's malloc keep freed memory for reuse
+(core/training/allocator.py; --malloc-default leaves it as it is) for all three contenders.
 
 Images/s is by the wall clock; "per CPU-s" divides by this process's CPU time instead, which
 is steadier on a machine shared with other work (it cannot be given for the DataLoader, whose
@@ -42,6 +46,7 @@ from torchvision.transforms import v2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.augment import Pipeline, mixing  # noqa: E402
+from core.training.allocator import keep_freed_memory  # noqa: E402
 
 CIFAR_ZIP = Path("/work/shared/data/cifar10.zip")
 BATCH = 256
@@ -128,8 +133,8 @@ def ours(pixels: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     g = torch.Generator().manual_seed(0)
     with Clock() as clock:
         for i in range(0, len(data), BATCH):
-            x = data[i:i + BATCH].float().div_(255)
-            x, _ = pipeline.apply(x, g)
+            # uint8 in, as BatchMaker hands it over: the flip and the crop run on the bytes
+            x, _ = pipeline.apply(data[i:i + BATCH], g)
             mixing.mixup(x, targets[i:i + BATCH], CLASSES, MIXUP_ALPHA, g)
     return len(data) / clock.wall, len(data) / clock.cpu
 
@@ -165,13 +170,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="measurements per contender")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads (0: torch's default); see the note at the top")
+    parser.add_argument("--malloc-default", action="store_true",
+                        help="leave glibc's allocator as it is instead of keeping freed memory, as trainers do")
     args = parser.parse_args()
+    kept = False if args.malloc_default else keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     pixels, labels, source = load_images(args.images)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{source}, batches of {BATCH}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{os.cpu_count()} CPUs, load average {load:.1f}; {args.repeats} runs each")
+          f"{os.cpu_count()} CPUs, load average {load:.1f}; {args.repeats} runs each; "
+          f"freed memory {'kept for reuse' if kept else 'left to the system allocator'} (all contenders)")
     print(f"  {'':28} {'images/s':>10} {'best':>8} {'per CPU-s':>10}   (median and best of the runs)")
     contenders = {"ours (batched)": ours, "(a) per-image, 1 process": per_image, "(b) DataLoader, 2 workers": data_loader}
     runs = {name: [] for name in contenders}

@@ -31,6 +31,7 @@ from typing import Any
 from core.i18n import _, tr
 from core.params import Param
 from core.runs import store
+from core.training.allocator import keep_freed_memory
 from core.training.config import ConfigError, TrainConfig, apply_overrides, config_params, parse_value
 from core.training.events import ConsoleSink, Event, Failed, FinalEvent, Finished, Stopped
 from core.training.loop import fit
@@ -264,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     sinks = [] if args.quiet else [ConsoleSink()]
     lower_priority(args.nice)
+    keep_freed_memory()  # a trainer reuses each batch's memory (core/training/allocator.py)
     try:
         if args.run_id:
             final = run_stored(args.run_id, sinks)

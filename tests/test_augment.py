@@ -127,6 +127,33 @@ def test_large_images_run_image_by_image_with_the_same_result(monkeypatch):
     assert [Pipeline.describe(records, i) for i in range(5)] == [Pipeline.describe(split_records, i) for i in range(5)]
 
 
+MOVERS = sorted(name for name, op in REGISTRY.items() if op.moves_pixels)
+
+
+def test_ops_that_move_pixels_are_the_flips_and_the_padded_crop():
+    assert MOVERS == ["hflip", "pad_crop", "vflip"]
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "edge"])
+@pytest.mark.parametrize("chunked", [False, True], ids=["whole", "chunked"])
+def test_uint8_batches_give_the_floats_of_converting_first(monkeypatch, mode, chunked):
+    # A trainer hands its uint8 batch over: the flips and padded crops in front run on the
+    # bytes, the rest on floats; every pixel and every draw must be those of converting first.
+    pixels = torch.randint(0, 256, (5, 3, 18, 22), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    if chunked:
+        monkeypatch.setattr(pipeline_module, "CHUNK_ELEMENTS", 2 * pixels[0].numel())  # chunks of 2, 2, 1
+    steps = [("hflip", {"p": 0.5}), ("vflip", {"p": 0.5}), ("pad_crop", {"padding": 5, "padding_mode": mode}),
+             ("color_jitter", {}), ("hflip", {"p": 0.5}), ("cutout", {"size": 0.3})]
+    for count in (2, 3, len(steps)):  # only pixel moves; then a step that computes, and more after it
+        pipeline = Pipeline.of(*steps[:count])
+        first, records = pipeline.apply(pixels.float().div(255), torch.Generator().manual_seed(7))
+        on_bytes, byte_records = pipeline.apply(pixels, torch.Generator().manual_seed(7))
+        assert on_bytes.dtype == torch.float32
+        assert torch.equal(first, on_bytes), f"{count} steps"
+        assert [Pipeline.describe(records, i) for i in range(5)] == [Pipeline.describe(byte_records, i) for i in range(5)]
+    assert torch.equal(Pipeline().apply(pixels, torch.Generator())[0], pixels.float().div(255))
+
+
 def test_preview_returns_its_own_memory():
     image = batch((1, 3, 8, 8))[0]
     grid, _ = Pipeline.of(("hflip", {"p": 0.0})).preview(image, n=3)

@@ -57,8 +57,9 @@ def mixup(x, y, num_classes: int, alpha: float, generator: torch.Generator):
     y = soft_labels(y, num_classes).to(x.device)
     lam = beta(alpha, n, generator).to(x)
     j = _partners(n, generator).to(x.device)
-    # lerp(partner, x, lam) = lam * x + (1 - lam) * partner, in one pass over the batch
-    mixed = torch.lerp(x.index_select(0, j), x, lam.view(-1, 1, 1, 1))
+    # lerp(partner, x, lam) = lam * x + (1 - lam) * partner, in one pass, in place in the
+    # gathered partners (no second batch-sized buffer)
+    mixed = x.index_select(0, j).lerp_(x, lam.view(-1, 1, 1, 1))
     ly = lam.view(-1, 1)
     return mixed, ly * y + (1 - ly) * y[j], {"lam": lam, "partner": j}
 
@@ -79,7 +80,7 @@ def cutmix(x, y, num_classes: int, alpha: float, generator: torch.Generator):
     cx = torch.randint(0, w, (n,), generator=generator)
     top, bottom = (cy - ch // 2).clamp(0, h), (cy + ch // 2).clamp(0, h)
     left, right = (cx - cw // 2).clamp(0, w), (cx + cw // 2).clamp(0, w)
-    mask = box_mask((h, w), top, left, bottom - top, right - left, x.device)
+    mask = box_mask((h, w), top, left, bottom - top, right - left, x.device, dtype=x.dtype)
     mixed = paste(x, mask, x.index_select(0, j))
     kept = 1 - ((bottom - top) * (right - left)).float() / (h * w)
     ly = kept.to(x).view(-1, 1)

@@ -47,6 +47,7 @@ def _flip(name: str, label: str, dim: int, tv_name: str) -> Op:
             apply=lambda x, d, prm, ctx: K.apply_to(d["flipped"], x, lambda s: s.flip(dim)),
             torchvision_code=lambda prm, size: f"v2.{tv_name}(p={prm['p']})",
             describe=lambda d, i: _("flipped") if d["flipped"][i] else _("not flipped"),
+            moves_pixels=True,
         )
     )
 
@@ -171,6 +172,7 @@ register(
         describe=lambda d, i: _("window top={top} left={left}").format(
             **dict(zip(("top", "left"), d["box"][i, :2].tolist()))
         ),
+        moves_pixels=True,
     )
 )
 
@@ -353,39 +355,40 @@ def _jitter_sample(n, shape, prm, g, ctx):
 
 def _jitter_apply(x, d, prm, ctx):
     # Each image meets the four adjustments in its own order. At each position the batch is
-    # regrouped (one gather) so that the images due for the same adjustment form one slice,
-    # and each adjustment runs once, writing its slice of the next batch; `rows` tracks which
-    # image each row holds, and one last gather restores the batch order. Two buffers take
-    # turns as source and destination (fresh multi-megabyte buffers cost page faults).
-    identity = torch.arange(x.shape[0])
-    rows, src = identity, x
+    # laid out (one gather) so that the images due for the same adjustment form one slice, and
+    # each adjustment runs once, in place on its slice; a last gather restores the batch order.
+    # The layouts are worked out up front on the small tensors (which image each row holds at
+    # each position, and the factors in that order), so the loop below issues few small ops.
+    # Two buffers take turns as the gathers' source and destination; x itself is never written.
+    order = d["order"]
+    due = [k for k in range(4) if prm[_JITTER_OPS[k]] != 0]  # ColorJitter skips a strength of 0
+    if not due:
+        return x
+    rows = torch.argsort(order, dim=0, stable=True).T  # [4, N]: the images in position p's layout
+    counts = torch.nn.functional.one_hot(order, 4).sum(0).tolist()  # [position][adjustment]
+    factors = torch.stack([d[name] for name in _JITTER_OPS]).to(device=x.device, dtype=x.dtype)
     buffers = (torch.empty_like(x), torch.empty_like(x))
-
-    def spare():
-        return buffers[1] if src is buffers[0] else buffers[0]
-
+    src, held = x, None  # held: which image each row of src holds (None: the batch order)
     for position in range(4):
-        due = d["order"][rows, position]
-        regroup = torch.argsort(due, stable=True)
-        if not torch.equal(regroup, identity):
-            rows, due = rows[regroup], due[regroup]
-            src = torch.index_select(src, 0, regroup.to(x.device), out=spare())
-        counts = torch.bincount(due, minlength=4).tolist()
-        if all(prm[_JITTER_OPS[k]] == 0 for k, count in enumerate(counts) if count):
-            continue  # ColorJitter skips an adjustment whose strength is 0
-        dst, start = spare(), 0
-        for k, count in enumerate(counts):
-            if count:
-                name, end = _JITTER_OPS[k], start + count
-                if prm[name] == 0:
-                    dst[start:end] = src[start:end]
-                else:
-                    _JITTER_KERNELS[k](src[start:end], d[name][rows[start:end]], out=dst[start:end])
-                start = end
-        src = dst
-    if torch.equal(rows, identity):
-        return src
-    return torch.index_select(src, 0, torch.argsort(rows).to(x.device), out=spare())
+        if not any(counts[position][k] for k in due):
+            continue  # every image here is due for an adjustment of strength 0
+        layout = rows[position]
+        dst = buffers[1] if src is buffers[0] else buffers[0]
+        # row i of the new layout is image layout[i], which src holds at row where[layout[i]]
+        where = layout if held is None else torch.argsort(held)[layout]
+        src = torch.index_select(src, 0, where.to(x.device), out=dst)
+        held = layout
+        drawn = factors[:, layout.to(x.device)]
+        start = 0
+        for k, count in enumerate(counts[position]):
+            end = start + count
+            if count and k in due:
+                _JITTER_KERNELS[k](src[start:end], drawn[k, start:end], out=src[start:end])
+            start = end
+    if held is None:
+        return x
+    dst = buffers[1] if src is buffers[0] else buffers[0]
+    return torch.index_select(src, 0, torch.argsort(held).to(x.device), out=dst)
 
 
 register(
@@ -489,11 +492,13 @@ def _cutout_sample(n, shape, prm, g, ctx):
 def _cutout_apply(x, d, prm, ctx):
     half = d["length"] // 2
     side = 2 * half
-    mask = torch.zeros(x.shape[0], 1, *x.shape[2:], dtype=torch.bool, device=x.device)
+    rows = side * d["applied"]  # an image that draws no Cutout gets holes of no height
+    holes = None  # 0/1 weights of x's dtype, 1 on a hole: paste needs no conversion
     for k in range(d["centre_y"].shape[1]):
-        mask |= K.box_mask(x.shape[2:], d["centre_y"][:, k] - half, d["centre_x"][:, k] - half, side, side, x.device)
-    mask &= d["applied"].view(-1, 1, 1, 1).to(x.device)
-    return K.paste(x, mask, prm["fill"])
+        hole = K.box_mask(x.shape[2:], d["centre_y"][:, k] - half, d["centre_x"][:, k] - half, rows, side, x.device,
+                          dtype=x.dtype)
+        holes = hole if holes is None else holes.maximum(hole)
+    return K.paste(x, holes, prm["fill"])
 
 
 _CUTOUT_HELPER = '''
@@ -563,8 +568,8 @@ def _erasing_sample(n, shape, prm, g, ctx):
 
 def _erasing_apply(x, d, prm, ctx):
     box = d["box"]
-    mask = K.box_mask(x.shape[2:], box[:, 0], box[:, 1], box[:, 2], box[:, 3], x.device)
-    mask &= d["applied"].view(-1, 1, 1, 1).to(x.device)
+    rows = box[:, 2] * d["applied"]  # an image that draws no erasing gets a box of no height
+    mask = K.box_mask(x.shape[2:], box[:, 0], box[:, 1], rows, box[:, 3], x.device, dtype=x.dtype)
     if prm["value"] == "zeros":
         fill = 0.0
     elif prm["value"] == "random":

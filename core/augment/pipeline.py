@@ -123,8 +123,12 @@ class Pipeline:
     # ---- running -------------------------------------------------------------------------------
 
     def apply(self, x: torch.Tensor, generator: torch.Generator, context: dict | None = None):
-        """Augment a batch (float [N,C,H,W] in [0,1]); every image draws its own parameters.
+        """Augment a batch [N,C,H,W]; every image draws its own parameters.
 
+        x is float in [0, 1], or uint8 (as a trainer keeps its data): then the leading steps
+        that only move pixels (flips, padded crops) run on the bytes, a quarter of the memory
+        traffic, and the batch turns into float / 255 before the first step that computes;
+        the result is the same as converting first, to the bit. The images returned are float.
         Returns (images, records): one record per enabled step with what was drawn.
         Each step draws for the whole batch before anything is applied, in step order, so the
         draws (and the images) do not depend on how the work is split; see _chunk_size.
@@ -133,21 +137,32 @@ class Pipeline:
             raise AugmentError(_("expected a batch [N, C, H, W], got shape {shape}").format(shape=tuple(x.shape)))
         context = context or {}
         steps = [(get_op(step.op), step.params) for step in self.active]
+        on_bytes = 0  # how many leading steps run on uint8
+        if x.dtype == torch.uint8:
+            while on_bytes < len(steps) and steps[on_bytes][0].moves_pixels:
+                on_bytes += 1
         n, chunk = x.shape[0], _chunk_size(x)
+
+        def run(part: torch.Tensor, step: int, drawn: dict, start: int) -> torch.Tensor:
+            if step == on_bytes:
+                part = _as_float(part)
+            op, params = steps[step]
+            return op.apply(part, _rows(drawn, start, start + len(part), n), params, context)
+
         # the first chunk goes through every step first: its shape after a step is the shape
         # every image has there, which the next step's draws need
         head = x[:chunk]
         draws = []
-        for op, params in steps:
+        for k, (op, params) in enumerate(steps):
             drawn = op.sample(n, tuple(head.shape[1:]), params, generator, context)
-            head = op.apply(head, _rows(drawn, 0, chunk, n), params, context)
+            head = run(head, k, drawn, 0)
             draws.append(drawn)
-        parts = [head]
+        parts = [_as_float(head)]
         for start in range(chunk, n, chunk):
             part = x[start:start + chunk]
-            for (op, params), drawn in zip(steps, draws):
-                part = op.apply(part, _rows(drawn, start, start + chunk, n), params, context)
-            parts.append(part)
+            for k, drawn in enumerate(draws):
+                part = run(part, k, drawn, start)
+            parts.append(_as_float(part))
         out = parts[0] if len(parts) == 1 else torch.cat(parts)
         records = [{"op": step.op, "label": op.label, "drawn": drawn}
                    for step, (op, unused), drawn in zip(self.active, steps, draws)]
@@ -246,6 +261,11 @@ class Pipeline:
 # time. Training batches of small images (256 x 3 x 32 x 32 is under the limit) stay whole, and
 # so do batches on a GPU.
 CHUNK_ELEMENTS = 1 << 20
+
+
+def _as_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels as float in [0, 1] (the trainer's conversion); float images unchanged."""
+    return x.float().div_(255) if x.dtype == torch.uint8 else x
 
 
 def _chunk_size(x: torch.Tensor) -> int:

@@ -47,6 +47,10 @@ class Op:
     # extra helper code the torchvision export needs (e.g. a Cutout class torchvision lacks)
     torchvision_helper: str = ""
     paper: str = ""
+    # True when apply only moves pixels (copies them, or fills with 0) and works on any dtype:
+    # a pipeline then runs such leading steps on uint8 images, a quarter of the bytes, before it
+    # converts to float (the same values: copying commutes with dividing by 255).
+    moves_pixels: bool = False
 
     def param(self, name: str) -> Param:
         for p in self.params:

@@ -173,7 +173,9 @@ class _Trainer:
             os.dup2(f.fileno(), 1)
             os.dup2(f.fileno(), 2)
         from core.cli import ConsoleSink, run_stored
+        from core.training.allocator import keep_freed_memory
 
+        keep_freed_memory()  # as a local trainer process does
         try:
             run_stored(run_id, [ConsoleSink()])
         finally:

@@ -113,10 +113,12 @@ class BatchMaker:
 
         keep: also keep the batch's first `keep` images with their targets and draws, for
         `sample` (what the Train page shows of a run's batches); 0, the usual case, keeps nothing."""
-        x = self.data.train_x[idx].float().div_(255)
+        x = self.data.train_x[idx]  # uint8: the pipeline's leading flips and crops run on the bytes
         y = self.data.train_y[idx]
         records: list[dict] = []
-        if self.pipeline.active:
+        if not self.pipeline.active:
+            x = x.float().div_(255)
+        else:
             size = x.shape[-2:]
             x, records = self.pipeline.apply(x, self.augment_generator, self.augment_context)
             if x.shape[-2:] != size:
