@@ -172,9 +172,11 @@ def timed_training(cfg, on_eval: Callable[[dict, TimedRun], None] | None = None)
     building and evaluating are counted apart (setup_s, eval_s), so nothing is hidden.
     on_eval(point, run so far) is called at every evaluation, e.g. to print a line.
     """
+    from core.training.allocator import keep_freed_memory
     from core.training.events import Eval, Failed, Finished, Started, Step, Stopped
     from core.training.loop import train_events
 
+    keep_freed_memory()  # as a trainer process does (core.cli)
     run = TimedRun([], 0.0, 0.0, 0.0, 0.0, "")
     train_s, steps = 0.0, 0
     start = last_event_at = time.perf_counter()

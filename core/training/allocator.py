@@ -3,9 +3,11 @@
 A training step allocates and frees the same few megabyte-sized tensors every batch (a
 256-image CIFAR batch is 3 MB a copy in float). glibc's malloc serves blocks that size with
 fresh mmap()s, or hands the top of its heap back to the kernel as soon as it is free, so the next
-batch's tensors fault their pages in again, at a microsecond or two for each 4 kB page: measured
-on an Intel Xeon (bench/augment_batch.py), Mixup's two 3 MB tensors cost 1,500 page faults a
-batch and 2.2 ms instead of 0.8 ms. Keeping freed memory in the process for the next batch
+batch's tensors fault their pages in again, at a microsecond or two for each 4 kB page. Whether
+it happens depends on the heap's history, so it comes and goes between processes: measured on an
+Intel Xeon (2026-12-06), a loop of mixing.mixup on a 256-image batch faulted 1,500 pages a call
+in one process (2.2 ms a call instead of 0.8 ms) and 150-300 in most fresh ones, and the whole
+augmentation pipeline up to 1,755 a batch; with this setting, none. Keeping freed memory for the next batch
 removes that; the price is that the process keeps its peak heap until it exits, which is what a
 trainer (one run, then exit) wants and a long-lived server does not, so only trainers call this
 (core.cli's main, the Ray actor) and the benchmarks that time them.
