@@ -9,7 +9,10 @@ Images are float tensors [N, C, H, W] with values in [0, 1].
 Speed notes (bench/preview.py, bench/augment_batch.py): on CPU, torch.where, masked_fill and
 max/min with indices over a dimension run about ten times slower than plain arithmetic, so
 selections below are written as 0/1 arithmetic or torch.lerp (exact at weights 0 and 1), and
-per-image choices index the chosen images instead of computing both branches for all.
+per-image choices index the chosen images instead of computing both branches for all. Turning
+a boolean mask into floats costs as much as a full pass, so masks that weight pixels are built
+as 0/1 floats from the start (box_mask(dtype=...)), and 0/1 weights for per-pixel choices come
+from sign() of a difference. A crop of a padded batch is one strided gather (padded_crop).
 """
 from __future__ import annotations
 
