@@ -11,7 +11,7 @@ max/min with indices over a dimension run about ten times slower than plain arit
 selections below are written as 0/1 arithmetic or torch.lerp (exact at weights 0 and 1), and
 per-image choices index the chosen images instead of computing both branches for all. Turning
 a boolean mask into floats costs as much as a full pass, so masks that weight pixels are built
-as 0/1 floats from the start (box_mask(dtype=...)), and 0/1 weights for per-pixel choices come
+as 0/1 floats from the start (box_mask), and 0/1 weights for per-pixel choices come
 from sign() of a difference. A crop of a padded batch is one strided gather (padded_crop).
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # ITU-R 601-2 luma, the weights torchvision uses
+_GRAY_WEIGHTS = torch.tensor(GRAY_WEIGHTS)
 
 
 def apply_to(mask: torch.Tensor, x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
@@ -43,7 +44,7 @@ def paste(x: torch.Tensor, mask: torch.Tensor, fill: float | torch.Tensor) -> to
     end), so this is an exact select.
     """
     fill = torch.as_tensor(fill, dtype=x.dtype, device=x.device)
-    return torch.lerp(x, fill, mask if mask.dtype == x.dtype else mask.to(x.dtype))
+    return torch.lerp(x, fill, mask.to(x.dtype))  # no copy for weights already of x's dtype
 
 
 def grayscale(x: torch.Tensor) -> torch.Tensor:
@@ -80,7 +81,7 @@ def adjust_contrast(x: torch.Tensor, factor: torch.Tensor, out: torch.Tensor | N
     # the mean of the luma is the luma of the channel means: one reduction, no luma image
     means = x.mean(dim=(2, 3))
     if x.shape[1] == 3:
-        means = (means * torch.tensor(GRAY_WEIGHTS, dtype=x.dtype, device=x.device)).sum(1, keepdim=True)
+        means = (means * _GRAY_WEIGHTS.to(device=x.device, dtype=x.dtype)).sum(1, keepdim=True)
     return _blend(x, means.view(-1, 1, 1, 1), factor, out)
 
 
@@ -330,17 +331,15 @@ def gaussian_blur(x: torch.Tensor, kernel_size: int, sigma: torch.Tensor) -> tor
     return y.view(n, c, h, w)
 
 
-def box_mask(shape: tuple[int, int], top, left, height, width, device=None, dtype=torch.bool) -> torch.Tensor:
-    """[N, 1, H, W], true (or 1.0, for a float dtype) inside rectangle i, clipped to the image;
-    empty where its height or width is 0. The rows and the columns inside are found apart,
-    then combined in one full-size op (an AND, or a product of 0/1 floats)."""
+def box_mask(shape: tuple[int, int], top, left, height, width, device=None, dtype=torch.float32) -> torch.Tensor:
+    """[N, 1, H, W] of `dtype`, 1 inside rectangle i and 0 outside, clipped to the image; empty
+    where its height or width is 0. 0/1 weights rather than booleans, so that paste uses them
+    as they are; the rows and the columns inside are found apart, then one full-size product."""
     h, w = shape
     rows = torch.arange(h, device=device).view(1, -1, 1)
     cols = torch.arange(w, device=device).view(1, 1, -1)
     t, l_ = top.view(-1, 1, 1).to(device), left.view(-1, 1, 1).to(device)
     rows_inside = (rows >= t) & (rows < t + height.view(-1, 1, 1).to(device))  # [N, H, 1]
     cols_inside = (cols >= l_) & (cols < l_ + width.view(-1, 1, 1).to(device))  # [N, 1, W]
-    if dtype == torch.bool:
-        return (rows_inside & cols_inside).unsqueeze(1)
     return torch.mul(rows_inside.to(dtype), cols_inside.to(dtype)).unsqueeze(1)
 
