@@ -264,3 +264,51 @@ def test_fastcnn_flip_tta_averages_an_image_and_its_mirror_in_eval_only():
     torch.testing.assert_close(tta(x), (plain(x) + plain(x.flip(-1))) / 2)
     plain.train(), tta.train()
     torch.testing.assert_close(tta(x), plain(x))
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_fastcnn_shift_tta_weighs_the_image_half_and_two_one_pixel_shifts_a_quarter_each(flip):
+    torch.manual_seed(0)
+    plain = build_model("fastcnn", in_channels=3, num_classes=10, stem="conv")
+    tta = build_model("fastcnn", in_channels=3, num_classes=10, stem="conv", flip_tta=flip, shift_tta=True)
+    tta.load_state_dict(plain.state_dict())
+    x = torch.randn(4, 3, 32, 32)
+    plain.eval(), tta.eval()
+
+    def views(img):
+        return (plain(img) + plain(img.flip(-1))) / 2 if flip else plain(img)
+
+    # by hand: mirror the border, then cut the 32x32 window one pixel up-left and one down-right
+    padded = torch.cat((x[..., 1:2, :], x, x[..., -2:-1, :]), dim=-2)
+    padded = torch.cat((padded[..., 1:2], padded, padded[..., -2:-1]), dim=-1)
+    expected = views(x) / 2 + (views(padded[..., :32, :32]) + views(padded[..., 2:, 2:])) / 4
+    torch.testing.assert_close(tta(x), expected)
+    assert not torch.allclose(tta(x), views(x))  # the shifted copies change the answer
+    plain.train(), tta.train()
+    torch.testing.assert_close(tta(x), plain(x))  # training sees one view
+
+
+def test_fastcnn_fixed_bn_scale_keeps_every_scale_at_one_through_training_and_freezing():
+    from core.training.config import TrainConfig
+    from core.training.finetune import apply_freezing
+    from core.training.optim import build_optimizer
+
+    torch.manual_seed(0)
+    model = build_model("fastcnn", in_channels=3, num_classes=10, width=0.25, fixed_bn_scale=True)
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns and all("weight" not in dict(bn.named_parameters()) for bn in bns)
+    assert all(bn.bias.requires_grad for bn in bns)  # the shifts still learn
+    cfg = TrainConfig.from_dict({"optim": {"lr": 0.5, "freeze_body_epochs": 1}})
+    opt = build_optimizer(model, cfg)
+    body = [p for g in opt.param_groups if g["name"] == "body" for p in g["params"]]
+    before = [bn.bias.detach().clone() for bn in bns]
+    for epoch in (1, 2):  # frozen, then unfrozen: unfreezing must not make the scale a parameter
+        apply_freezing(model, body, cfg, epoch)
+        loss = F.cross_entropy(model(torch.randn(8, 3, 32, 32)), torch.randint(0, 10, (8,)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert all(torch.equal(bn.weight, torch.ones_like(bn.weight)) for bn in bns)
+    assert any(not torch.equal(bn.bias, b) for bn, b in zip(bns, before))
+    keys = set(build_model("fastcnn", in_channels=3, num_classes=10, width=0.25).state_dict())
+    assert set(model.state_dict()) == keys  # a fixed-scale net saves and loads like any other

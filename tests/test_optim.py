@@ -94,3 +94,26 @@ def test_the_config_reaches_the_optimiser(optim, cls, expected):
         assert {k: group[k] for k in expected} == expected
         assert group["lr"] == pytest.approx(cfg.optim.lr * group["lr_mult"])
     assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
+
+
+def test_bias_lr_mult_gives_the_biases_their_own_lr_and_a_decay_divided_by_it():
+    from core.training.models import build_model
+
+    cfg = TrainConfig.from_dict({"optim": {"lr": 0.5, "weight_decay": 1e-3, "bias_lr_mult": 64.0}})
+    model = build_model("fastcnn", in_channels=3, num_classes=10, width=0.25)
+    opt = build_optimizer(model, cfg)
+    biases = {id(p) for name, p in model.named_parameters() if name.endswith("bias")}
+    assert biases  # batch norm's shifts and the stem's bias
+    for group in opt.param_groups:
+        in_group = {id(p) for p in group["params"]}
+        if in_group <= biases:
+            assert group["lr"] == pytest.approx(0.5 * 64) and group["weight_decay"] == pytest.approx(1e-3 / 64)
+        else:
+            assert not in_group & biases
+            assert group["lr"] == pytest.approx(0.5) and group["weight_decay"] == pytest.approx(1e-3)
+    # every parameter in exactly one group; the lr times the decay is the same for all of them
+    assert sorted(id(p) for g in opt.param_groups for p in g["params"]) == sorted(id(p) for p in model.parameters())
+    assert {round(g["lr"] * g["weight_decay"], 12) for g in opt.param_groups} == {round(0.5 * 1e-3, 12)}
+    # at 1 nothing is split: the body and head groups as before
+    plain = build_optimizer(model, TrainConfig.from_dict({"optim": {"bias_lr_mult": 1.0}}))
+    assert [g["name"] for g in plain.param_groups] == ["body", "head"]

@@ -71,13 +71,14 @@ def test_sgdr_period_in_epochs_uses_steps_per_epoch():
     assert lrs[10] == lrs[30] == pytest.approx(0.1)
 
 
+@pytest.mark.parametrize("anneal", ["cos", "linear"])
 @pytest.mark.parametrize("total,pct_start", [(100, 0.3), (37, 0.25), (12, 0.5)])
-def test_onecycle_matches_onecyclelr(total, pct_start):
-    cfg = make_cfg(name="onecycle", pct_start=pct_start, div_factor=10.0, final_div_factor=100.0)
+def test_onecycle_matches_onecyclelr(total, pct_start, anneal):
+    cfg = make_cfg(name="onecycle", pct_start=pct_start, div_factor=10.0, final_div_factor=100.0, anneal=anneal)
     expected = torch_lrs(
         lambda o: lr_scheduler.OneCycleLR(
             o, max_lr=0.1, total_steps=total, pct_start=pct_start, div_factor=10.0,
-            final_div_factor=100.0, anneal_strategy="cos", cycle_momentum=False,
+            final_div_factor=100.0, anneal_strategy=anneal, cycle_momentum=False,
         ),
         0.1,
         total,

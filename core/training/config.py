@@ -31,6 +31,7 @@ class ConfigError(ValueError):
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adabound")
 SCHEDULES = ("constant", "step", "cosine", "sgdr", "onecycle")
+ANNEAL_SHAPES = ("cos", "linear")  # one-cycle's edges, as PyTorch's OneCycleLR(anneal_strategy=...) names them
 WARMUP_KINDS = ("linear", "gradual")
 LENGTH_UNITS = ("epochs", "steps")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -293,6 +294,12 @@ class OptimConfig(_Section):
         "multiple of the lr, e.g. 10 when fine-tuning a new head on a pretrained body.", low=0.0, low_open=True,
         high=100.0, step=1.0,
     )
+    bias_lr_mult: float = setting(
+        1.0, "Bias learning-rate multiplier", "The biases (batch norm's shifts among them) train at this multiple "
+        "of the lr, with the weight decay divided by it, so the decay per step stays the same: airbench's scaled "
+        "batch-norm biases (64), which lets the shifts keep up with a short, fast schedule.", low=0.0, low_open=True,
+        high=1000.0, step=1.0,
+    )
     freeze_body_epochs: int = setting(
         0, "Frozen-body epochs", "Train only the head for this many epochs first, then unfreeze the body; 0 never "
         "freezes (and must be 0 when training the head only).", low=0, high=10_000, unit="epochs",
@@ -365,6 +372,10 @@ class ScheduleConfig(_Section):
     final_div_factor: float = setting(
         1e4, "Final divisor", "One-cycle: the run ends at lr / start divisor / this (PyTorch's default 1e4).",
         low=1.0, high=1e6, step=10.0,
+    )
+    anneal: str = setting(
+        "cos", "One-cycle shape", "One-cycle: cos rises and falls along half cosines (PyTorch's default); linear "
+        "along straight lines, airbench's triangle.", choices=ANNEAL_SHAPES,
     )
     warmup: float = setting(
         0.0, "Warmup length", "A linear ramp before the schedule (Goyal et al. 2017), in the warmup unit; 0 is no "

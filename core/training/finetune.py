@@ -157,7 +157,7 @@ def apply_freezing(model: torch.nn.Module, body_params: list[torch.nn.Parameter]
 def check_finetune_options(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> None:
     """Fine-tuning options the model cannot honour fail here, before the first step."""
     o = cfg.optim
-    if (o.freeze_body_epochs or o.train_head_only) and len(optimizer.param_groups) < 2:
+    if (o.freeze_body_epochs or o.train_head_only) and {g["name"] for g in optimizer.param_groups} != {"body", "head"}:
         key = "optim.train_head_only" if o.train_head_only else "optim.freeze_body_epochs"
         raise ConfigError(_("{key} needs a model with a separate head; {model} has none").format(key=key, model=cfg.model.name))
     if o.freeze_bn_stats and not models.body_batchnorms(model):

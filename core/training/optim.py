@@ -89,14 +89,22 @@ class AdaBound(torch.optim.Optimizer):
 
 
 def make_param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
-    """Body and head parameter groups with their lr multipliers (empty groups left out)."""
+    """Body and head parameter groups with their lr multipliers (empty groups left out).
+
+    With optim.bias_lr_mult other than 1, each part's biases get a group of their own at that
+    multiple of the lr and the weight decay divided by it (airbench's scaled batch-norm biases).
+    """
     from core.training.models import param_groups
 
+    o = cfg.optim
     split = param_groups(model)
-    groups = [
-        {"params": list(split["body"]), "name": "body", "lr_mult": 1.0},
-        {"params": list(split["head"]), "name": "head", "lr_mult": cfg.optim.head_lr_mult},
-    ]
+    biases = {id(p) for name, p in model.named_parameters() if name.endswith("bias")} if o.bias_lr_mult != 1 else set()
+    groups = []
+    for name, mult in (("body", 1.0), ("head", o.head_lr_mult)):
+        params = list(split[name])
+        groups.append({"params": [p for p in params if id(p) not in biases], "name": name, "lr_mult": mult})
+        groups.append({"params": [p for p in params if id(p) in biases], "name": name,
+                       "lr_mult": mult * o.bias_lr_mult, "weight_decay": o.weight_decay / o.bias_lr_mult})
     return [g for g in groups if g["params"]]
 
 

@@ -99,7 +99,7 @@ def _main_schedule(t: int, total: int, lr: float, cfg: TrainConfig, spe: float) 
             period *= s.t_mult
         return _cosine(t, period, lr, s.min_lr)
     if s.name == "onecycle":
-        return _one_cycle(t, total, lr, s.pct_start, s.div_factor, s.final_div_factor)
+        return _one_cycle(t, total, lr, s.pct_start, s.div_factor, s.final_div_factor, s.anneal)
     raise ValueError(_("unknown schedule {name!r}").format(name=s.name))
 
 
@@ -107,19 +107,25 @@ def _cosine(t: float, period: float, high: float, low: float) -> float:
     return low + (high - low) * (1 + math.cos(math.pi * t / period)) / 2
 
 
-def _one_cycle(t: int, total: int, peak: float, pct_start: float, div_factor: float, final_div_factor: float) -> float:
-    """Smith & Topin 2017 as PyTorch's OneCycleLR (two phases, cosine annealing) draws it."""
+def _one_cycle(t: int, total: int, peak: float, pct_start: float, div_factor: float, final_div_factor: float,
+               anneal: str = "cos") -> float:
+    """Smith & Topin 2017 as PyTorch's OneCycleLR (two phases, cosine or linear annealing) draws it."""
+    between = _cosine_between if anneal == "cos" else _linear_between
     start = peak / div_factor
     end = start / final_div_factor
     rise_end = pct_start * total - 1  # the step at which the peak is reached
     if t <= rise_end:
-        return _cosine_between(start, peak, t / rise_end if rise_end > 0 else 1.0)
+        return between(start, peak, t / rise_end if rise_end > 0 else 1.0)
     fall = (total - 1) - rise_end
-    return _cosine_between(peak, end, (t - rise_end) / fall if fall > 0 else 1.0)
+    return between(peak, end, (t - rise_end) / fall if fall > 0 else 1.0)
 
 
 def _cosine_between(a: float, b: float, pct: float) -> float:
     return b + (a - b) / 2 * (math.cos(math.pi * pct) + 1)
+
+
+def _linear_between(a: float, b: float, pct: float) -> float:
+    return a + (b - a) * pct
 
 
 def schedule_curve(cfg: TrainConfig, steps_per_epoch: int) -> tuple[list[int], list[float]]:
