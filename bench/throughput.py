@@ -209,6 +209,9 @@ def compare_variants(args) -> None:
 
 
 def main() -> None:
+    from core.training.allocator import keep_freed_memory
+
+    keep_freed_memory()  # as a trainer process does (core.cli); the course's loop in this process gets it too
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", default="cpu_fast_cifar", help="a core.runs.recipes name")
     parser.add_argument("--batch-size", type=int, help="images per step (default: the recipe's)")

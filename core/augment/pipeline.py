@@ -145,7 +145,7 @@ class Pipeline:
 
         def run(part: torch.Tensor, step: int, drawn: dict, start: int) -> torch.Tensor:
             if step == on_bytes:
-                part = _as_float(part)
+                part = as_unit_float(part)
             op, params = steps[step]
             return op.apply(part, _rows(drawn, start, start + len(part), n), params, context)
 
@@ -157,12 +157,12 @@ class Pipeline:
             drawn = op.sample(n, tuple(head.shape[1:]), params, generator, context)
             head = run(head, k, drawn, 0)
             draws.append(drawn)
-        parts = [_as_float(head)]
+        parts = [as_unit_float(head)]
         for start in range(chunk, n, chunk):
             part = x[start:start + chunk]
             for k, drawn in enumerate(draws):
                 part = run(part, k, drawn, start)
-            parts.append(_as_float(part))
+            parts.append(as_unit_float(part))
         out = parts[0] if len(parts) == 1 else torch.cat(parts)
         records = [{"op": step.op, "label": op.label, "drawn": drawn}
                    for step, (op, unused), drawn in zip(self.active, steps, draws)]
@@ -263,8 +263,9 @@ class Pipeline:
 CHUNK_ELEMENTS = 1 << 20
 
 
-def _as_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels as float in [0, 1] (the trainer's conversion); float images unchanged."""
+def as_unit_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels as float in [0, 1], the one conversion the pipeline, the trainer, its
+    evaluation and prediction share (bit for bit the same everywhere); float images unchanged."""
     return x.float().div_(255) if x.dtype == torch.uint8 else x
 
 

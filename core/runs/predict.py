@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from core.augment import as_unit_float
 from core.data.permute import permute_pixels, pixel_permutation
 from core.i18n import _
 from core.runs import store
@@ -52,7 +53,7 @@ class LoadedModel:
                 shape=tuple(images.shape),
             ))
         x = x.to(self.device)
-        x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+        x = as_unit_float(x).float()
         if x.shape[1] == 3 and self.in_channels == 1:
             x = (x * torch.tensor(_LUMA, device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
         elif x.shape[1] == 1 and self.in_channels == 3:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from core import data as datasets
-from core.augment import Pipeline, mixing
+from core.augment import Pipeline, as_unit_float, mixing
 from core.data.permute import permute_pixels, pixel_permutation
 from core.i18n import _, tr
 from core.training import models
@@ -117,7 +117,7 @@ class BatchMaker:
         y = self.data.train_y[idx]
         records: list[dict] = []
         if not self.pipeline.active:
-            x = x.float().div_(255)
+            x = as_unit_float(x)
         else:
             size = x.shape[-2:]
             x, records = self.pipeline.apply(x, self.augment_generator, self.augment_context)

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from core import versions
+from core.augment import as_unit_float
 from core.i18n import _
 from core.training import models
 from core.training.batches import BatchMaker, TrainingData, load_data, steps_per_epoch
@@ -51,7 +52,7 @@ def evaluate(model: torch.nn.Module, data: TrainingData, amp: torch.dtype | None
     total_loss, predictions, confidences = 0.0, [], []
     with torch.no_grad(), autocast(data.test_x.device, amp):
         for start in range(0, len(data.test_y), EVAL_BATCH):
-            x = data.normalise(data.test_x[start : start + EVAL_BATCH].float().div_(255))
+            x = data.normalise(as_unit_float(data.test_x[start : start + EVAL_BATCH]))
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = data.test_y[start : start + EVAL_BATCH]
