@@ -45,7 +45,7 @@ COURSE_FLIP_ACC = 0.754  # the course's test accuracy with flips
 SPEEDUP_TARGET = 20.0
 AIRBENCH_TARGET = 0.94
 AMP_TOLERANCE = 0.015  # mixed precision must train within this of float32
-CPU_ONE_MINUTE_ACC = 0.802  # cpu_fast_cifar_1min on the 2-core CPU, mean of 3 seeds (bench/NOTES_time_to_accuracy.md)
+CPU_ONE_MINUTE_ACC = 0.802  # cpu_fast_cifar_1min on the 2-core CPU, mean of 5 seeds (bench/NOTES_time_to_accuracy.md)
 # --smoke: the same code paths on the embedded dataset, a few steps each
 SMOKE = {"data.dataset": "shapes", "data.subset": 0.25, "run.epochs": 1, "run.batch_size": 64, "run.eval_every": 1,
          "run.device": "cpu", "run.compile": False, "model.options.width": 0.25}

@@ -20,7 +20,7 @@ Issue 14's targets compare today's recipes with the recipes as they stood when i
 
     python bench/time_to_accuracy.py                                   # both recipes, filed and today's, ~12 minutes
     python bench/time_to_accuracy.py --no-filed                        # today's recipes only
-    python bench/time_to_accuracy.py --recipe cpu_fast_cifar_1min --seeds 3   # seeds 0-2, filed and today's, ~5 minutes
+    python bench/time_to_accuracy.py --recipe cpu_fast_cifar_1min --seeds 5   # seeds 0-4, filed and today's, ~7 minutes
     python bench/time_to_accuracy.py --recipe cpu_fast_cifar_1min
     python bench/time_to_accuracy.py --recipe cpu_fast_cifar --set run.epochs=10 --set model.options.width=1.5
 """

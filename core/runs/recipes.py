@@ -42,8 +42,8 @@ class Recipe:
 # scaled batch-norm biases, strong label smoothing instead of heavy augmentation, multi-crop
 # test-time augmentation, bfloat16 autocast and channels_last (both measured to pay on AVX-512
 # CPUs: bench/throughput.py --variants). Against the recipe before these airbench pieces (issue
-# 14, bench/time_to_accuracy.py, side by side on a 2-core Xeon): 2 epochs 80.24% against 78.04%
-# (mean of 3 seeds), 11 epochs 87.25% against 86.33%, in the same training time.
+# 14, bench/time_to_accuracy.py, side by side on a 2-core Xeon): 2 epochs 80.23% against 78.17%
+# (mean of 5 seeds), 11 epochs 87.25% against 86.33%, in the same training time.
 
 _CPU_FAST_CIFAR: dict[str, Any] = {
     "data": {
