@@ -72,13 +72,15 @@ def run_recipe(name: str, overrides: dict, label: str = "") -> tuple[dict, commo
     return result, run
 
 
-def issue14_verdict(name: str, filed: list[common.TimedRun], today: list[common.TimedRun]) -> None:
+def issue14_verdict(name: str, filed: list[common.TimedRun], today: list[common.TimedRun]) -> bool | None:
     """Issue 14's verdict over the seeds run (one seed: that run alone, judged strictly, its
     clock having no spread). Both recipes evaluate at the same epochs: the filed recipe
     needs the first epoch at which its mean over the seeds reaches the mark, taking the median
     training time of the seeds to get there; likewise today's recipe for the goal. Met when
     today's time is no more than the filed one's, give or take the spread of the filed recipe's own
-    clock across its seeds (the same steps run a few per cent faster or slower from run to run)."""
+    clock across its seeds (the same steps run a few per cent faster or slower from run to run).
+    Prints the verdict and returns it: True (met), False (not met), None (the filed recipe never
+    reached its mark, so there is nothing to compare against)."""
     mark, goal = GOALS[name]
 
     def first_epoch(runs: list[common.TimedRun], accuracy: float) -> tuple[int, float, list[float]] | None:
@@ -97,16 +99,17 @@ def issue14_verdict(name: str, filed: list[common.TimedRun], today: list[common.
     f, t = first_epoch(filed, mark), first_epoch(today, goal)
     if f is None:
         print(f"  the filed recipe's mean never reached {mark:.0%}: no time to compare against")
-        return
+        return None
     epoch_f, time_f, times_f = f
     spread = max(times_f) / min(times_f) - 1
     print(f"  filed: mean >= {mark:.0%} from epoch {epoch_f}, median {time_f:.1f} s (clock spread over seeds {spread:.1%})")
     if t is None:
         print(f"  today's: mean never reached {goal:.0%}: NOT met")
-        return
+        return False
     epoch_t, time_t, unused = t
     met = time_t <= time_f * (1 + spread)
     print(f"  today's: mean >= {goal:.0%} from epoch {epoch_t}, median {time_t:.1f} s: {'met' if met else 'NOT met'}")
+    return met
 
 
 def main() -> None:

@@ -134,6 +134,11 @@ def test_ops_that_move_pixels_are_the_flips_and_the_padded_crop():
     assert MOVERS == ["hflip", "pad_crop", "vflip"]
 
 
+def test_colorjitter_is_the_op_that_takes_bytes():
+    # it gathers its batch before computing, so it gathers bytes and converts them itself
+    assert sorted(name for name, op in REGISTRY.items() if op.takes_bytes) == ["color_jitter"]
+
+
 @pytest.mark.parametrize("mode", ["constant", "reflect", "edge"])
 @pytest.mark.parametrize("chunked", [False, True], ids=["whole", "chunked"])
 def test_uint8_batches_give_the_floats_of_converting_first(monkeypatch, mode, chunked):
@@ -144,12 +149,16 @@ def test_uint8_batches_give_the_floats_of_converting_first(monkeypatch, mode, ch
         monkeypatch.setattr(pipeline_module, "CHUNK_ELEMENTS", 2 * pixels[0].numel())  # chunks of 2, 2, 1
     steps = [("hflip", {"p": 0.5}), ("vflip", {"p": 0.5}), ("pad_crop", {"padding": 5, "padding_mode": mode}),
              ("color_jitter", {}), ("hflip", {"p": 0.5}), ("cutout", {"size": 0.3})]
-    for count in (2, 3, len(steps)):  # only pixel moves; then a step that computes, and more after it
-        pipeline = Pipeline.of(*steps[:count])
+    # only pixel moves; then ColorJitter (which converts the bytes itself), and more after it;
+    # ColorJitter first, with and without adjustments of strength 0, and with none to make
+    pipelines = [Pipeline.of(*steps[:count]) for count in (2, 3, 4, len(steps))] + [
+        Pipeline.of(*steps[3:]), Pipeline.of(("color_jitter", {"contrast": 0.0, "hue": 0.3}), "cutout"),
+        Pipeline.of(("color_jitter", {"brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "hue": 0.0}))]
+    for k, pipeline in enumerate(pipelines):
         first, records = pipeline.apply(pixels.float().div(255), torch.Generator().manual_seed(7))
         on_bytes, byte_records = pipeline.apply(pixels, torch.Generator().manual_seed(7))
         assert on_bytes.dtype == torch.float32
-        assert torch.equal(first, on_bytes), f"{count} steps"
+        assert torch.equal(first, on_bytes), f"pipeline {k}"
         assert [Pipeline.describe(records, i) for i in range(5)] == [Pipeline.describe(byte_records, i) for i in range(5)]
     assert torch.equal(Pipeline().apply(pixels, torch.Generator())[0], pixels.float().div(255))
 

@@ -60,6 +60,25 @@ def test_flips(shape, name, oracle):
         torch.testing.assert_close(out[i], oracle(x[i]) if d["flipped"][i] else x[i], atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(7, 3, 4, 6), (7, 3, 4, 5), (7, 1, 3, 3), (7, 2, 1, 1)],
+                         ids=["8-byte-rows", "4-byte-rows", "odd-rows", "2-byte-rows"])
+def test_index_copy_is_torchs(dtype, shape):
+    # ours copies whole images as 8- or 4-byte words where their bytes divide evenly
+    x = (torch.rand(shape) * 255).to(dtype)
+    idx = torch.tensor([5, 0, 3])
+    rows = (torch.rand((3,) + shape[1:]) * 255).to(dtype)
+    before = x.clone()
+    out = K.index_copy(x, idx, rows)
+    assert out.dtype == dtype and out.shape == x.shape
+    assert torch.equal(out, x.index_copy(0, idx, rows))
+    assert torch.equal(x, before)  # a copy: x itself is untouched
+    assert torch.equal(K.index_copy(x, idx[:0], rows[:0]), x)
+    flips = torch.tensor([True, False, True, True, False, False, True])
+    assert torch.equal(K.apply_to(flips, x, lambda s: s.flip(-1)),
+                       torch.stack([x[i].flip(-1) if flips[i] else x[i] for i in range(7)]))
+
+
 # ---- geometry -----------------------------------------------------------------------------------
 
 

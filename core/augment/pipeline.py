@@ -14,6 +14,7 @@ from torchvision.transforms.v2 import functional as F
 from core.i18n import _, tr
 
 from . import ops as _ops  # noqa: F401  (registers every augmentation)
+from .kernels import as_unit_float
 from .schema import AugmentError, get_op
 
 del _ops  # imported for its registrations only
@@ -127,8 +128,9 @@ class Pipeline:
 
         x is float in [0, 1], or uint8 (as a trainer keeps its data): then the leading steps
         that only move pixels (flips, padded crops) run on the bytes, a quarter of the memory
-        traffic, and the batch turns into float / 255 before the first step that computes;
-        the result is the same as converting first, to the bit. The images returned are float.
+        traffic, and the batch turns into float / 255 before the first step that computes (or
+        inside it, for a step that takes bytes: ColorJitter gathers them first); the result is
+        the same as converting first, to the bit. The images returned are float.
         Returns (images, records): one record per enabled step with what was drawn.
         Each step draws for the whole batch before anything is applied, in step order, so the
         draws (and the images) do not depend on how the work is split; see _chunk_size.
@@ -144,9 +146,9 @@ class Pipeline:
         n, chunk = x.shape[0], _chunk_size(x)
 
         def run(part: torch.Tensor, step: int, drawn: dict, start: int) -> torch.Tensor:
-            if step == on_bytes:
-                part = as_unit_float(part)
             op, params = steps[step]
+            if step == on_bytes and not op.takes_bytes:
+                part = as_unit_float(part)
             return op.apply(part, _rows(drawn, start, start + len(part), n), params, context)
 
         # the first chunk goes through every step first: its shape after a step is the shape
@@ -261,12 +263,6 @@ class Pipeline:
 # time. Training batches of small images (256 x 3 x 32 x 32 is under the limit) stay whole, and
 # so do batches on a GPU.
 CHUNK_ELEMENTS = 1 << 20
-
-
-def as_unit_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels as float in [0, 1], the one conversion the pipeline, the trainer, its
-    evaluation and prediction share (bit for bit the same everywhere); float images unchanged."""
-    return x.float().div_(255) if x.dtype == torch.uint8 else x
 
 
 def _chunk_size(x: torch.Tensor) -> int:

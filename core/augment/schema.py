@@ -51,6 +51,10 @@ class Op:
     # a pipeline then runs such leading steps on uint8 images, a quarter of the bytes, before it
     # converts to float (the same values: copying commutes with dividing by 255).
     moves_pixels: bool = False
+    # True when apply also takes uint8 images and returns float, converting them itself
+    # (kernels.as_unit_float, so bit for bit the floats of converting first) after copying
+    # them about: the pipeline then hands the bytes over instead of converting in front of it.
+    takes_bytes: bool = False
 
     def param(self, name: str) -> Param:
         for p in self.params:
