@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from core.training.config import TrainConfig
+from core.training.config import ConfigError, TrainConfig
 from core.training.optim import AdaBound, build_optimizer
 
 
@@ -117,3 +117,85 @@ def test_bias_lr_mult_gives_the_biases_their_own_lr_and_a_decay_divided_by_it():
     # at 1 nothing is split: the body and head groups as before
     plain = build_optimizer(model, TrainConfig.from_dict({"optim": {"bias_lr_mult": 1.0}}))
     assert [g["name"] for g in plain.param_groups] == ["body", "head"]
+
+
+# ---- Muon for the convolution filters ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(48, 300), (300, 48), (16, 16)])
+def test_orthogonalise_keeps_the_singular_vectors_and_brings_the_values_near_one(shape):
+    from core.training.optim import orthogonalise
+
+    g = torch.randn(shape, generator=torch.Generator().manual_seed(0)) * 7.0
+    g[0] *= 50.0  # one direction far larger than the rest: the update must not follow it
+    o = orthogonalise(g)
+    assert o.shape == g.shape and o.dtype == g.dtype
+    u, unused, vh = torch.linalg.svd(g.double(), full_matrices=False)
+    inner = u.T @ o.double() @ vh.T  # diagonal exactly when o has g's singular vectors
+    diagonal = torch.diagonal(inner)
+    assert (inner - torch.diag(diagonal)).norm() < 1e-4 * diagonal.norm()
+    # the quintic's band, not exactly 1, for all but the tiny singular values (a random square
+    # matrix has some), which five steps lift only 3.4445^5 times
+    reached = torch.linalg.svdvals(g.double()) / g.double().norm() > 1 / 200
+    assert reached.sum() >= min(shape) - 3
+    assert diagonal[reached].min() > 0.6 and diagonal.max() < 1.25
+
+
+def test_sgd_muon_steps_the_filters_with_muon_and_the_rest_with_plain_sgd():
+    from core.training.optim import SGDMuon, orthogonalise
+
+    gen = torch.Generator().manual_seed(1)
+    filt = torch.nn.Parameter(torch.randn(4, 3, 3, 3, generator=gen))
+    other = torch.nn.Parameter(torch.randn(5, generator=gen))
+    ref_other = torch.nn.Parameter(other.detach().clone())
+    opt = SGDMuon([{"params": [filt], "muon": True, "lr": 0.1, "weight_decay": 0.0},
+                   {"params": [other]}], lr=0.5, momentum=0.8, nesterov=True, weight_decay=1e-2)
+    ref = torch.optim.SGD([ref_other], lr=0.5, momentum=0.8, nesterov=True, weight_decay=1e-2)
+    buf = torch.zeros_like(filt)
+    for step in range(3):
+        g_filt, g_other = torch.randn(filt.shape, generator=gen), torch.randn(5, generator=gen)
+        expected = filt.detach().clone()
+        buf = 0.8 * buf + g_filt
+        update = g_filt + 0.8 * buf  # Nesterov
+        expected = expected * (2.0 / expected.norm())  # norm sqrt(4 filters)
+        expected = expected - 0.1 * orthogonalise(update.flatten(1)).view_as(expected)
+        filt.grad, other.grad, ref_other.grad = g_filt, g_other.clone(), g_other.clone()
+        opt.step()
+        ref.step()
+        torch.testing.assert_close(filt.detach(), expected, rtol=1e-5, atol=1e-6)
+        assert torch.equal(other.detach(), ref_other.detach()), step
+    assert "momentum_buffer" not in opt.state[filt]  # SGD never touched the filters
+
+
+def test_muon_lr_gives_the_batch_normed_filters_a_muon_group():
+    from core.training.models import build_model
+    from core.training.optim import SGDMuon
+
+    cfg = TrainConfig.from_dict({"optim": {"lr": 0.5, "weight_decay": 1e-3, "muon_lr": 0.1, "bias_lr_mult": 64.0}})
+    model = build_model("fastcnn", in_channels=3, num_classes=10, width=0.25)
+    opt = build_optimizer(model, cfg)
+    assert type(opt) is SGDMuon
+    convs = [m.weight for m in model.features.modules() if isinstance(m, torch.nn.Conv2d)]
+    (muon,) = [g for g in opt.param_groups if g.get("muon")]
+    assert [id(p) for p in muon["params"]] == [id(p) for p in convs] and len(convs) == 6
+    assert muon["name"] == "body" and muon["lr"] == pytest.approx(0.1) and muon["weight_decay"] == 0.0
+    assert sorted(id(p) for g in opt.param_groups for p in g["params"]) == sorted(id(p) for p in model.parameters())
+    assert {g["name"] for g in opt.param_groups} == {"body", "head"}  # freezing still finds its parts
+    # a ResNet: every convolution, shortcuts included, has its batch norm
+    resnet = build_model("resnet18", in_channels=3, num_classes=10, width=8)
+    (muon,) = [g for g in build_optimizer(resnet, cfg).param_groups if g.get("muon")]
+    assert len(muon["params"]) == sum(isinstance(m, torch.nn.Conv2d) for m in resnet.modules()) == 20
+    # off: no group is marked, and plain SGD
+    plain = build_optimizer(model, TrainConfig.from_dict({"optim": {"muon_lr": 0.0}}))
+    assert type(plain) is torch.optim.SGD and not any(g.get("muon") for g in plain.param_groups)
+
+
+def test_muon_needs_sgd_and_batch_normed_convolutions():
+    from core.training.models import build_model
+
+    with pytest.raises(ConfigError, match="optim.muon_lr pairs Muon with SGD"):
+        TrainConfig.from_dict({"optim": {"name": "adam", "muon_lr": 0.1}})
+    lenet = build_model("lenet", in_channels=3, num_classes=10)
+    cfg = TrainConfig.from_dict({"model": {"name": "lenet"}, "optim": {"muon_lr": 0.1}})
+    with pytest.raises(ValueError, match="convolutions followed by batch norm.*lenet has none"):
+        build_optimizer(lenet, cfg)

@@ -364,6 +364,21 @@ def test_speed_options_still_train(option):
     assert isinstance(final, Finished), final
 
 
+def test_muon_trains_the_filters_and_holds_their_norm(tmp_path):
+    cfg = tiny(optim={"lr": 0.2, "muon_lr": 0.1, "bias_lr_mult": 64.0})
+    final = fit(cfg, artefact_dir=tmp_path)
+    assert isinstance(final, Finished), final
+    trained = torch.load(final.weights_path, weights_only=True)
+    filters = [name for name, value in trained.items() if name.startswith("features.") and value.dim() == 4]
+    assert filters
+    # Muon scales each filter bank back to norm sqrt(out) before its step, and the last steps are
+    # small (SGD leaves them at 0.82-1.003 of that here)
+    for name in filters:
+        assert float(trained[name].norm()) / math.sqrt(trained[name].shape[0]) == pytest.approx(1.0, abs=0.01), name
+    first = next(e for e in train_events(cfg) if isinstance(e, Eval))
+    assert math.isfinite(first.train_loss)
+
+
 @pytest.mark.parametrize("native", [True, False])
 def test_bf16_on_a_cpu_is_used_only_where_the_cpu_computes_it_natively(monkeypatch, native):
     import core.training.device

@@ -300,6 +300,13 @@ class OptimConfig(_Section):
         "batch-norm biases (64), which lets the shifts keep up with a short, fast schedule.", low=0.0, low_open=True,
         high=1000.0, step=1.0,
     )
+    muon_lr: float = setting(
+        0.0, "Muon lr for the filters", "Above 0, the body's convolution filters that batch norm follows are "
+        "trained with Muon (Jordan et al. 2024, as airbench trains them) at this peak lr on the same schedule: the "
+        "momentum of the gradient, orthogonalised (every direction of the update the same size), with each filter "
+        "bank held at a fixed norm instead of weight decay. Everything else stays with SGD, which Muon needs. "
+        "Helps most in short runs. 0 = off.", low=0.0, high=10.0, step=0.01,
+    )
     freeze_body_epochs: int = setting(
         0, "Frozen-body epochs", "Train only the head for this many epochs first, then unfreeze the body; 0 never "
         "freezes (and must be 0 when training the head only).", low=0, high=10_000, unit="epochs",
@@ -321,6 +328,12 @@ class OptimConfig(_Section):
             not (self.name == "sgd" and self.nesterov and self.momentum == 0),
             "nesterov",
             _("{key} needs momentum > 0 (set optim.nesterov to false or raise optim.momentum) (got {value!r})"),
+        )
+        self._check(
+            self.muon_lr == 0 or self.name == "sgd",
+            "muon_lr",
+            _("{key} pairs Muon with SGD for the other parameters: set optim.name to sgd, or optim.muon_lr to 0 "
+              "(got {value!r})"),
         )
         self._check(
             not (self.train_head_only and self.freeze_body_epochs),

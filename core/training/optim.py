@@ -1,4 +1,5 @@
-"""Optimisers for the trainer: SGD (momentum, Nesterov), Adam, AdamW and AdaBound.
+"""Optimisers for the trainer: SGD (momentum, Nesterov), Adam, AdamW and AdaBound, and SGD with
+Muon for the convolution filters.
 
 `build_optimizer` splits the model's parameters into a body and a head group, so the head can
 learn faster (`optim.head_lr_mult`) and the body can be frozen for the first epochs. Each group
@@ -88,23 +89,95 @@ class AdaBound(torch.optim.Optimizer):
         return loss
 
 
+# Newton-Schulz quintic of Jordan et al. (2024): its slope at 0 is pushed as high as it goes, so
+# five steps bring the singular values of a matrix scaled to norm 1 into about [0.7, 1.2], all but
+# those under about 1/300 (a small one grows 3.4445 times a step)
+_NEWTON_SCHULZ = (3.4445, -4.7750, 2.0315)
+
+
+def orthogonalise(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
+    """A matrix with g's singular vectors and singular values all close to 1 (about U V^T of g's SVD),
+    by Newton-Schulz iteration: X <- a X + (b A + c A^2) X with A = X X^T, X starting as g / |g|.
+    Each step is a polynomial in X X^T times X, so the singular vectors stay g's exactly."""
+    a, b, c = _NEWTON_SCHULZ
+    x = g.float()
+    wide = x.shape[0] <= x.shape[1]
+    x = x if wide else x.T  # iterate on the smaller Gram matrix
+    x = x / x.norm().clamp(min=1e-7)
+    for _ in range(steps):
+        gram = x @ x.T
+        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)  # fewer passes than * and +
+    return (x if wide else x.T).to(g.dtype)
+
+
+class SGDMuon(torch.optim.SGD):
+    """SGD, with Muon (Jordan et al. 2024) for the parameter groups marked `muon`.
+
+    For a parameter of such a group, seen as a matrix [out, in * kh * kw]: the momentum buffer
+    b <- momentum * b + g; the update u = g + momentum * b (Nesterov) or b, orthogonalised;
+    the parameter first scaled back to norm sqrt(out), as airbench does (the batch norm after it
+    makes its scale irrelevant, and the fixed norm takes the place of weight decay); then
+    p <- p - lr * u. Every other group is plain SGD.
+    """
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            if not group.get("muon"):
+                continue
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if "muon_buffer" not in state:
+                    state["muon_buffer"] = torch.zeros_like(p)
+                buf = state["muon_buffer"].mul_(group["momentum"]).add_(p.grad)
+                update = p.grad.add(buf, alpha=group["momentum"]) if group["nesterov"] else buf
+                p.mul_(math.sqrt(p.shape[0]) / p.norm().clamp(min=1e-12))
+                p.add_(orthogonalise(update.flatten(1)).view_as(p), alpha=-group["lr"])
+                p.grad = None  # done with: SGD's step below passes over it
+        return super().step(closure)
+
+
+def batch_normed_filters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The weights of the convolutions that a batch norm follows before any other convolution
+    (in the order the modules were built), where Muon's fixed filter norm changes nothing."""
+    found, pending = [], None
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            pending = module
+        elif isinstance(module, torch.nn.BatchNorm2d) and pending is not None:
+            found.append(pending.weight)
+            pending = None
+    return found
+
+
 def make_param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
     """Body and head parameter groups with their lr multipliers (empty groups left out).
 
     With optim.bias_lr_mult other than 1, each part's biases get a group of their own at that
     multiple of the lr and the weight decay divided by it (airbench's scaled batch-norm biases).
+    With optim.muon_lr above 0, the body's batch-normed convolution filters get a group marked
+    `muon`, at muon_lr / lr times the lr and no weight decay (SGDMuon holds their norm).
     """
     from core.training.models import param_groups
 
     o = cfg.optim
     split = param_groups(model)
     biases = {id(p) for name, p in model.named_parameters() if name.endswith("bias")} if o.bias_lr_mult != 1 else set()
+    body = {id(p) for p in split["body"]}
+    filters = {id(p) for p in batch_normed_filters(model) if id(p) in body} if o.muon_lr > 0 else set()
+    if o.muon_lr > 0 and not filters:
+        raise ValueError(_("optim.muon_lr needs convolutions followed by batch norm in the model's body, and "
+                           "{name} has none: set optim.muon_lr to 0").format(name=cfg.model.name))
     groups = []
     for name, mult in (("body", 1.0), ("head", o.head_lr_mult)):
         params = list(split[name])
-        groups.append({"params": [p for p in params if id(p) not in biases], "name": name, "lr_mult": mult})
+        groups.append({"params": [p for p in params if id(p) not in biases | filters], "name": name, "lr_mult": mult})
         groups.append({"params": [p for p in params if id(p) in biases], "name": name,
                        "lr_mult": mult * o.bias_lr_mult, "weight_decay": o.weight_decay / o.bias_lr_mult})
+        groups.append({"params": [p for p in params if id(p) in filters], "name": name,
+                       "lr_mult": o.muon_lr / o.lr, "weight_decay": 0.0, "muon": True})
     return [g for g in groups if g["params"]]
 
 
@@ -115,7 +188,7 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opt
         group["lr"] = o.lr * group["lr_mult"]
     betas = (o.beta1, o.beta2)
     if o.name == "sgd":
-        return torch.optim.SGD(
+        return (SGDMuon if o.muon_lr > 0 else torch.optim.SGD)(
             groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay
         )
     if o.name == "adam":
