@@ -51,9 +51,10 @@ def index_copy(x: torch.Tensor, idx: torch.Tensor, rows: torch.Tensor) -> torch.
     (bench/augment_batch.py's flips run on bytes). A copy, so exact for any dtype."""
     x, rows = x.contiguous(), rows.contiguous()
     row_bytes = x[0].numel() * x.element_size() if len(x) else 0
-    word = next((w for w, size in ((torch.int64, 8), (torch.int32, 4)) if row_bytes and row_bytes % size == 0), None)
-    if word is None or not len(rows) or x.element_size() >= torch.empty((), dtype=word).element_size():
+    size = next((s for s in (8, 4) if row_bytes and row_bytes % s == 0), 0)
+    if size <= x.element_size() or not len(rows):
         return x.index_copy(0, idx, rows)
+    word = torch.int64 if size == 8 else torch.int32
     out = x.view(len(x), -1).view(word).index_copy(0, idx, rows.view(len(rows), -1).view(word))
     return out.view(x.dtype).view(x.shape)
 
