@@ -148,7 +148,7 @@ def test_sgd_muon_steps_the_filters_with_muon_and_the_rest_with_plain_sgd():
     filt = torch.nn.Parameter(torch.randn(4, 3, 3, 3, generator=gen))
     other = torch.nn.Parameter(torch.randn(5, generator=gen))
     ref_other = torch.nn.Parameter(other.detach().clone())
-    opt = SGDMuon([{"params": [filt], "muon": True, "lr": 0.1, "weight_decay": 0.0},
+    opt = SGDMuon([{"params": [filt], "muon": True, "lr": 0.1, "weight_decay": 0.0, "ns_steps": 3},
                    {"params": [other]}], lr=0.5, momentum=0.8, nesterov=True, weight_decay=1e-2)
     ref = torch.optim.SGD([ref_other], lr=0.5, momentum=0.8, nesterov=True, weight_decay=1e-2)
     buf = torch.zeros_like(filt)
@@ -158,7 +158,7 @@ def test_sgd_muon_steps_the_filters_with_muon_and_the_rest_with_plain_sgd():
         buf = 0.8 * buf + g_filt
         update = g_filt + 0.8 * buf  # Nesterov
         expected = expected * (2.0 / expected.norm())  # norm sqrt(4 filters)
-        expected = expected - 0.1 * orthogonalise(update.flatten(1)).view_as(expected)
+        expected = expected - 0.1 * orthogonalise(update.flatten(1), 3).view_as(expected)
         filt.grad, other.grad, ref_other.grad = g_filt, g_other.clone(), g_other.clone()
         opt.step()
         ref.step()
@@ -171,7 +171,8 @@ def test_muon_lr_gives_the_batch_normed_filters_a_muon_group():
     from core.training.models import build_model
     from core.training.optim import SGDMuon
 
-    cfg = TrainConfig.from_dict({"optim": {"lr": 0.5, "weight_decay": 1e-3, "muon_lr": 0.1, "bias_lr_mult": 64.0}})
+    cfg = TrainConfig.from_dict({"optim": {"lr": 0.5, "weight_decay": 1e-3, "muon_lr": 0.1, "muon_steps": 2,
+                                           "bias_lr_mult": 64.0}})
     model = build_model("fastcnn", in_channels=3, num_classes=10, width=0.25)
     opt = build_optimizer(model, cfg)
     assert type(opt) is SGDMuon
@@ -179,6 +180,7 @@ def test_muon_lr_gives_the_batch_normed_filters_a_muon_group():
     (muon,) = [g for g in opt.param_groups if g.get("muon")]
     assert [id(p) for p in muon["params"]] == [id(p) for p in convs] and len(convs) == 6
     assert muon["name"] == "body" and muon["lr"] == pytest.approx(0.1) and muon["weight_decay"] == 0.0
+    assert muon["ns_steps"] == 2
     assert sorted(id(p) for g in opt.param_groups for p in g["params"]) == sorted(id(p) for p in model.parameters())
     assert {g["name"] for g in opt.param_groups} == {"body", "head"}  # freezing still finds its parts
     # a ResNet: every convolution, shortcuts included, has its batch norm

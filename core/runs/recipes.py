@@ -91,8 +91,8 @@ _CPU_FAST_CIFAR: dict[str, Any] = {
         # Biases at 64x the lr and 1/64 the decay (airbench's batch-norm biases): the shifts keep up.
         "bias_lr_mult": 64.0,
         # No Muon for the filters (optim.muon_lr = 0.1 measured: 82.16% against 80.23% at 2 epochs over
-        # 5 seeds, but 3% more time a step, beyond the 1-minute target's clock; no gain at 11 epochs;
-        # bench/NOTES_time_to_accuracy.md).
+        # 5 seeds, but 3-4% more time, beyond the 1-minute target's clock, with 5 Newton-Schulz steps
+        # or with 2 and batch 576; no gain at 11 epochs; bench/NOTES_time_to_accuracy.md).
     },
     "schedule": {
         # Up for the first 23% of the steps, then down to zero along straight lines: airbench's

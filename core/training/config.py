@@ -307,6 +307,11 @@ class OptimConfig(_Section):
         "bank held at a fixed norm instead of weight decay. Everything else stays with SGD, which Muon needs. "
         "Helps most in short runs. 0 = off.", low=0.0, high=10.0, step=0.01,
     )
+    muon_steps: int = setting(
+        5, "Muon's Newton-Schulz steps", "How many steps orthogonalise each Muon update: 5 brings its singular "
+        "values near 1 (Jordan et al.); 2 cost 40% of that and did as well in 2-epoch CIFAR-10 runs.",
+        low=1, high=10,
+    )
     freeze_body_epochs: int = setting(
         0, "Frozen-body epochs", "Train only the head for this many epochs first, then unfreeze the body; 0 never "
         "freezes (and must be 0 when training the head only).", low=0, high=10_000, unit="epochs",

@@ -114,7 +114,8 @@ class SGDMuon(torch.optim.SGD):
     """SGD, with Muon (Jordan et al. 2024) for the parameter groups marked `muon`.
 
     For a parameter of such a group, seen as a matrix [out, in * kh * kw]: the momentum buffer
-    b <- momentum * b + g; the update u = g + momentum * b (Nesterov) or b, orthogonalised;
+    b <- momentum * b + g; the update u = g + momentum * b (Nesterov) or b, orthogonalised
+    (the group's `ns_steps` Newton-Schulz steps, 5 unless it says);
     the parameter first scaled back to norm sqrt(out), as airbench does (the batch norm after it
     makes its scale irrelevant, and the fixed norm takes the place of weight decay); then
     p <- p - lr * u. Every other group is plain SGD.
@@ -134,7 +135,7 @@ class SGDMuon(torch.optim.SGD):
                 buf = state["muon_buffer"].mul_(group["momentum"]).add_(p.grad)
                 update = p.grad.add(buf, alpha=group["momentum"]) if group["nesterov"] else buf
                 p.mul_(math.sqrt(p.shape[0]) / p.norm().clamp(min=1e-12))
-                p.add_(orthogonalise(update.flatten(1)).view_as(p), alpha=-group["lr"])
+                p.add_(orthogonalise(update.flatten(1), group.get("ns_steps", 5)).view_as(p), alpha=-group["lr"])
                 p.grad = None  # done with: SGD's step below passes over it
         return super().step(closure)
 
@@ -177,7 +178,7 @@ def make_param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
         groups.append({"params": [p for p in params if id(p) in biases], "name": name,
                        "lr_mult": mult * o.bias_lr_mult, "weight_decay": o.weight_decay / o.bias_lr_mult})
         groups.append({"params": [p for p in params if id(p) in filters], "name": name,
-                       "lr_mult": o.muon_lr / o.lr, "weight_decay": 0.0, "muon": True})
+                       "lr_mult": o.muon_lr / o.lr, "weight_decay": 0.0, "muon": True, "ns_steps": o.muon_steps})
     return [g for g in groups if g["params"]]
 
 

@@ -172,7 +172,7 @@ DISTILL_FIELDS = fields("tricks.teacher_run_id", "tricks.distill_temperature", "
 FINETUNE_FIELDS = fields("optim.head_lr_mult", "optim.train_head_only", "optim.freeze_body_epochs", "optim.freeze_bn_stats")
 OPTIM_FIELDS = fields("optim.name", "optim.lr", "optim.weight_decay", "optim.momentum", "optim.nesterov", "optim.beta1",
                       "optim.beta2", "optim.eps", "optim.final_lr", "optim.adabound_gamma", "optim.bias_lr_mult",
-                      "optim.muon_lr")
+                      "optim.muon_lr", "optim.muon_steps")
 SCHEDULE_FIELDS = fields(*(key for key in config_params() if key.startswith("schedule.")))
 RUN_FIELDS = fields(*(key for key in config_params() if key.startswith("run.")))
 ALL_FIELDS = (
