@@ -370,7 +370,7 @@ def _jitter_apply(x, d, prm, ctx):
     counts = torch.nn.functional.one_hot(order, 4).sum(0).tolist()  # [position][adjustment]
     dtype = x.dtype if x.is_floating_point() else torch.float32
     factors = torch.stack([d[name] for name in _JITTER_OPS]).to(device=x.device, dtype=dtype)
-    buffers = (torch.empty(x.shape, dtype=dtype, device=x.device), torch.empty(x.shape, dtype=dtype, device=x.device))
+    buffers = tuple(torch.empty(x.shape, dtype=dtype, device=x.device) for unused in range(2))
     src, held = x, None  # held: which image each row of src holds (None: the batch order)
     for position in range(4):
         if not any(counts[position][k] for k in due):

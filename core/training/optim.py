@@ -171,10 +171,11 @@ def make_param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
     if o.muon_lr > 0 and not filters:
         raise ValueError(_("optim.muon_lr needs convolutions followed by batch norm in the model's body, and "
                            "{name} has none: set optim.muon_lr to 0").format(name=cfg.model.name))
+    own_group = biases | filters
     groups = []
     for name, mult in (("body", 1.0), ("head", o.head_lr_mult)):
         params = list(split[name])
-        groups.append({"params": [p for p in params if id(p) not in biases | filters], "name": name, "lr_mult": mult})
+        groups.append({"params": [p for p in params if id(p) not in own_group], "name": name, "lr_mult": mult})
         groups.append({"params": [p for p in params if id(p) in biases], "name": name,
                        "lr_mult": mult * o.bias_lr_mult, "weight_decay": o.weight_decay / o.bias_lr_mult})
         groups.append({"params": [p for p in params if id(p) in filters], "name": name,

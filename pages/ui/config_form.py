@@ -139,6 +139,8 @@ WHEN: dict[str, Callable[[Mapping[str, Any]], bool]] = {
     "tricks.distill_alpha": lambda v: bool(v.get("tricks.teacher_run_id")),
     "optim.momentum": _is("optim.name", "sgd"),
     "optim.nesterov": _is("optim.name", "sgd"),
+    "optim.muon_lr": _is("optim.name", "sgd"),  # Muon pairs with SGD only
+    "optim.muon_steps": _is("optim.name", "sgd"),
     "optim.beta1": _is("optim.name", *_ADAM),
     "optim.beta2": _is("optim.name", *_ADAM),
     "optim.eps": _is("optim.name", *_ADAM),
